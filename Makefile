@@ -1,0 +1,63 @@
+# Makefile: PGXS build of the tenancy extension (C++), plus the top-level driver for the daemon and the tests.
+#   make            extension module + install script + tenancyd + unit tests (CMake underneath)
+#   make install    extension into the server pg_config names, tenancyd into /usr/local/bin
+#   make check      every test against throw-away servers (test/run-tests.sh), as root on a bare machine too
+
+EXTENSION = tenancy
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = tenancy
+OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/core/*.cpp extension/pg/*.cpp)))
+
+# The install script is assembled from one file per concern (sql/src/NN_name.sql, in name order).
+SQL_PARTS = $(sort $(wildcard sql/src/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+PG_CONFIG ?= pg_config
+CMAKE_BUILD_DIR ?= build
+CMAKE_BUILD_TYPE ?= RelWithDebInfo
+
+# PostgreSQL 15's headers compile as C++20 with g++ 12.
+override PG_CXXFLAGS += -std=c++20 -fPIC -Iextension/include -Wno-missing-field-initializers -Wno-register
+override PG_CPPFLAGS += -Iextension/include
+SHLIB_LINK += -lssl -lcrypto -lstdc++
+
+# No JIT bitcode: Debian's PGXS would need a matching clang, and none of our functions benefit from inlining.
+override with_llvm = no
+
+.PHONY: daemon check check-asan deb format
+
+ifeq ($(filter check check-%,$(MAKECMDGOALS)),)
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+all: daemon
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
+	{ for f in $(SQL_PARTS); do echo "-- ==== $$f"; cat "$$f"; echo; done; } > $@
+
+daemon:
+	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) $(CMAKE_OPTS) >/dev/null
+	cmake --build $(CMAKE_BUILD_DIR) -j$(shell nproc)
+
+install: install-daemon
+install-daemon: daemon
+	test -f daemon/main.cpp || exit 0; \
+	install -D -m 0755 $(CMAKE_BUILD_DIR)/tenancyd $(DESTDIR)/usr/local/bin/tenancyd
+
+clean: clean-daemon
+clean-daemon:
+	rm -rf $(CMAKE_BUILD_DIR)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+else
+# make check runs outside PGXS (whose own check target is "not supported"): the script builds, installs into a
+# throw-away copy of the server, and runs unit, regress, isolation and integration tests.
+check:
+	bash test/run-tests.sh
+
+check-asan:
+	TENANCY_SANITIZE=address,undefined bash test/run-tests.sh
+endif

@@ -1,0 +1,93 @@
+// extension/include/tenancy/pg/boundary.hpp
+// The single doorway between PostgreSQL's longjmp errors and C++ exceptions (STYLE.md section 4).
+#pragma once
+
+#include "tenancy/core/error.hpp"
+
+#include <cstddef>
+#include <new>
+#include <utility>
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace tenancy::pg {
+
+// SQLSTATEs of the TN class (SPEC.md "Errors").
+#define TENANCY_ERRCODE_TENANT_NOT_FOUND MAKE_SQLSTATE('T', 'N', '0', '0', '1')
+#define TENANCY_ERRCODE_TENANT_NOT_ACTIVE MAKE_SQLSTATE('T', 'N', '0', '0', '2')
+#define TENANCY_ERRCODE_QUOTA_EXCEEDED MAKE_SQLSTATE('T', 'N', '0', '0', '3')
+#define TENANCY_ERRCODE_NO_TENANT_CONTEXT MAKE_SQLSTATE('T', 'N', '0', '0', '4')
+#define TENANCY_ERRCODE_INVALID_INPUT MAKE_SQLSTATE('T', 'N', '0', '0', '5')
+#define TENANCY_ERRCODE_DECRYPTION_FAILED MAKE_SQLSTATE('T', 'N', '0', '0', '6')
+#define TENANCY_ERRCODE_HIERARCHY MAKE_SQLSTATE('T', 'N', '0', '0', '7')
+
+// A failure copied out of a catch handler. Trivially destructible, so nothing is left to destroy when
+// RaiseFailure longjmps away.
+struct Failure {
+	int sqlstate = 0;
+	bool hide_statement = false;
+	char message[512] = {};
+	char detail[1024] = {};
+	char hint[512] = {};
+};
+
+// An error raised by PostgreSQL inside a PgCall, carried through C++ frames as an exception and re-raised
+// unchanged (same SQLSTATE, message, detail and hint) by CallCore.
+class PgError : public std::exception {
+  public:
+	Failure failure;
+	const char *
+	what() const noexcept override
+	{
+		return failure.message;
+	}
+};
+
+int SqlStateFor(core::ErrorKind kind) noexcept;
+void FillFailure(Failure &f, int sqlstate, const char *message, const char *detail, const char *hint) noexcept;
+
+// The only ereport(ERROR) of the boundary; call it after the catch handler has exited.
+[[noreturn]] void RaiseFailure(const Failure &f);
+
+// palloc that never longjmps: throws std::bad_alloc instead, so it is safe inside CallCore.
+void *PallocOrThrow(std::size_t size);
+
+// Runs body with every C++ object inside try; converts exceptions to ereport after the handler has exited.
+// Set hide_statement for crypto entry points so plaintext arguments never reach the server log.
+template <typename Body>
+auto
+CallCore(Body &&body, bool hide_statement = false) -> decltype(body())
+{
+	Failure f;
+	try {
+		return body();
+	} catch (const PgError &e) {
+		f = e.failure;
+	} catch (const core::Error &e) {
+		FillFailure(f, SqlStateFor(e.kind()), e.what(), e.detail().c_str(), e.hint().c_str());
+	} catch (const std::bad_alloc &) {
+		FillFailure(f, ERRCODE_OUT_OF_MEMORY, "out of memory", nullptr, nullptr);
+	} catch (const std::exception &e) {
+		FillFailure(f, ERRCODE_INTERNAL_ERROR, "unexpected C++ exception in tenancy", e.what(), nullptr);
+	} catch (...) {
+		FillFailure(f, ERRCODE_INTERNAL_ERROR, "unexpected C++ exception in tenancy", nullptr, nullptr);
+	}
+	f.hide_statement = f.hide_statement || hide_statement;
+	RaiseFailure(f);
+}
+
+// Calls a PostgreSQL function that may ereport from inside CallCore while C++ objects are alive: the error is
+// caught with PG_TRY, copied into a PgError and thrown after PG_END_TRY (never from inside the PG_TRY block).
+// fn must be a plain function pointer or a lambda without non-trivial captures.
+void PgCallImpl(void (*fn)(void *), void *arg);
+
+template <typename Fn>
+void
+PgCall(Fn &&fn)
+{
+	PgCallImpl([](void *p) { (*static_cast<Fn *>(p))(); }, static_cast<void *>(&fn));
+}
+
+} // namespace tenancy::pg
