@@ -82,7 +82,8 @@ CREATE TABLE tenancy.tenants (
   data_residency tenancy.data_residency NOT NULL DEFAULT 'us',
   encryption_key_id text,
   configuration jsonb NOT NULL DEFAULT '{}' CHECK (pg_catalog.jsonb_typeof(configuration) = 'object'),
-  parent_tenant_id uuid REFERENCES tenancy.tenants (id),
+  -- Deferred: pg_restore loads the table in physical order, where a child may precede its parent.
+  parent_tenant_id uuid REFERENCES tenancy.tenants (id) DEFERRABLE INITIALLY DEFERRED,
   created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   trial_ends_at timestamptz,

@@ -1,0 +1,457 @@
+// extension/pg/audit.cpp
+// The append-only, SHA-256-chained audit log: the writer (C API and tenancy._audit), the guard trigger and
+// tenancy.verify_audit_log().
+#include "tenancy/core/audit_chain.hpp"
+#include "tenancy/pg/audit.hpp"
+#include "tenancy/pg/boundary.hpp"
+#include "tenancy/pg/privilege.hpp"
+
+#include <cstring>
+
+extern "C" {
+#include "postgres.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+/* SQL-callable functions */
+PG_FUNCTION_INFO_V1(tenancy_audit);
+PG_FUNCTION_INFO_V1(tenancy_audit_guard);
+PG_FUNCTION_INFO_V1(tenancy_verify_audit_log);
+}
+
+namespace tenancy::pg {
+
+namespace {
+
+// Advisory lock key serialising appends to the chain: (classid, objid) spelled "tena" / 'audit'.
+constexpr int32 kAuditLockClass = 0x74656e61;
+constexpr int32 kAuditLockObject = 1;
+
+// Set only while WriteAuditEvent moves the chain head; the guard trigger refuses every other UPDATE of the head,
+// and every UPDATE, DELETE and TRUNCATE of the log itself. Reset on every path (PG_FINALLY).
+bool chain_head_write_allowed = false;
+
+// Everything WriteAuditEvent captured in the caller's identity, handed to the part that runs as the owner.
+struct PendingEvent {
+	const char *action;
+	const pg_uuid_t *tenant;
+	Jsonb *before;
+	Jsonb *after;
+	const char *session_user;
+	const char *current_user;
+	pg_uuid_t context_tenant;
+	bool has_context;
+	TimestampTz occurred_at;
+};
+
+const char *
+UuidText(const pg_uuid_t *uuid)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(const_cast<pg_uuid_t *>(uuid))));
+}
+
+const char *
+JsonbText(Jsonb *jb)
+{
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+} // namespace
+
+// The tenant context of the current transaction, from tenancy.current_tenant_id() when it is installed.
+bool
+AuditContextTenant(pg_uuid_t *out)
+{
+	List *name = list_make2(makeString(pstrdup("tenancy")), makeString(pstrdup("current_tenant_id")));
+	Oid fn = LookupFuncName(name, 0, NULL, true);
+	if (!OidIsValid(fn))
+		return false;
+	FmgrInfo flinfo;
+	LOCAL_FCINFO(fcinfo, 0);
+	fmgr_info(fn, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
+	Datum result = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull)
+		return false;
+	memcpy(out, DatumGetUUIDP(result), sizeof(pg_uuid_t));
+	return true;
+}
+
+namespace {
+
+// Builds the core view of an event from PostgreSQL values (PG regime: the text conversions may ereport, so they
+// run before CallCore and only plain C strings cross).
+struct EventText {
+	int64 id;
+	TimestampTz occurred_at;
+	const char *session_user;
+	const char *current_user;
+	const char *context_tenant;
+	const char *tenant;
+	const char *action;
+	const char *before;
+	const char *after;
+};
+
+core::AuditDigest
+HashEvent(const core::AuditDigest &prev, const EventText &t)
+{
+	return CallCore([&] {
+		core::AuditEvent e;
+		e.id = t.id;
+		e.occurred_at_us = t.occurred_at;
+		e.session_user = t.session_user;
+		e.current_user = t.current_user;
+		if (t.context_tenant)
+			e.context_tenant = t.context_tenant;
+		if (t.tenant)
+			e.tenant_id = t.tenant;
+		e.action = t.action;
+		if (t.before)
+			e.before = t.before;
+		if (t.after)
+			e.after = t.after;
+		return core::AuditChainHash(prev, e);
+	});
+}
+
+bytea *
+DigestBytea(const core::AuditDigest &digest)
+{
+	bytea *out = (bytea *)palloc(VARHDRSZ + digest.size());
+	SET_VARSIZE(out, VARHDRSZ + digest.size());
+	memcpy(VARDATA(out), digest.data(), digest.size());
+	return out;
+}
+
+bool
+ByteaDigest(Datum value, bool isnull, core::AuditDigest *out)
+{
+	if (isnull)
+		return false;
+	bytea *b = DatumGetByteaPP(value);
+	if (VARSIZE_ANY_EXHDR(b) != out->size())
+		return false;
+	memcpy(out->data(), VARDATA_ANY(b), out->size());
+	return true;
+}
+
+// Runs as the extension owner: takes the chain lock, links the event to the current head, inserts it and moves
+// the head. The head row lives in its own table so deleting the log's tail cannot also rewrite the head.
+void
+AppendAsOwner(void *arg)
+{
+	PendingEvent *ev = static_cast<PendingEvent *>(arg);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* Held until commit or abort: a second writer links to this event only once it is durable or gone. */
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(kAuditLockClass), Int32GetDatum(kAuditLockObject));
+
+	/* FOR UPDATE: under REPEATABLE READ a head moved by a concurrent commit is a serialization failure, never a
+	 * fork from a stale snapshot. */
+	if (SPI_execute("SELECT last_hash FROM tenancy.audit_chain_head FOR UPDATE", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the audit chain head");
+	core::AuditDigest prev = core::kAuditGenesis;
+	if (SPI_processed > 0) {
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!ByteaDigest(d, isnull, &prev))
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("audit chain head is corrupted"),
+			                errhint("Run tenancy.verify_audit_log() to locate the damage.")));
+	}
+
+	if (SPI_execute("SELECT pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass)", false, 0) !=
+	        SPI_OK_SELECT ||
+	    SPI_processed != 1)
+		elog(ERROR, "could not allocate an audit event id");
+	bool isnull;
+	int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	EventText t;
+	t.id = id;
+	t.occurred_at = ev->occurred_at;
+	t.session_user = ev->session_user;
+	t.current_user = ev->current_user;
+	t.context_tenant = ev->has_context ? UuidText(&ev->context_tenant) : NULL;
+	t.tenant = ev->tenant ? UuidText(ev->tenant) : NULL;
+	t.action = ev->action;
+	t.before = ev->before ? JsonbText(ev->before) : NULL;
+	t.after = ev->after ? JsonbText(ev->after) : NULL;
+	core::AuditDigest hash = HashEvent(prev, t);
+
+	Oid types[11] = {INT8OID, TIMESTAMPTZOID, TEXTOID,  TEXTOID,  UUIDOID, UUIDOID,
+	                 TEXTOID, JSONBOID,       JSONBOID, BYTEAOID, BYTEAOID};
+	Datum values[11] = {Int64GetDatum(id),
+	                    TimestampTzGetDatum(ev->occurred_at),
+	                    CStringGetTextDatum(ev->session_user),
+	                    CStringGetTextDatum(ev->current_user),
+	                    ev->has_context ? UUIDPGetDatum(&ev->context_tenant) : (Datum)0,
+	                    ev->tenant ? UUIDPGetDatum(const_cast<pg_uuid_t *>(ev->tenant)) : (Datum)0,
+	                    CStringGetTextDatum(ev->action),
+	                    ev->before ? JsonbPGetDatum(ev->before) : (Datum)0,
+	                    ev->after ? JsonbPGetDatum(ev->after) : (Datum)0,
+	                    PointerGetDatum(DigestBytea(prev)),
+	                    PointerGetDatum(DigestBytea(hash))};
+	char nulls[11] = {' ',
+	                  ' ',
+	                  ' ',
+	                  ' ',
+	                  ev->has_context ? ' ' : 'n',
+	                  ev->tenant ? ' ' : 'n',
+	                  ' ',
+	                  ev->before ? ' ' : 'n',
+	                  ev->after ? ' ' : 'n',
+	                  ' ',
+	                  ' '};
+	if (SPI_execute_with_args("INSERT INTO tenancy.audit_log (id, occurred_at, session_user_name, current_user_name, "
+	                          "context_tenant_id, tenant_id, action, before, after, prev_hash, hash) "
+	                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+	                          11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert the audit event");
+
+	Oid head_types[2] = {INT8OID, BYTEAOID};
+	Datum head_values[2] = {Int64GetDatum(id), PointerGetDatum(DigestBytea(hash))};
+	chain_head_write_allowed = true;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("INSERT INTO tenancy.audit_chain_head AS h (singleton, last_id, last_hash) "
+		                          "VALUES (true, $1, $2) ON CONFLICT (singleton) DO UPDATE "
+		                          "SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+		                          2, head_types, head_values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not move the audit chain head");
+	}
+	PG_FINALLY();
+	{
+		chain_head_write_allowed = false;
+	}
+	PG_END_TRY();
+
+	SPI_finish();
+}
+
+} // namespace
+
+void
+WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after)
+{
+	PendingEvent ev;
+	ev.action = action;
+	ev.tenant = tenant;
+	ev.before = before;
+	ev.after = after;
+	/* Captured before the owner switch: the caller, never the extension owner. */
+	ev.session_user = GetUserNameFromId(GetSessionUserId(), false);
+	ev.current_user = GetUserNameFromId(GetUserId(), false);
+	ev.has_context = AuditContextTenant(&ev.context_tenant);
+	ev.occurred_at = GetCurrentTimestamp();
+	RunAsExtensionOwner(AppendAsOwner, &ev);
+}
+
+} // namespace tenancy::pg
+
+using namespace tenancy;
+
+// tenancy._audit(action, tenant_id, before, after): the SQL doorway to WriteAuditEvent for other areas' SQL code.
+// A caller without tenancy_admin may only log events about its own context tenant, so an application role cannot
+// plant events about other tenants.
+extern "C" Datum
+tenancy_audit(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("audit action must not be null")));
+	const char *action = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (action[0] == '\0' || strlen(action) > 100)
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("invalid audit action \"%s\"", action),
+		                errdetail("An audit action has between 1 and 100 characters.")));
+	pg_uuid_t *tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_UUID_P(1);
+	if (!pg::CallerIsAdmin()) {
+		pg_uuid_t context;
+		if (tenant == NULL || !pg::AuditContextTenant(&context) || memcmp(&context, tenant, sizeof(context)) != 0)
+			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			                errmsg("permission denied to write audit events about another tenant"),
+			                errdetail("Without tenancy_admin, events may only name the current tenant context.")));
+	}
+	pg::WriteAuditEvent(action, tenant, PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
+	                    PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	PG_RETURN_VOID();
+}
+
+// Trigger on tenancy.audit_log and tenancy.audit_chain_head: refuses UPDATE, DELETE and TRUNCATE from everyone,
+// superusers included, except the head update that WriteAuditEvent itself makes.
+extern "C" Datum
+tenancy_audit_guard(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenancy._audit_guard() must be called as a trigger")));
+	TriggerData *trigdata = (TriggerData *)fcinfo->context;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) &&
+	    pg::chain_head_write_allowed)
+		return PointerGetDatum(trigdata->tg_newtuple);
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	                errmsg("table \"%s\" is append-only", RelationGetRelationName(trigdata->tg_relation)),
+	                errdetail("Audit events are written only by the tenancy extension and are never changed or "
+	                          "removed.")));
+	PG_RETURN_NULL();
+}
+
+namespace tenancy::pg {
+
+namespace {
+
+void
+ReportProblem(ReturnSetInfo *rsinfo, int64 id, bool id_null, const char *problem)
+{
+	Datum values[2] = {Int64GetDatum(id), CStringGetTextDatum(problem)};
+	bool nulls[2] = {id_null, false};
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+const char *
+TextOrNull(HeapTuple tuple, TupleDesc desc, int column)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(tuple, desc, column, &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+const char *
+UuidOrNull(HeapTuple tuple, TupleDesc desc, int column)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(tuple, desc, column, &isnull);
+	return isnull ? NULL : UuidText(DatumGetUUIDP(d));
+}
+
+const char *
+JsonbOrNull(HeapTuple tuple, TupleDesc desc, int column)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(tuple, desc, column, &isnull);
+	return isnull ? NULL : JsonbText(DatumGetJsonbP(d));
+}
+
+} // namespace
+
+} // namespace tenancy::pg
+
+// tenancy.verify_audit_log() -> setof (id bigint, problem text): walks the chain in id order and reports every
+// altered event (hash mismatch), broken link (an event inserted or removed before it) and a log whose end does not
+// match the chain head (events removed from, or appended after, the tail). Empty when the log is intact.
+extern "C" Datum
+tenancy_verify_audit_log(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	InitMaterializedSRF(fcinfo, 0);
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	bool has_head = false;
+	int64 head_id = 0;
+	core::AuditDigest head_hash{};
+	if (SPI_execute("SELECT last_id, last_hash FROM tenancy.audit_chain_head", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the audit chain head");
+	if (SPI_processed > 0) {
+		bool isnull;
+		has_head = true;
+		head_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!pg::ByteaDigest(d, isnull, &head_hash))
+			pg::ReportProblem(rsinfo, head_id, false, "the chain head holds a malformed hash");
+	}
+
+	SPIPlanPtr plan = SPI_prepare("SELECT id, occurred_at, session_user_name, current_user_name, context_tenant_id, "
+	                              "tenant_id, action, before, after, prev_hash, hash "
+	                              "FROM tenancy.audit_log ORDER BY id",
+	                              0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the audit log scan");
+	Portal portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+
+	/* Per-batch context: the text conversions of a large log must not accumulate. */
+	MemoryContext batch = AllocSetContextCreate(CurrentMemoryContext, "tenancy audit verify", ALLOCSET_DEFAULT_SIZES);
+	core::AuditDigest expected_prev = core::kAuditGenesis;
+	bool any_row = false, head_seen = false;
+	int64 first_id = 0;
+	for (;;) {
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		MemoryContext spi_context = MemoryContextSwitchTo(batch);
+		for (uint64 i = 0; i < SPI_processed; i++) {
+			HeapTuple tuple = SPI_tuptable->vals[i];
+			TupleDesc desc = SPI_tuptable->tupdesc;
+			bool isnull;
+			CHECK_FOR_INTERRUPTS();
+
+			pg::EventText t;
+			t.id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+			Datum at = SPI_getbinval(tuple, desc, 2, &isnull);
+			t.occurred_at = isnull ? 0 : DatumGetTimestampTz(at);
+			t.session_user = pg::TextOrNull(tuple, desc, 3);
+			t.current_user = pg::TextOrNull(tuple, desc, 4);
+			t.context_tenant = pg::UuidOrNull(tuple, desc, 5);
+			t.tenant = pg::UuidOrNull(tuple, desc, 6);
+			t.action = pg::TextOrNull(tuple, desc, 7);
+			t.before = pg::JsonbOrNull(tuple, desc, 8);
+			t.after = pg::JsonbOrNull(tuple, desc, 9);
+			if (!any_row)
+				first_id = t.id;
+			any_row = true;
+
+			MemoryContext old = MemoryContextSwitchTo(outer);
+			core::AuditDigest prev{}, stored{};
+			Datum d = SPI_getbinval(tuple, desc, 10, &isnull);
+			bool prev_ok = pg::ByteaDigest(d, isnull, &prev);
+			d = SPI_getbinval(tuple, desc, 11, &isnull);
+			bool stored_ok = pg::ByteaDigest(d, isnull, &stored);
+			if (!prev_ok || !stored_ok || !t.session_user || !t.current_user || !t.action)
+				pg::ReportProblem(rsinfo, t.id, false, "malformed event: a required column is missing or malformed");
+			else {
+				if (prev != expected_prev)
+					pg::ReportProblem(rsinfo, t.id, false,
+					                  "broken link: prev_hash does not match the previous event (an event was removed "
+					                  "or inserted before this one)");
+				if (pg::HashEvent(prev, t) != stored)
+					pg::ReportProblem(rsinfo, t.id, false, "hash mismatch: the event was altered");
+			}
+			if (has_head && t.id > head_id)
+				pg::ReportProblem(rsinfo, t.id, false, "event lies beyond the chain head (not written by tenancy)");
+			if (has_head && t.id == head_id) {
+				head_seen = true;
+				if (stored != head_hash)
+					pg::ReportProblem(rsinfo, t.id, false, "the chain head does not match this event");
+			}
+			MemoryContextSwitchTo(old);
+			expected_prev = stored;
+		}
+		MemoryContextSwitchTo(spi_context);
+		MemoryContextReset(batch);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	MemoryContext old = MemoryContextSwitchTo(outer);
+	if (has_head && !head_seen)
+		pg::ReportProblem(rsinfo, head_id, false,
+		                  "event named by the chain head is missing (events were removed from the end of the log)");
+	if (!has_head && any_row)
+		pg::ReportProblem(rsinfo, first_id, false, "the audit chain head is missing");
+	MemoryContextSwitchTo(old);
+
+	SPI_finish();
+	return (Datum)0;
+}
