@@ -2,6 +2,7 @@
 #   make            extension module + install script + tenancyd + unit tests (CMake underneath)
 #   make install    extension into the server pg_config names, tenancyd into /usr/local/bin
 #   make check      every test against throw-away servers (test/run-tests.sh), as root on a bare machine too
+#   make deb        Debian packages postgresql-15-tenancy and tenancyd in build/deb/ (packaging/build-deb.sh)
 
 EXTENSION = tenancy
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
@@ -28,7 +29,7 @@ override with_llvm = no
 
 .PHONY: daemon check check-asan deb format
 
-ifeq ($(filter check check-%,$(MAKECMDGOALS)),)
+ifeq ($(filter check check-% deb,$(MAKECMDGOALS)),)
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
@@ -60,4 +61,7 @@ check:
 
 check-asan:
 	TENANCY_SANITIZE=address,undefined bash test/run-tests.sh
+
+deb:
+	bash packaging/build-deb.sh
 endif

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # packaging/install-deps.sh
 # Installs, idempotently, the Debian 12 packages tenancy needs: --build (default) for building and running,
-# --test adds what make check and the benchmarks use. apt-get runs only when something is missing.
+# --test adds what make check and the benchmarks use, --deb what make deb uses. apt-get runs only when something is
+# missing.
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates openssl
   postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
   libssl-dev libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev)
 TEST_PKGS=(googletest libgtest-dev libgmock-dev pgbouncer curl wrk redis-server redis-tools procps iproute2
-  clang-format)
+  clang-format python3-yaml)
+
+# make deb: debhelper and lintian, plus the package's Build-Depends (the unit tests build with the daemon).
+DEB_PKGS=(debhelper lintian dpkg-dev fakeroot libgtest-dev libgmock-dev)
 
 want=("${BUILD_PKGS[@]}")
 [ "${1:-}" = --test ] && want+=("${TEST_PKGS[@]}")
+[ "${1:-}" = --deb ] && want+=("${DEB_PKGS[@]}")
 
 missing=()
 for p in "${want[@]}"; do
