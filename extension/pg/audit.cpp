@@ -5,6 +5,7 @@
 #include "tenancy/pg/audit.hpp"
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/tenant_context.hpp"
 
 #include <cstring>
 
@@ -17,8 +18,6 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -64,29 +63,6 @@ JsonbText(Jsonb *jb)
 {
 	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 }
-
-} // namespace
-
-// The tenant context of the current transaction, from tenancy.current_tenant_id() when it is installed.
-bool
-AuditContextTenant(pg_uuid_t *out)
-{
-	List *name = list_make2(makeString(pstrdup("tenancy")), makeString(pstrdup("current_tenant_id")));
-	Oid fn = LookupFuncName(name, 0, NULL, true);
-	if (!OidIsValid(fn))
-		return false;
-	FmgrInfo flinfo;
-	LOCAL_FCINFO(fcinfo, 0);
-	fmgr_info(fn, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
-	Datum result = FunctionCallInvoke(fcinfo);
-	if (fcinfo->isnull)
-		return false;
-	memcpy(out, DatumGetUUIDP(result), sizeof(pg_uuid_t));
-	return true;
-}
-
-namespace {
 
 // Builds the core view of an event from PostgreSQL values (PG regime: the text conversions may ereport, so they
 // run before CallCore and only plain C strings cross).
@@ -253,7 +229,7 @@ WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Json
 	/* Captured before the owner switch: the caller, never the extension owner. */
 	ev.session_user = GetUserNameFromId(GetSessionUserId(), false);
 	ev.current_user = GetUserNameFromId(GetUserId(), false);
-	ev.has_context = AuditContextTenant(&ev.context_tenant);
+	ev.has_context = CurrentTenantId(&ev.context_tenant);
 	ev.occurred_at = GetCurrentTimestamp();
 	RunAsExtensionOwner(AppendAsOwner, &ev);
 }
@@ -277,7 +253,7 @@ tenancy_audit(PG_FUNCTION_ARGS)
 	pg_uuid_t *tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_UUID_P(1);
 	if (!pg::CallerIsAdmin()) {
 		pg_uuid_t context;
-		if (tenant == NULL || !pg::AuditContextTenant(&context) || memcmp(&context, tenant, sizeof(context)) != 0)
+		if (tenant == NULL || !pg::CurrentTenantId(&context) || memcmp(&context, tenant, sizeof(context)) != 0)
 			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			                errmsg("permission denied to write audit events about another tenant"),
 			                errdetail("Without tenancy_admin, events may only name the current tenant context.")));

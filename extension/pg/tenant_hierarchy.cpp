@@ -1,8 +1,8 @@
 // extension/pg/tenant_hierarchy.cpp
 // tenant_descendants() and tenant_ancestors(): callable by app roles for their own context tenant's tree.
 #include "tenancy/pg/boundary.hpp"
-#include "tenancy/pg/audit.hpp"
 #include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/tenant_context.hpp"
 
 #include <cstring>
 
@@ -83,7 +83,7 @@ RequireOwnTree(pg_uuid_t *tenant)
 	if (CallerIsAdmin())
 		return;
 	pg_uuid_t context;
-	if (!AuditContextTenant(&context))
+	if (!CurrentTenantId(&context))
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_NO_TENANT_CONTEXT), errmsg("no tenant context"),
 		                errhint("Call tenancy.set_tenant() first.")));
 	if (memcmp(&context, tenant, sizeof(context)) != 0)

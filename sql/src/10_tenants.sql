@@ -532,7 +532,9 @@ END
 $$;
 COMMENT ON FUNCTION tenancy.tenant_json(uuid) IS 'the tenant with its effective quotas, as the HTTP API returns it';
 
--- tenancy_admin runs these SECURITY INVOKER functions with its own table privileges.
+-- tenancy_admin runs these SECURITY INVOKER functions with its own table privileges, and the validation helpers of
+-- 00_schema.sql with them.
+GRANT EXECUTE ON FUNCTION tenancy._validate_slug(text), tenancy._normalize_email(text) TO tenancy_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.tenants, tenancy.quota_overrides TO tenancy_admin;
 REVOKE ALL ON tenancy.quota_overrides FROM PUBLIC;
 DO $grants$

@@ -31,16 +31,21 @@ END
 $$;
 COMMENT ON FUNCTION tenancy._parse_role(text) IS 'internal: text to user_role, or TN005';
 
--- Serialises user changes of one tenant: a no-op UPDATE of the tenant row. Concurrent callers queue on the row lock;
--- under REPEATABLE READ a caller whose snapshot predates another's change gets a serialization failure instead of
--- counting stale rows. TN001 when the tenant does not exist.
+-- Serialises user changes of one tenant on its registry row. Under READ COMMITTED a row lock is enough: the next
+-- statement's snapshot sees what the previous holder committed. Under REPEATABLE READ the snapshot is older than
+-- the lock, so the row is rewritten (a no-op UPDATE): a caller whose snapshot predates another's change then gets
+-- a serialization failure instead of counting stale rows. TN001 when the tenant does not exist.
 CREATE FUNCTION tenancy._lock_tenant_for_users(tenant uuid) RETURNS tenancy.tenants
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t tenancy.tenants;
 BEGIN
-  UPDATE tenancy.tenants SET updated_at = tenants.updated_at WHERE tenants.id OPERATOR(pg_catalog.=) tenant
-  RETURNING * INTO t;
+  IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.=) 'read committed' THEN
+    SELECT * INTO t FROM tenancy.tenants WHERE tenants.id OPERATOR(pg_catalog.=) tenant FOR NO KEY UPDATE;
+  ELSE
+    UPDATE tenancy.tenants SET updated_at = tenants.updated_at WHERE tenants.id OPERATOR(pg_catalog.=) tenant
+    RETURNING * INTO t;
+  END IF;
   IF NOT FOUND THEN
     PERFORM tenancy._tenant_not_found(tenant);
   END IF;
@@ -84,6 +89,13 @@ BEGIN
 
   t := tenancy._lock_tenant_for_users(tenant_id);
   PERFORM tenancy._require_usable_tenant(t.id);
+  -- A duplicate address is a conflict (23505) even when the quota is full; the unique index stays the backstop.
+  IF EXISTS (SELECT 1 FROM tenancy.users x WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id
+                AND pg_catalog.lower(x.email) OPERATOR(pg_catalog.=) v_email) THEN
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+      MESSAGE = format('user "%s" already exists in tenant "%s"', v_email, t.slug),
+      CONSTRAINT = 'users_tenant_email_key';
+  END IF;
   -- Counted after the lock: no concurrent add_user of this tenant can pass the limit with us.
   SELECT pg_catalog.count(*) INTO used FROM tenancy.users x
    WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id AND x.status OPERATOR(pg_catalog.<>) 'disabled';

@@ -18,8 +18,4 @@ namespace tenancy::pg {
 // without PgCall).
 void WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after);
 
-// The tenant context as the audit log records it (false when there is none).
-// TODO(#2): becomes tenancy::pg::CurrentTenantId once the tenant-context C API lands.
-bool AuditContextTenant(pg_uuid_t *out);
-
 } // namespace tenancy::pg
