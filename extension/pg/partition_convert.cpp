@@ -52,9 +52,10 @@ RequireKeysWithTenant(Table *t)
 	Datum values[2] = {ObjectIdGetDatum(t->relid), Int16GetDatum(get_attnum(t->relid, t->column))};
 	int rc = SPI_execute_with_args(
 	    "SELECT pg_catalog.quote_ident(ic.relname), con.contype::pg_catalog.text, "
+	    "CASE WHEN con.oid IS NOT NULL THEN "
 	    "pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s', $1::pg_catalog.regclass, "
 	    "con.conname, con.conname, pg_catalog.regexp_replace(pg_catalog.pg_get_constraintdef(con.oid), '\\(', "
-	    "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname) OPERATOR(pg_catalog.||) ', ')) "
+	    "'(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname) OPERATOR(pg_catalog.||) ', ')) END "
 	    "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid "
 	    "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2 "
 	    "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid OPERATOR(pg_catalog.=) i.indexrelid "
@@ -215,6 +216,7 @@ tenancy_partition_table(PG_FUNCTION_ARGS)
 	RequireKeysWithTenant(t);
 	RequireNoDependentViews(t);
 	char *before = LayoutJson(t);
+	SuspendIsolation(t); // the table is locked: nobody sees it unprotected, and ReapplyIsolation ends the call
 	Captured cap = Capture(t);
 
 	// 1. The new partitioned table, under a temporary name, with the columns, defaults, CHECK and NOT NULL

@@ -24,6 +24,7 @@ extern "C" {
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 }
@@ -173,6 +174,10 @@ OpenTable(Oid relid, Expect expect, const char *operation)
 		                errhint("Run it as the table's owner or a member of role %s.", t->owner_quoted)));
 	RequireUserSchema(t);
 	LookupIsolation(t);
+	// Our staging tables must not be isolated on creation (tenancy.auto_isolate): the row copy would then be
+	// filtered by a policy. Local to this call: the function's SET clause restores it on exit.
+	if (GetConfigOption("tenancy.auto_isolate", true, false) != NULL)
+		(void)set_config_option("tenancy.auto_isolate", "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 
 	if (expect == Expect::kPlainTable) {
 		if (t->relkind == RELKIND_PARTITIONED_TABLE)
@@ -490,6 +495,19 @@ RunStatements(List *statements)
 }
 
 void
+SuspendIsolation(Table *t)
+{
+	if (!t->isolated)
+		return;
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(t->relid)};
+	int rc = SPI_execute_with_args("SELECT tenancy.disable_isolation($1::pg_catalog.regclass)", 1, types, values, NULL,
+	                               false, 0);
+	if (rc < 0)
+		elog(ERROR, "could not suspend isolation: %s", SPI_result_code_string(rc));
+}
+
+void
 ReapplyIsolation(Table *t)
 {
 	if (!t->isolated)
@@ -510,11 +528,6 @@ Audit(const char *action, const char *tenant, const char *before, const char *af
 	Datum values[4] = {CStringGetTextDatum(action), tenant ? CStringGetTextDatum(tenant) : (Datum)0,
 	                   CStringGetTextDatum(before), CStringGetTextDatum(after)};
 	char nulls[4] = {' ', tenant ? ' ' : 'n', ' ', ' '};
-	// TODO(#4): drop this guard once the registry's audit writer has landed on main.
-	if (QueryOidText("SELECT pg_catalog.to_regprocedure('tenancy._audit(text,uuid,jsonb,jsonb)')::pg_catalog.oid "
-	                 "WHERE $1 IS NOT NULL",
-	                 InvalidOid) == NULL)
-		return;
 	int rc = SPI_execute_with_args("SELECT tenancy._audit($1, $2::pg_catalog.uuid, $3::pg_catalog.jsonb, "
 	                               "$4::pg_catalog.jsonb)",
 	                               4, types, values, nulls, false, 0);

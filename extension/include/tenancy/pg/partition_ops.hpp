@@ -66,6 +66,10 @@ uint64 ReplaceParts(Table *t, List *olds, List *news);
 List *DropIncomingForeignKeys(Oid relid, bool include_self);
 void RunStatements(List *statements);
 
+// Removes t's isolation (tenancy.disable_isolation restores the table's state from before enable_isolation) so
+// partition_table copies the table as it was; ReapplyIsolation puts it back on the new table in the same call.
+void SuspendIsolation(Table *t);
+
 // Re-applies the isolation policy to every partition (tenancy.enable_isolation is idempotent) when t is isolated.
 void ReapplyIsolation(Table *t);
 
