@@ -12,8 +12,10 @@ RESET client_min_messages;
 
 -- 30 tenants with fixed ids, so hash placement (and this file's output) never changes
 INSERT INTO tenancy.tenants (id, organization_name, slug)
-SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Org ' || g, 'org-' || g
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Org ' || g, 'regress-part-' || g
   FROM generate_series(1, 30) g;
+CREATE TABLE part_tenants AS SELECT id FROM tenancy.tenants WHERE slug LIKE 'regress-part-%';
+GRANT SELECT ON part_tenants TO regress_part_owner;
 
 SET ROLE regress_part_owner;
 CREATE TABLE customers (
@@ -52,10 +54,10 @@ COMMENT ON CONSTRAINT orders_pkey ON orders IS 'one id per tenant';
 GRANT SELECT, INSERT, UPDATE ON orders TO regress_part_app;
 GRANT SELECT (tenant_id, id) ON orders TO regress_part_stranger;
 
-INSERT INTO customers SELECT t.id, c, 'customer ' || c FROM tenancy.tenants t, generate_series(1, 3) c;
+INSERT INTO customers SELECT t.id, c, 'customer ' || c FROM part_tenants t, generate_series(1, 3) c;
 INSERT INTO orders (tenant_id, customer_id, amount, status)
 SELECT t.id, 1 + g % 3, g, CASE WHEN g % 4 = 0 THEN 'done' ELSE 'new' END
-  FROM tenancy.tenants t, generate_series(1, 40) g;
+  FROM part_tenants t, generate_series(1, 40) g;
 INSERT INTO order_lines SELECT tenant_id, id, 1 FROM orders WHERE id % 5 = 0;
 
 -- per-tenant row counts and checksums of every column (identity values and generated columns included)
@@ -159,7 +161,7 @@ SELECT count(*), min(c.relname), max(c.relname), min(pg_get_expr(c.relpartbound,
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass;
 SELECT count(*) AS partition_indexes FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid
  WHERE h.inhparent = 'events'::regclass;
-INSERT INTO events SELECT id, now(), '{}' FROM tenancy.tenants;
+INSERT INTO events SELECT id, now(), '{}' FROM part_tenants;
 SELECT count(*) AS leaves, sum(rows), sum(tenants) FROM tenancy.partitions('events');
 
 -- every operation wrote an audit event
@@ -242,7 +244,7 @@ SELECT changed_tenants();
 SET client_min_messages = warning;
 DROP TABLE order_lines, orders, customers, events, snapshot, by_list, by_range, by_other, by_two, no_tenant,
   text_tenant, pk_without_tenant, unique_without_tenant, index_without_tenant, viewed CASCADE;
-DROP TABLE empty_hash;
+DROP TABLE empty_hash, part_tenants;
 DROP FUNCTION orders_checksum(), changed_tenants(), orders_touch();
 REVOKE CREATE ON SCHEMA public FROM regress_part_owner;
 DROP ROLE regress_part_owner, regress_part_stranger, regress_part_app;
