@@ -295,6 +295,8 @@ SignedContextMode(void)
 bool
 CurrentTenantId(pg_uuid_t *out)
 {
+	if (HoldCursorDeclaredInTransaction())
+		return false;
 	if (context_current.valid) {
 		*out = context_current.id;
 		return true;
@@ -305,6 +307,10 @@ CurrentTenantId(pg_uuid_t *out)
 void
 SetTenantContext(const pg_uuid_t *id)
 {
+	if (id != NULL && HoldCursorDeclaredInTransaction())
+		ereport(ERROR, (errcode(ERRCODE_INVALID_CURSOR_DEFINITION),
+		                errmsg("cannot set a tenant context in a transaction that declared a WITH HOLD cursor"),
+		                errdetail("The cursor would keep the tenant's rows readable after the context ends.")));
 	const char *text = id ? DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))) : "";
 	SetHiddenSetting("tenancy.tenant_id", text);
 }

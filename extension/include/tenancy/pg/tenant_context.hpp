@@ -18,6 +18,10 @@ bool CurrentTenantId(pg_uuid_t *out);
 // ROLLBACK TO SAVEPOINT). Validates nothing: callers check the tenant first (RequireUsableTenant). NULL clears it.
 void SetTenantContext(const pg_uuid_t *id);
 
+// True when the current transaction declared a WITH HOLD cursor: it then has no tenant context (see
+// isolation_hold_cursor.cpp).
+bool HoldCursorDeclaredInTransaction(void);
+
 // True when tenancy.context_mode = 'signed': only set_tenant_token (or an admin's set_tenant) sets the context.
 bool SignedContextMode(void);
 
