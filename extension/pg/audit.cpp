@@ -121,6 +121,51 @@ ByteaDigest(Datum value, bool isnull, core::AuditDigest *out)
 	return true;
 }
 
+// The four statements of an append, prepared once per backend (SPI_keepplan): parsing and planning them on every
+// event cost more than the rest of the append. The plan cache re-plans them after DDL on the audit tables.
+enum AppendStatement { kReadHead, kNextId, kInsertEvent, kMoveHead, kAppendStatementCount };
+SPIPlanPtr append_plans[kAppendStatementCount];
+
+const Oid kInsertEventTypes[11] = {INT8OID, TIMESTAMPTZOID, TEXTOID,  TEXTOID,  UUIDOID, UUIDOID,
+                                   TEXTOID, JSONBOID,       JSONBOID, BYTEAOID, BYTEAOID};
+const Oid kMoveHeadTypes[2] = {INT8OID, BYTEAOID};
+
+SPIPlanPtr
+AppendPlan(AppendStatement which)
+{
+	if (append_plans[which] != NULL)
+		return append_plans[which];
+	SPIPlanPtr plan = NULL;
+	switch (which) {
+	case kReadHead:
+		/* FOR UPDATE: under REPEATABLE READ a head moved by a concurrent commit is a serialization failure, never
+		 * a fork from a stale snapshot. */
+		plan = SPI_prepare("SELECT last_hash FROM tenancy.audit_chain_head FOR UPDATE", 0, NULL);
+		break;
+	case kNextId:
+		plan = SPI_prepare("SELECT pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass)", 0, NULL);
+		break;
+	case kInsertEvent:
+		plan = SPI_prepare("INSERT INTO tenancy.audit_log (id, occurred_at, session_user_name, current_user_name, "
+		                   "context_tenant_id, tenant_id, action, before, after, prev_hash, hash) "
+		                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+		                   11, const_cast<Oid *>(kInsertEventTypes));
+		break;
+	case kMoveHead:
+		plan = SPI_prepare("INSERT INTO tenancy.audit_chain_head AS h (singleton, last_id, last_hash) "
+		                   "VALUES (true, $1, $2) ON CONFLICT (singleton) DO UPDATE "
+		                   "SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+		                   2, const_cast<Oid *>(kMoveHeadTypes));
+		break;
+	case kAppendStatementCount:
+		break;
+	}
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare an audit log statement: %s", SPI_result_code_string(SPI_result));
+	append_plans[which] = plan;
+	return plan;
+}
+
 // Runs as the extension owner: takes the chain lock, links the event to the current head, inserts it and moves
 // the head. The head row lives in its own table so deleting the log's tail cannot also rewrite the head.
 void
@@ -134,9 +179,7 @@ AppendAsOwner(void *arg)
 	/* Held until commit or abort: a second writer links to this event only once it is durable or gone. */
 	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(kAuditLockClass), Int32GetDatum(kAuditLockObject));
 
-	/* FOR UPDATE: under REPEATABLE READ a head moved by a concurrent commit is a serialization failure, never a
-	 * fork from a stale snapshot. */
-	if (SPI_execute("SELECT last_hash FROM tenancy.audit_chain_head FOR UPDATE", false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(AppendPlan(kReadHead), NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the audit chain head");
 	core::AuditDigest prev = core::kAuditGenesis;
 	if (SPI_processed > 0) {
@@ -147,9 +190,7 @@ AppendAsOwner(void *arg)
 			                errhint("Run tenancy.verify_audit_log() to locate the damage.")));
 	}
 
-	if (SPI_execute("SELECT pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass)", false, 0) !=
-	        SPI_OK_SELECT ||
-	    SPI_processed != 1)
+	if (SPI_execute_plan(AppendPlan(kNextId), NULL, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not allocate an audit event id");
 	bool isnull;
 	int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -166,8 +207,6 @@ AppendAsOwner(void *arg)
 	t.after = ev->after ? JsonbText(ev->after) : NULL;
 	core::AuditDigest hash = HashEvent(prev, t);
 
-	Oid types[11] = {INT8OID, TIMESTAMPTZOID, TEXTOID,  TEXTOID,  UUIDOID, UUIDOID,
-	                 TEXTOID, JSONBOID,       JSONBOID, BYTEAOID, BYTEAOID};
 	Datum values[11] = {Int64GetDatum(id),
 	                    TimestampTzGetDatum(ev->occurred_at),
 	                    CStringGetTextDatum(ev->session_user),
@@ -190,21 +229,14 @@ AppendAsOwner(void *arg)
 	                  ev->after ? ' ' : 'n',
 	                  ' ',
 	                  ' '};
-	if (SPI_execute_with_args("INSERT INTO tenancy.audit_log (id, occurred_at, session_user_name, current_user_name, "
-	                          "context_tenant_id, tenant_id, action, before, after, prev_hash, hash) "
-	                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-	                          11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(AppendPlan(kInsertEvent), values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert the audit event");
 
-	Oid head_types[2] = {INT8OID, BYTEAOID};
 	Datum head_values[2] = {Int64GetDatum(id), PointerGetDatum(DigestBytea(hash))};
 	chain_head_write_allowed = true;
 	PG_TRY();
 	{
-		if (SPI_execute_with_args("INSERT INTO tenancy.audit_chain_head AS h (singleton, last_id, last_hash) "
-		                          "VALUES (true, $1, $2) ON CONFLICT (singleton) DO UPDATE "
-		                          "SET last_id = excluded.last_id, last_hash = excluded.last_hash",
-		                          2, head_types, head_values, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(AppendPlan(kMoveHead), head_values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not move the audit chain head");
 	}
 	PG_FINALLY();
