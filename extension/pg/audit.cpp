@@ -253,6 +253,8 @@ AppendAsOwner(void *arg)
 void
 WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after)
 {
+	if (action == NULL || action[0] == '\0')
+		elog(ERROR, "audit event without an action");
 	PendingEvent ev;
 	ev.action = action;
 	ev.tenant = tenant;

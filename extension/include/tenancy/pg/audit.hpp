@@ -10,7 +10,8 @@ extern "C" {
 
 namespace tenancy::pg {
 
-// Appends one event to tenancy.audit_log, linked into the SHA-256 chain. tenant, before and after may be NULL.
+// Appends one event to tenancy.audit_log, linked into the SHA-256 chain. action is required (a short snake_case
+// verb such as "quota_exceeded"); tenant, before and after may be NULL.
 // Records session_user, current_user (GetUserId() at this call: call it before any RunAsExtensionOwner switch, or
 // the owner is recorded instead of the caller) and the tenant context; does its own switch to the extension owner
 // for the insert, so callers need no privilege on the table. Appends are serialised by a transaction-level lock
