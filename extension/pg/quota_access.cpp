@@ -1,0 +1,81 @@
+// extension/pg/quota_access.cpp
+// Authorization of quota calls (admin any tenant, app roles their context tenant) and shared argument parsing.
+#include "tenancy/pg/quota_access.hpp"
+
+#include "tenancy/pg/boundary.hpp"
+#include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/tenant_context.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+}
+
+namespace tenancy::pg {
+
+namespace {
+
+// consume is on the hot path: remember the last role's admin check until pg_auth_members or pg_authid change.
+Oid cached_role = InvalidOid;
+bool cached_is_admin = false;
+bool callback_registered = false;
+
+void
+InvalidateAdminCache(Datum, int, uint32)
+{
+	cached_role = InvalidOid;
+}
+
+} // namespace
+
+bool
+QuotaCallerIsAdmin(void)
+{
+	if (!callback_registered) {
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, InvalidateAdminCache, (Datum)0);
+		CacheRegisterSyscacheCallback(AUTHOID, InvalidateAdminCache, (Datum)0);
+		callback_registered = true;
+	}
+	Oid role = GetUserId();
+	if (role != cached_role) {
+		cached_is_admin = CallerIsAdmin();
+		cached_role = role;
+	}
+	return cached_is_admin;
+}
+
+void
+RequireQuotaAccess(const pg_uuid_t *tenant)
+{
+	if (QuotaCallerIsAdmin())
+		return;
+	pg_uuid_t context;
+	if (!CurrentTenantId(&context))
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_NO_TENANT_CONTEXT), errmsg("no tenant context"),
+		                errhint("Call tenancy.set_tenant() first, or use a role with tenancy_admin.")));
+	if (memcmp(context.data, tenant->data, UUID_LEN) != 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for the quotas of another tenant"),
+		         errdetail("Roles without tenancy_admin may only meter their context tenant.")));
+}
+
+core::QuotaMetric
+QuotaMetricArg(text *name)
+{
+	const char *metric = text_to_cstring(name);
+	return CallCore([&] { return core::ParseQuotaMetricOrThrow(metric); });
+}
+
+int64
+QuotaUnixMicros(TimestampTz ts)
+{
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("timestamp must be finite")));
+	return ts + (int64{POSTGRES_EPOCH_JDATE} - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+} // namespace tenancy::pg
