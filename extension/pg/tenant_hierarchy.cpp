@@ -76,20 +76,20 @@ WalkAsOwner(void *arg)
 	SPI_finish();
 }
 
-// Admins may ask about any tenant; other callers only about their context tenant.
+// Admins may ask about any tenant; other callers only about their context tenant: any other tenant, and any
+// tenant at all without a context, is 42501 (as for encrypt/decrypt naming a tenant).
 void
 RequireOwnTree(pg_uuid_t *tenant)
 {
 	if (CallerIsAdmin())
 		return;
 	pg_uuid_t context;
-	if (!CurrentTenantId(&context))
-		ereport(ERROR, (errcode(TENANCY_ERRCODE_NO_TENANT_CONTEXT), errmsg("no tenant context"),
-		                errhint("Call tenancy.set_tenant() first.")));
-	if (memcmp(&context, tenant, sizeof(context)) != 0)
+	bool has_context = CurrentTenantId(&context);
+	if (!has_context || memcmp(&context, tenant, sizeof(context)) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 		                errmsg("permission denied to read the hierarchy of another tenant"),
-		                errdetail("Without tenancy_admin, only the current tenant context can be named.")));
+		                errdetail("Without tenancy_admin, only the current tenant context can be named."),
+		                has_context ? 0 : errhint("Call tenancy.set_tenant() first.")));
 }
 
 Datum

@@ -52,7 +52,7 @@ COMMIT;
 SELECT count(*) AS rows_after_commit FROM tenancy.tenants;
 
 \set VERBOSITY sqlstate
--- another tenant's tree, or no context at all
+-- another tenant's tree, or any tree without a context (42501)
 BEGIN;
 SELECT tenancy.set_tenant(:'child_id');
 SELECT tenancy.tenant_descendants(:'parent_id');
