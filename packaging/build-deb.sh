@@ -44,7 +44,9 @@ fi
 # Lintian on the binary packages: errors fail the build, warnings are shown.
 echo "== lintian"
 changes=$(ls "$WORK"/*.changes)
-lintian --fail-on error --display-level '>=warning' "$changes" | tee "$OUT/lintian.log"
+# Its scratch files go to $WORK, which is removed on exit.
+mkdir -p "$WORK/lintian-tmp"
+TMPDIR="$WORK/lintian-tmp" lintian --fail-on error --display-level '>=warning' "$changes" | tee "$OUT/lintian.log"
 
 # Debug symbols apart, so that `apt-get install ./*.deb` in $OUT installs exactly the two packages.
 mkdir -p "$OUT/dbgsym"
