@@ -112,3 +112,16 @@ GRANT EXECUTE ON FUNCTION tenancy._policy_tenant_id(), tenancy._policy_tenant_id
   tenancy._refuse_truncate() TO tenancy_app, tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.begin_cross_tenant(text), tenancy.enable_isolation(regclass, name, boolean),
   tenancy.disable_isolation(regclass), tenancy._erase_tenant_rows(uuid) TO tenancy_admin;
+
+-- Signed context mode (tenancy.context_mode = 'signed'): a context that SQL injection cannot switch.
+CREATE FUNCTION tenancy.set_tenant_token(token text) RETURNS uuid
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_set_tenant_token';
+COMMENT ON FUNCTION tenancy.set_tenant_token(text) IS
+  'verifies an HMAC-signed tenant token and sets its tenant as the context of the current transaction';
+CREATE FUNCTION tenancy.sign_tenant_token(tenant uuid, ttl interval = '1 hour') RETURNS text
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_sign_tenant_token';
+COMMENT ON FUNCTION tenancy.sign_tenant_token(uuid, interval) IS
+  'tenancy_admin only: a token for set_tenant_token, signed with tenancy.context_secret_file, valid for ttl';
+REVOKE ALL ON FUNCTION tenancy.set_tenant_token(text), tenancy.sign_tenant_token(uuid, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.set_tenant_token(text) TO tenancy_app, tenancy_admin;
+GRANT EXECUTE ON FUNCTION tenancy.sign_tenant_token(uuid, interval) TO tenancy_admin;
