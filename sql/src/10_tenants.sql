@@ -23,8 +23,10 @@ CREATE TABLE tenancy.quota_overrides (
 COMMENT ON TABLE tenancy.quota_overrides IS 'per-tenant quota limits that replace the plan figure of a metric';
 SELECT pg_catalog.pg_extension_config_dump('tenancy.quota_overrides', '');
 
+-- The raising helpers are VOLATILE: an IMMUTABLE one would be folded (and raise) at plan time when called with
+-- constant arguments inside a CASE branch that never runs.
 CREATE FUNCTION tenancy._invalid_input(message text, detail text DEFAULT NULL, hint text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = coalesce(detail, ''),
                         HINT = coalesce(hint, '');
@@ -33,7 +35,7 @@ $$;
 COMMENT ON FUNCTION tenancy._invalid_input(text, text, text) IS 'internal: raises TN005 (invalid input)';
 
 CREATE FUNCTION tenancy._tenant_not_found(id uuid) RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION USING ERRCODE = 'TN001', MESSAGE = format('tenant "%s" does not exist', id);
 END

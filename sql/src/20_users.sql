@@ -56,7 +56,7 @@ COMMENT ON FUNCTION tenancy._lock_tenant_for_users(uuid) IS
   'internal: locks a tenant against concurrent user changes (quota and last-owner checks)';
 
 CREATE FUNCTION tenancy._user_not_found(user_id uuid) RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM tenancy._invalid_input(format('user "%s" does not exist', user_id));
 END
