@@ -160,10 +160,6 @@ QuotaXactCallback(XactEvent event, void *)
 void
 InitQuota(void)
 {
-	DefineCustomIntVariable("tenancy.quota_max_counters",
-	                        "Number of (tenant, metric) quota counters kept in shared memory.",
-	                        "Counters beyond this use the slower table path. Six per tenant.", &max_counters, 65536, 64,
-	                        INT_MAX / 2, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("tenancy.quota_max_block", "Largest durable reservation block of a quota counter.",
 	                        "A crash can over-count a counter by at most this many units.", &max_block, 1024, 1,
 	                        1000000, PGC_SUSET, 0, NULL, NULL, NULL);
@@ -173,6 +169,11 @@ InitQuota(void)
 
 	preloaded = LoadedAtStartup();
 	if (preloaded) {
+		/* PGC_POSTMASTER settings can only be defined while preloading (later it is a FATAL error) */
+		DefineCustomIntVariable("tenancy.quota_max_counters",
+		                        "Number of (tenant, metric) quota counters kept in shared memory.",
+		                        "Counters beyond this use the slower table path. Six per tenant.", &max_counters, 65536,
+		                        64, INT_MAX / 2, PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = QuotaShmemRequest;
 		prev_shmem_startup_hook = shmem_startup_hook;
