@@ -1,0 +1,199 @@
+// test/unit/core/envelope_test.cpp
+// The AES-256-GCM envelope: layout, round trips, tamper detection of every byte, tenant and version binding; base64.
+#include "tenancy/core/base64.hpp"
+#include "tenancy/core/envelope.hpp"
+#include "tenancy/core/error.hpp"
+#include "tenancy/core/master_key.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace tenancy::core;
+
+namespace {
+
+TenantId
+Tenant(std::uint8_t fill)
+{
+	TenantId t;
+	t.fill(fill);
+	return t;
+}
+
+std::vector<std::uint8_t>
+Seal(DataKeyCipher &cipher, const std::string &text)
+{
+	std::vector<std::uint8_t> out(SealedSize(text.size()));
+	cipher.Seal(reinterpret_cast<const std::uint8_t *>(text.data()), text.size(), out.data());
+	return out;
+}
+
+std::string
+Open(DataKeyCipher &cipher, const std::vector<std::uint8_t> &envelope)
+{
+	// Open validates the length before writing; size the buffer only once it can be a real envelope.
+	std::string out(envelope.size() >= kEnvelopeOverhead ? OpenedSize(envelope.size()) : 0, '\0');
+	cipher.Open(envelope.data(), envelope.size(), reinterpret_cast<std::uint8_t *>(out.data()));
+	return out;
+}
+
+ErrorKind
+KindOf(const std::function<void()> &fn)
+{
+	try {
+		fn();
+	} catch (const Error &e) {
+		return e.kind();
+	}
+	ADD_FAILURE() << "no error";
+	return ErrorKind::kInternal;
+}
+
+} // namespace
+
+TEST(Envelope, LayoutHasFormatVersionNonceAndTag)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 0x01020304);
+	auto env = Seal(cipher, "hello");
+	ASSERT_EQ(env.size(), 5u + kEnvelopeOverhead);
+	EXPECT_EQ(env[0], kEnvelopeFormat);
+	EXPECT_EQ(env[1], 1);
+	EXPECT_EQ(env[2], 2);
+	EXPECT_EQ(env[3], 3);
+	EXPECT_EQ(env[4], 4);
+	EXPECT_EQ(EnvelopeKeyVersion(env.data(), env.size()), 0x01020304u);
+	EXPECT_EQ(kEnvelopeOverhead, 1u + 4u + 12u + 16u);
+}
+
+TEST(Envelope, RoundTripsEverySize)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(7), 1);
+	for (std::size_t size : {0, 1, 15, 16, 17, 1024, 1 << 20}) {
+		std::string text(size, '\0');
+		for (std::size_t i = 0; i < size; i++)
+			text[i] = static_cast<char>(i * 31 + 7);
+		auto env = Seal(cipher, text);
+		EXPECT_EQ(env.size(), SealedSize(size));
+		EXPECT_EQ(Open(cipher, env), text) << size;
+	}
+}
+
+TEST(Envelope, ContextsAreReusedAcrossValuesAndKeysMatchAFreshCipher)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher writer(key, Tenant(3), 2);
+	DataKeyCipher reader(key, Tenant(3), 2);
+	for (int i = 0; i < 100; i++) {
+		std::string text = "value " + std::to_string(i);
+		EXPECT_EQ(Open(reader, Seal(writer, text)), text);
+	}
+}
+
+TEST(Envelope, SamePlaintextGivesDifferentCiphertexts)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 1);
+	EXPECT_NE(Seal(cipher, "same"), Seal(cipher, "same"));
+}
+
+TEST(Envelope, EveryAlteredByteFails)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 1);
+	auto env = Seal(cipher, "attack at dawn, bring snacks");
+	for (std::size_t i = 0; i < env.size(); i++) {
+		for (std::uint8_t flip : {0x01, 0x80}) {
+			auto bad = env;
+			bad[i] ^= flip;
+			EXPECT_EQ(KindOf([&] { Open(cipher, bad); }), ErrorKind::kDecryptionFailed) << "byte " << i;
+		}
+	}
+}
+
+TEST(Envelope, TruncationAndExtensionFail)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 1);
+	auto env = Seal(cipher, "some text");
+	for (std::size_t len = 0; len < env.size(); len++) {
+		std::vector<std::uint8_t> cut(env.begin(), env.begin() + len);
+		EXPECT_EQ(KindOf([&] { Open(cipher, cut); }), ErrorKind::kDecryptionFailed) << len;
+	}
+	auto longer = env;
+	longer.push_back(0);
+	EXPECT_EQ(KindOf([&] { Open(cipher, longer); }), ErrorKind::kDecryptionFailed);
+}
+
+TEST(Envelope, BoundToTenantAndKeyVersion)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher tenant_a(key, Tenant(0xA), 1);
+	// Same key bytes, other tenant: only the associated data differs, and that alone must fail.
+	DataKeyCipher tenant_b(key, Tenant(0xB), 1);
+	auto env = Seal(tenant_a, "secret of A");
+	EXPECT_EQ(KindOf([&] { Open(tenant_b, env); }), ErrorKind::kDecryptionFailed);
+
+	DataKeyCipher version2(key, Tenant(0xA), 2);
+	auto relabelled = env;
+	relabelled[4] = 2;
+	EXPECT_EQ(KindOf([&] { Open(version2, relabelled); }), ErrorKind::kDecryptionFailed);
+	EXPECT_EQ(KindOf([&] { Open(version2, env); }), ErrorKind::kDecryptionFailed);
+}
+
+TEST(Envelope, FailedOpenWipesOutput)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 1);
+	auto env = Seal(cipher, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	env[env.size() - 1] ^= 1; // tag only: the body still decrypts to the plaintext before the check
+	std::vector<std::uint8_t> out(OpenedSize(env.size()), 0xEE);
+	EXPECT_THROW(cipher.Open(env.data(), env.size(), out.data()), Error);
+	for (auto b : out)
+		EXPECT_EQ(b, 0);
+}
+
+TEST(Envelope, HeaderChecks)
+{
+	std::vector<std::uint8_t> env(kEnvelopeOverhead, 0);
+	env[0] = kEnvelopeFormat;
+	EXPECT_EQ(KindOf([&] { EnvelopeKeyVersion(env.data(), env.size()); }), ErrorKind::kDecryptionFailed); // version 0
+	env[4] = 1;
+	EXPECT_EQ(EnvelopeKeyVersion(env.data(), env.size()), 1u);
+	env[0] = 2;
+	EXPECT_EQ(KindOf([&] { EnvelopeKeyVersion(env.data(), env.size()); }), ErrorKind::kDecryptionFailed);
+	env[0] = kEnvelopeFormat;
+	EXPECT_EQ(KindOf([&] { EnvelopeKeyVersion(env.data(), env.size() - 1); }), ErrorKind::kDecryptionFailed);
+}
+
+TEST(Base64, RoundTripsAndMatchesRfc4648)
+{
+	const std::string vectors[][2] = {{"", ""},
+	                                  {"f", "Zg=="},
+	                                  {"fo", "Zm8="},
+	                                  {"foo", "Zm9v"},
+	                                  {"foob", "Zm9vYg=="},
+	                                  {"fooba", "Zm9vYmE="},
+	                                  {"foobar", "Zm9vYmFy"}};
+	for (const auto &v : vectors) {
+		EXPECT_EQ(Base64Encode(reinterpret_cast<const std::uint8_t *>(v[0].data()), v[0].size()), v[1]);
+		std::vector<std::uint8_t> out(Base64MaxDecodedSize(v[1].size()) + 1);
+		auto n = Base64Decode(v[1].data(), v[1].size(), out.data());
+		ASSERT_TRUE(n.has_value()) << v[1];
+		EXPECT_EQ(std::string(reinterpret_cast<char *>(out.data()), *n), v[0]);
+	}
+}
+
+TEST(Base64, RefusesNonCanonicalText)
+{
+	for (const char *bad : {"Zg", "Zg=", "Zh==", "Zm9=", "Z=g=", "Zg==Zg==", " Zm9v", "Zm9v\n", "Zm 9v",
+	                        "Zm9v====", "Zm9*", "Zm9v-_==", "===="}) {
+		std::vector<std::uint8_t> out(64);
+		EXPECT_FALSE(Base64Decode(bad, std::strlen(bad), out.data()).has_value()) << bad;
+	}
+}
