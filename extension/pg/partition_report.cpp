@@ -1,5 +1,6 @@
 // extension/pg/partition_report.cpp
 // Read-only views of a partition layout: partitions(tbl) with exact counts, and tenant_partition(tbl, tenant).
+#include "tenancy/core/tenant_advice.hpp"
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/partition_ops.hpp"
 #include "tenancy/pg/privilege.hpp"
@@ -23,6 +24,7 @@ extern "C" {
 /* SQL-callable functions */
 PG_FUNCTION_INFO_V1(tenancy_partitions);
 PG_FUNCTION_INFO_V1(tenancy_tenant_partition);
+PG_FUNCTION_INFO_V1(tenancy_tenant_advice);
 }
 
 using namespace tenancy;
@@ -108,7 +110,110 @@ CountLeaves(void *arg)
 	}
 }
 
+struct AdviceArgs {
+	Tuplestorestate *store;
+	TupleDesc desc;
+};
+
+// The figures of every tenant that is not cancelled, read as the extension owner (usage_history is not granted):
+// projects and storage from tenancy.usage(); API calls an hour as the busiest of the last 7 UTC days / 24 or
+// today's calls so far / hours elapsed, whichever is higher (usage_history keeps month-to-date readings per day).
+void
+CollectAdvice(void *arg)
+{
+	AdviceArgs *a = static_cast<AdviceArgs *>(arg);
+	int rc = SPI_execute(
+	    "WITH readings AS ("
+	    "  SELECT h.tenant_id, h.day, h.value OPERATOR(pg_catalog.-) COALESCE(pg_catalog.lag(h.value) OVER ("
+	    "    PARTITION BY h.tenant_id, pg_catalog.date_trunc('month', h.day) ORDER BY h.day), 0) AS calls"
+	    "  FROM tenancy.usage_history h WHERE h.metric OPERATOR(pg_catalog.=) 'api_calls'"
+	    "   AND h.day OPERATOR(pg_catalog.>=) pg_catalog.date_trunc('month', (pg_catalog.now() AT TIME ZONE "
+	    "'UTC')::date "
+	    "       OPERATOR(pg_catalog.-) 8)::date), "
+	    "today AS (SELECT (pg_catalog.now() AT TIME ZONE 'UTC')::date AS day, GREATEST(1, pg_catalog.extract(hour FROM "
+	    "  pg_catalog.now() AT TIME ZONE 'UTC')::int) AS hours), "
+	    "u AS (SELECT t.id, tenancy.usage(t.id) OPERATOR(pg_catalog.->) 'current_usage' AS cu FROM tenancy.tenants t "
+	    "  WHERE t.status OPERATOR(pg_catalog.<>) 'cancelled') "
+	    "SELECT u.id::pg_catalog.text, (u.cu OPERATOR(pg_catalog.->>) 'projects_count')::bigint, "
+	    "  GREATEST((SELECT pg_catalog.max(r.calls) FROM readings r, today d WHERE r.tenant_id OPERATOR(pg_catalog.=) "
+	    "u.id "
+	    "     AND r.day OPERATOR(pg_catalog.<) d.day AND r.day OPERATOR(pg_catalog.>=) d.day OPERATOR(pg_catalog.-) 7) "
+	    "       OPERATOR(pg_catalog./) 24, "
+	    "   ((u.cu OPERATOR(pg_catalog.->>) 'api_calls_this_month')::bigint OPERATOR(pg_catalog.-) COALESCE((SELECT "
+	    "h.value FROM "
+	    "     tenancy.usage_history h, today d WHERE h.tenant_id OPERATOR(pg_catalog.=) u.id AND h.metric "
+	    "     OPERATOR(pg_catalog.=) 'api_calls' AND h.day OPERATOR(pg_catalog.<) d.day AND "
+	    "pg_catalog.date_trunc('month', "
+	    "     h.day) OPERATOR(pg_catalog.=) pg_catalog.date_trunc('month', d.day) ORDER BY h.day DESC LIMIT 1), 0)) "
+	    "       OPERATOR(pg_catalog./) (SELECT hours FROM today)), "
+	    "  (u.cu OPERATOR(pg_catalog.->>) 'storage_used_mb')::bigint "
+	    "FROM u ORDER BY u.id",
+	    true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read tenant usage: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple row = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		core::TenantStats stats;
+		Datum d = SPI_getbinval(row, desc, 2, &isnull);
+		stats.projects = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 3, &isnull);
+		stats.api_calls_per_hour = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 4, &isnull);
+		stats.storage_mb = isnull ? -1 : DatumGetInt64(d);
+		Datum tenant = DirectFunctionCall1(uuid_in, CStringGetDatum(SPI_getvalue(row, desc, 1)));
+
+		// the advice crosses the doorway as plain values: at most 3 rows of fixed strings
+		struct Row {
+			char metric[32];
+			int64 value;
+			int64 threshold;
+			char action[16];
+			char reason[160];
+		} rows[3];
+		int nrows = pg::CallCore([&] {
+			std::vector<core::Advice> advice = core::AdviseTenant(stats);
+			int n = 0;
+			for (const core::Advice &adv : advice) {
+				strlcpy(rows[n].metric, adv.metric.c_str(), sizeof(rows[n].metric));
+				rows[n].value = adv.value;
+				rows[n].threshold = adv.threshold;
+				strlcpy(rows[n].action, adv.action.c_str(), sizeof(rows[n].action));
+				strlcpy(rows[n].reason, adv.reason.c_str(), sizeof(rows[n].reason));
+				n++;
+			}
+			return n;
+		});
+		for (int k = 0; k < nrows; k++) {
+			Datum out[6] = {tenant,
+			                CStringGetTextDatum(rows[k].metric),
+			                Int64GetDatum(rows[k].value),
+			                Int64GetDatum(rows[k].threshold),
+			                CStringGetTextDatum(rows[k].action),
+			                CStringGetTextDatum(rows[k].reason)};
+			bool nulls[6] = {false, false, false, false, false, false};
+			tuplestore_putvalues(a->store, a->desc, out, nulls);
+		}
+	}
+}
+
 } // namespace
+
+// tenant_advice() -> setof (tenant_id uuid, metric text, value bigint, threshold bigint, action text, reason text):
+// the tenants over the brief's large-tenant thresholds and what to do about each.
+extern "C" Datum
+tenancy_tenant_advice(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+	pg::RequireAdmin("read tenant advice");
+	InitMaterializedSRF(fcinfo, 0);
+	AdviceArgs args = {rsinfo->setResult, rsinfo->setDesc};
+	SPI_connect();
+	pg::RunAsExtensionOwner(CollectAdvice, &args);
+	SPI_finish();
+	return (Datum)0;
+}
 
 // partitions(tbl regclass) -> setof (name regclass, rows bigint, bytes bigint, tenants bigint, isolated_tenant uuid):
 // one row per leaf, with exact row and tenant counts.

@@ -58,3 +58,12 @@ GRANT EXECUTE ON FUNCTION tenancy.create_partitions(regclass, integer), tenancy.
   tenancy.repartition(regclass, integer), tenancy.isolate_tenant(regclass, uuid),
   tenancy.unisolate_tenant(regclass, uuid), tenancy.partitions(regclass), tenancy.tenant_partition(regclass, uuid)
   TO tenancy_admin;
+
+CREATE FUNCTION tenancy.tenant_advice()
+RETURNS TABLE (tenant_id uuid, metric text, value bigint, threshold bigint, action text, reason text)
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'tenancy_tenant_advice';
+COMMENT ON FUNCTION tenancy.tenant_advice() IS
+  'tenants over the large-tenant thresholds (1,000 projects, 10,000 API calls an hour, 100 GB) with the action to take';
+REVOKE ALL ON FUNCTION tenancy.tenant_advice() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.tenant_advice() TO tenancy_admin;
