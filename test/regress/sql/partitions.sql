@@ -170,6 +170,22 @@ SELECT action, tenant_id, after->>'table' AS tbl, after->'partitions' AS partiti
   FROM tenancy.audit_log WHERE action IN ('partitions_created', 'table_partitioned', 'table_repartitioned',
                                           'tenant_isolated', 'tenant_unisolated') ORDER BY id;
 
+-- tenant_advice: tenants over the brief's thresholds, with the action each one calls for (the API-call rate
+-- is compared, not printed: it depends on the hour of the day)
+INSERT INTO tenancy.tenants (id, organization_name, slug, status, plan)
+VALUES ('0000000a-0000-4000-8000-000000000001', 'Whale', 'regress-part-whale', 'active', 'enterprise'),
+       ('0000000a-0000-4000-8000-000000000002', 'Minnow', 'regress-part-minnow', 'active', 'enterprise');
+SELECT tenancy.consume('0000000a-0000-4000-8000-000000000001', 'projects', 1001),
+       tenancy.consume('0000000a-0000-4000-8000-000000000001', 'api_calls', 240024),
+       tenancy.set_usage('0000000a-0000-4000-8000-000000000001', 'storage_mb', 102401),
+       tenancy.consume('0000000a-0000-4000-8000-000000000002', 'projects', 1000),
+       tenancy.set_usage('0000000a-0000-4000-8000-000000000002', 'storage_mb', 102400);
+SET ROLE regress_part_owner;
+SELECT tenant_id, metric, CASE WHEN metric = 'api_calls_per_hour' THEN value > threshold ELSE value = 1001 OR value = 102401 END AS over,
+       threshold, action, reason
+  FROM tenancy.tenant_advice() WHERE tenant_id::text LIKE '0000000a-%' ORDER BY 1, 2;
+RESET ROLE;
+
 -- invalid input:
 SET ROLE regress_part_owner;
 \set VERBOSITY sqlstate
@@ -235,6 +251,7 @@ SELECT count(*) FROM tenancy.partitions('orders');
 RESET ROLE;
 SET ROLE regress_part_app;
 SELECT tenancy.partitions('orders');
+SELECT * FROM tenancy.tenant_advice();
 SELECT tenancy.repartition('orders', 8);
 RESET ROLE;
 SELECT changed_tenants();
