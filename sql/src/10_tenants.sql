@@ -70,7 +70,8 @@ BEGIN
   IF region IS NOT NULL AND region OPERATOR(pg_catalog.<>) '' AND region OPERATOR(pg_catalog.<>) value THEN
     PERFORM tenancy._invalid_input(format('data residency "%s" is not served by this cluster', value),
                                    format('This cluster serves region "%s" (tenancy.region).', region),
-                                   'Create the tenant on the cluster of its region.');
+                                   format('Create the tenant on the cluster of region "%s" (tenancy.region = ''%s'').',
+                                          value, value));
   END IF;
   RETURN value::tenancy.data_residency;
 END
