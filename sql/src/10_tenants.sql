@@ -497,13 +497,8 @@ BEGIN
   END IF;
   -- Rows in isolated tables, then the keys (crypto-shredding), then the registry rows (users and quota overrides
   -- go with the tenant by ON DELETE CASCADE). The audit log keeps the history.
-  -- TODO(#2): call these directly once the isolation (40_isolation.sql) and crypto (60_crypto.sql) parts land.
-  IF pg_catalog.to_regprocedure('tenancy._erase_tenant_rows(uuid)') IS NOT NULL THEN
-    EXECUTE 'SELECT tenancy._erase_tenant_rows($1)' USING id;
-  END IF;
-  IF pg_catalog.to_regprocedure('tenancy._destroy_tenant_keys(uuid)') IS NOT NULL THEN
-    EXECUTE 'SELECT tenancy._destroy_tenant_keys($1)' USING id;
-  END IF;
+  PERFORM tenancy._erase_tenant_rows(id);
+  PERFORM tenancy._destroy_tenant_keys(id);
   DELETE FROM tenancy.tenants WHERE tenants.id OPERATOR(pg_catalog.=) delete_tenant.id;
   PERFORM tenancy._audit('tenant_erased', old_row.id, pg_catalog.to_jsonb(old_row), NULL);
 END

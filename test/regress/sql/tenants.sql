@@ -69,8 +69,18 @@ UPDATE tenancy.tenants SET trial_ends_at = now() - interval '1 second' WHERE slu
 SELECT tenancy.delete_tenant(pg_temp.tid('acme-eu-dev'));
 SELECT status FROM tenancy.get_tenant(pg_temp.tid('acme-eu-dev'));
 SELECT tenancy.delete_tenant(pg_temp.tid('acme-eu-dev'));
--- delete with erase: the registry rows go, the audit log keeps the history
-SELECT tenancy.delete_tenant(pg_temp.tid('initech'), erase => true);
+-- delete with erase: the tenant's rows in isolated tables, its keys and the registry rows go, the audit log keeps
+-- the history
+CREATE TABLE regress_notes (id serial PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+SELECT tenancy.enable_isolation('regress_notes');
+INSERT INTO regress_notes (tenant_id, body)
+  SELECT pg_temp.tid(s), s || ' note' FROM unnest(ARRAY['initech', 'initech', 'globex']) s;
+SELECT pg_temp.tid('initech') AS initech_id \gset
+SELECT count(*) > 0 AS had_keys FROM tenancy.tenant_keys WHERE tenant_id = :'initech_id';
+SELECT tenancy.delete_tenant(:'initech_id', erase => true);
+SELECT body FROM regress_notes ORDER BY id;
+DROP TABLE regress_notes;
+SELECT count(*) AS keys_left FROM tenancy.tenant_keys WHERE tenant_id = :'initech_id';
 SELECT count(*) FROM tenancy.tenants WHERE slug = 'initech';
 SELECT count(*) FROM tenancy.users u WHERE NOT EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id = u.tenant_id);
 SELECT action FROM tenancy.audit_log WHERE after ->> 'slug' = 'initech' OR before ->> 'slug' = 'initech' ORDER BY id;
