@@ -39,7 +39,7 @@ QuotaShouldPrefetch(int64_t limit, int64_t used, int64_t reserved, int64_t max_b
 {
 	if (reserved >= limit)
 		return false; // nothing more may ever be reserved in this window
-	return reserved - used < (QuotaBlockSize(limit, used, max_block) + 1) / 2;
+	return reserved - used < (QuotaBlockSize(limit, used, max_block) + 3) / 4;
 }
 
 } // namespace tenancy::core

@@ -87,7 +87,7 @@ HTAB *counters = NULL;
 LWLockPadded *partition_locks = NULL;
 
 int max_counters = 65536;
-int max_block = 1024;
+int max_block = 4096;
 int audit_interval_s = 10;
 bool preloaded = false;
 bool fallback_logged = false;
@@ -161,7 +161,7 @@ void
 InitQuota(void)
 {
 	DefineCustomIntVariable("tenancy.quota_max_block", "Largest durable reservation block of a quota counter.",
-	                        "A crash can over-count a counter by at most this many units.", &max_block, 1024, 1,
+	                        "A crash can over-count a counter by at most this many units.", &max_block, 4096, 1,
 	                        1000000, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("tenancy.quota_audit_interval",
 	                        "Least time between two quota_exceeded audit events of one tenant and metric.", NULL,
@@ -225,6 +225,23 @@ FindCounter(const CounterKey *key, uint32 hash)
 	return c;
 }
 
+// Backend-local map from counter key to its shared entry: entries never move or leave while the server runs, so
+// after the first look-up a call touches no shared lock but the entry's own spinlock (a hot tenant's 16 callers
+// would otherwise all bounce one partition lock's cache line).
+struct LocalCounter {
+	CounterKey key;
+	Counter *counter;
+};
+HTAB *local_counters = NULL;
+
+void
+RememberCounter(const CounterKey *key, Counter *c)
+{
+	bool found;
+	LocalCounter *local = static_cast<LocalCounter *>(hash_search(local_counters, key, HASH_ENTER, &found));
+	local->counter = c;
+}
+
 // The shared entry of a counter, created (not yet loaded) when missing; NULL when the table is full. Entries are
 // created only for tenants that exist, so unknown ids cannot fill the table.
 Counter *
@@ -232,10 +249,25 @@ FindOrCreateCounter(const pg_uuid_t *tenant, core::QuotaMetric metric)
 {
 	CounterKey key;
 	MakeKey(&key, tenant, metric);
+	if (local_counters == NULL) {
+		HASHCTL info;
+		memset(&info, 0, sizeof(info));
+		info.keysize = sizeof(CounterKey);
+		info.entrysize = sizeof(LocalCounter);
+		info.hcxt = TopMemoryContext;
+		local_counters =
+		    hash_create("tenancy quota counter pointers", 256, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	LocalCounter *local = static_cast<LocalCounter *>(hash_search(local_counters, &key, HASH_FIND, NULL));
+	if (local != NULL)
+		return local->counter;
+
 	uint32 hash = get_hash_value(counters, &key);
 	Counter *c = FindCounter(&key, hash);
-	if (c != NULL)
+	if (c != NULL) {
+		RememberCounter(&key, c);
 		return c;
+	}
 
 	if (!QuotaEnsureRows(tenant, metric))
 		QuotaTenantNotFound(tenant);
@@ -263,6 +295,8 @@ FindOrCreateCounter(const pg_uuid_t *tenant, core::QuotaMetric metric)
 		}
 	}
 	LWLockRelease(lock);
+	if (c != NULL)
+		RememberCounter(&key, c);
 	return c;
 }
 

@@ -96,7 +96,11 @@ CREATE TRIGGER plans_quota_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TR
   FOR EACH STATEMENT EXECUTE FUNCTION tenancy._quota_limits_changed();
 CREATE TRIGGER overrides_quota_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.quota_overrides
   FOR EACH STATEMENT EXECUTE FUNCTION tenancy._quota_limits_changed();
-CREATE TRIGGER tenants_quota_limits_changed AFTER UPDATE OR DELETE OR TRUNCATE ON tenancy.tenants
+-- only a plan change touches limits (other tenant updates must not make every counter reload); a deleted tenant's
+-- counters find out on their next reload
+CREATE TRIGGER tenants_quota_plan_changed AFTER UPDATE OF plan ON tenancy.tenants
+  FOR EACH ROW WHEN (OLD.plan IS DISTINCT FROM NEW.plan) EXECUTE FUNCTION tenancy._quota_limits_changed();
+CREATE TRIGGER tenants_quota_limits_changed AFTER DELETE OR TRUNCATE ON tenancy.tenants
   FOR EACH STATEMENT EXECUTE FUNCTION tenancy._quota_limits_changed();
 
 -- Metering.

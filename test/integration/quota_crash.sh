@@ -7,7 +7,7 @@ set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
 CLIENTS=16
-MAX_BLOCK=1024
+MAX_BLOCK=4096
 start_cluster quota_crash "fsync = on" "synchronous_commit = on"
 cluster_psql -d postgres -c "CREATE EXTENSION tenancy"
 tenant=$(cluster_psql -d postgres -At -c "SELECT id FROM tenancy.create_tenant('Crash', 'crash', 'enterprise')")

@@ -150,11 +150,11 @@ TEST(QuotaBlock, Saturates)
 	EXPECT_GE(QuotaReservationTarget(max, 0, max, 1024), 0);
 }
 
-TEST(QuotaBlock, PrefetchAtHalfABlock)
+TEST(QuotaBlock, PrefetchAtAQuarterBlock)
 {
 	EXPECT_FALSE(QuotaShouldPrefetch(1000000, 0, 1024, 1024));
-	EXPECT_FALSE(QuotaShouldPrefetch(1000000, 512, 1024, 1024));
-	EXPECT_TRUE(QuotaShouldPrefetch(1000000, 513, 1024, 1024));
+	EXPECT_FALSE(QuotaShouldPrefetch(1000000, 768, 1024, 1024));
+	EXPECT_TRUE(QuotaShouldPrefetch(1000000, 769, 1024, 1024));
 	EXPECT_FALSE(QuotaShouldPrefetch(20000, 19999, 20000, 1024)); // reserved up to the limit: nothing to fetch
 }
 

@@ -20,8 +20,9 @@ int64_t QuotaBlockSize(int64_t limit, int64_t used, int64_t max_block) noexcept;
 // max(limit, used + amount). Gauges being set (set_usage) may lie above the limit, hence the max.
 int64_t QuotaReservationTarget(int64_t limit, int64_t used, int64_t amount, int64_t max_block) noexcept;
 
-// True when the headroom left (reserved - used) has fallen below half a block, so the caller should extend the
-// reservation now, while other callers still consume the rest (the refill overlaps with their work).
+// True when the headroom left (reserved - used) has fallen below a quarter of a block, so the caller should extend
+// the reservation now, while other callers still consume the rest (the refill overlaps with their work); each
+// extension then moves the bound by at least three quarters of a block, one WAL flush for that many calls.
 bool QuotaShouldPrefetch(int64_t limit, int64_t used, int64_t reserved, int64_t max_block) noexcept;
 
 // Saturating a + b for non-negative b (amounts near INT64_MAX must not wrap into a negative usage).
