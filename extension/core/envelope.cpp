@@ -8,10 +8,48 @@
 
 #include <climits>
 #include <cstring>
+#include <pthread.h>
 
 namespace tenancy::core {
 
 namespace {
+
+// Random nonces from OpenSSL's CSPRNG, drawn in batches: with OpenSSL 3.0 one RAND_bytes call costs more than
+// sealing a kilobyte (it locks and looks up the DRBG every time), while its cost per byte is small. A batch belongs
+// to one process: a fork handler empties the forking thread's batch in the child (every backend is a forked child),
+// so two processes never hand out the same bytes. getpid() per value would cost as much as RAND_bytes here.
+// Nonces are public, so the batch needs no wiping.
+class NonceSource {
+  public:
+	void
+	Next(std::uint8_t *out)
+	{
+		static const bool fork_handler = pthread_atfork(nullptr, nullptr, &ForgetInChild) == 0;
+		if (!fork_handler)
+			used_ = sizeof(batch_); // no handler: never reuse a batch
+		if (used_ == sizeof(batch_)) {
+			if (RAND_bytes(batch_, static_cast<int>(sizeof(batch_))) != 1)
+				throw Error(ErrorKind::kCryptoLibrary, "OpenSSL failure: could not generate a nonce");
+			used_ = 0;
+		}
+		std::memcpy(out, batch_ + used_, kEnvelopeNonceSize);
+		used_ += kEnvelopeNonceSize;
+	}
+
+  private:
+	static void ForgetInChild();
+
+	std::uint8_t batch_[kEnvelopeNonceSize * 256];
+	std::size_t used_ = sizeof(batch_);
+};
+
+thread_local NonceSource nonce_source;
+
+void
+NonceSource::ForgetInChild()
+{
+	nonce_source.used_ = sizeof(nonce_source.batch_);
+}
 
 [[noreturn]] void
 ThrowLibrary(const char *what)
@@ -93,8 +131,7 @@ DataKeyCipher::Seal(const std::uint8_t *plaintext, std::size_t size, std::uint8_
 	std::uint8_t *body = nonce + kEnvelopeNonceSize;
 	out[0] = kEnvelopeFormat;
 	PutBigEndian32(out + 1, key_version_);
-	if (RAND_bytes(nonce, static_cast<int>(kEnvelopeNonceSize)) != 1)
-		ThrowLibrary("could not generate a nonce");
+	nonce_source.Next(nonce);
 
 	auto aad = AssociatedData(key_version_);
 	int len = 0;

@@ -7,6 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <functional>
 #include <string>
@@ -100,6 +103,33 @@ TEST(Envelope, SamePlaintextGivesDifferentCiphertexts)
 	SecretKey key = GenerateDataKey();
 	DataKeyCipher cipher(key, Tenant(1), 1);
 	EXPECT_NE(Seal(cipher, "same"), Seal(cipher, "same"));
+}
+
+TEST(Envelope, ForkedChildNeverReusesTheParentsNonces)
+{
+	// Nonces come from a per-process batch: a child forked with a half-used batch must draw its own.
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 1);
+	Seal(cipher, "fills the parent's batch");
+	int fds[2];
+	ASSERT_EQ(pipe(fds), 0);
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		auto env = Seal(cipher, "child");
+		ssize_t written = write(fds[1], env.data() + kEnvelopeHeaderSize, kEnvelopeNonceSize);
+		_exit(written == static_cast<ssize_t>(kEnvelopeNonceSize) ? 0 : 1);
+	}
+	std::vector<std::uint8_t> child_nonce(kEnvelopeNonceSize);
+	ASSERT_EQ(read(fds[0], child_nonce.data(), child_nonce.size()), static_cast<ssize_t>(kEnvelopeNonceSize));
+	int status = 0;
+	waitpid(pid, &status, 0);
+	close(fds[0]);
+	close(fds[1]);
+	auto env = Seal(cipher, "parent");
+	std::vector<std::uint8_t> parent_nonce(env.begin() + kEnvelopeHeaderSize,
+	                                       env.begin() + kEnvelopeHeaderSize + kEnvelopeNonceSize);
+	EXPECT_NE(parent_nonce, child_nonce);
 }
 
 TEST(Envelope, EveryAlteredByteFails)

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# bench/crypto/crypto_bench.sh
+# tenancy.encrypt/decrypt against pgcrypto (raw AES-256-CBC and pgp_sym_*) and openssl speed, side by side in one run.
+#   usage: PGHOST=... PGPORT=... PGUSER=<superuser> bench/crypto/crypto_bench.sh [rows=100000] [pgbench_seconds=8]
+# Needs a server with tenancy (tenancy.master_key_file set) and pgcrypto installable; creates and drops the database
+# "tenancy_bench_crypto". Prints medians of 3 timings for the 1 KB and 16 KB cases and the ratios the issue asks for.
+set -euo pipefail
+ROWS=${1:-100000}
+PGB_SECONDS=${2:-8}
+PGP_ROWS=2000          # pgp_sym_encrypt is ~1000x slower: a sample, reported as rows/s
+BIG_VALUES=20000       # 16 KB values per timing (about 330 MB)
+DB=tenancy_bench_crypto
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tenancy-bench-crypto.XXXXXX")
+trap 'rm -rf "$WORK"; dropdb --if-exists "$DB" >/dev/null 2>&1 || true' EXIT
+q() { psql -X -q -At -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
+
+dropdb --if-exists "$DB" >/dev/null 2>&1 || true
+createdb "$DB"
+q <<SQL
+CREATE EXTENSION tenancy;
+CREATE EXTENSION pgcrypto;
+INSERT INTO tenancy.tenants (id, organization_name, slug) VALUES ('b0000000-0000-0000-0000-00000000000b', 'Bench', 'bench-crypto');
+-- 1 KB values of random hex text; vb is the same bytes as bytea for pgcrypto's raw encrypt().
+CREATE TABLE data AS
+  SELECT i, v, convert_to(v, 'UTF8') AS vb
+    FROM (SELECT i, (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 32) g WHERE i > 0) AS v
+            FROM generate_series(1, $ROWS) i) s;
+CREATE TABLE bench_key AS SELECT gen_random_bytes(32) AS k;  -- one fixed AES-256 key for raw encrypt()
+ALTER TABLE data ADD COLUMN ct text, ADD COLUMN cr bytea, ADD COLUMN cp bytea;
+UPDATE data SET ct = tenancy.encrypt('b0000000-0000-0000-0000-00000000000b', v),
+                cr = encrypt(vb, (SELECT k FROM bench_key), 'aes');
+UPDATE data SET cp = pgp_sym_encrypt(v, 'k') WHERE i <= $PGP_ROWS;
+VACUUM ANALYZE data;
+-- seconds taken by one statement
+CREATE FUNCTION timed(sql text) RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+  EXECUTE sql;
+  RETURN extract(epoch FROM clock_timestamp() - t0);
+END \$\$;
+SQL
+
+T="'b0000000-0000-0000-0000-00000000000b'"
+declare -A SQLS=(
+  [tenancy_encrypt]="SELECT count(tenancy.encrypt($T, v)) FROM data"
+  [raw_aes_encrypt]="SELECT count(encrypt(vb, k, 'aes')) FROM data, bench_key"
+  [pgp_encrypt]="SELECT count(pgp_sym_encrypt(v, 'k')) FROM data WHERE i <= $PGP_ROWS"
+  [tenancy_decrypt]="SELECT count(tenancy.decrypt($T, ct)) FROM data"
+  [raw_aes_decrypt]="SELECT count(decrypt(cr, k, 'aes')) FROM data, bench_key"
+  [pgp_decrypt]="SELECT count(pgp_sym_decrypt(cp, 'k')) FROM data WHERE i <= $PGP_ROWS"
+  [encrypt_bytea_16k]="WITH b AS MATERIALIZED (SELECT (SELECT string_agg(gen_random_bytes(1024), ''::bytea) FROM generate_series(1, 16)) AS v) SELECT count(tenancy.encrypt_bytea($T, b.v)) FROM generate_series(1, $BIG_VALUES), b"
+  [decrypt_bytea_16k]="WITH b AS MATERIALIZED (SELECT tenancy.encrypt_bytea($T, (SELECT string_agg(gen_random_bytes(1024), ''::bytea) FROM generate_series(1, 16))) AS v) SELECT count(tenancy.decrypt_bytea($T, b.v)) FROM generate_series(1, $BIG_VALUES), b"
+)
+ORDER=(tenancy_encrypt raw_aes_encrypt pgp_encrypt tenancy_decrypt raw_aes_decrypt pgp_decrypt encrypt_bytea_16k decrypt_bytea_16k)
+declare -A MEDIAN
+for name in "${ORDER[@]}"; do q -c "SELECT timed(\$q\$${SQLS[$name]}\$q\$)" >/dev/null; done  # warm caches and keys
+for name in "${ORDER[@]}"; do
+  # three timings in one backend, median kept
+  MEDIAN[$name]=$(q -c "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY s) FROM (SELECT timed(\$q\$${SQLS[$name]}\$q\$) AS s FROM generate_series(1, 3)) t")
+done
+rate() { echo "scale=0; $1 / ${MEDIAN[$2]}" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+te=$(rate "$ROWS" tenancy_encrypt); re=$(rate "$ROWS" raw_aes_encrypt); pe=$(rate "$PGP_ROWS" pgp_encrypt)
+td=$(rate "$ROWS" tenancy_decrypt); rd=$(rate "$ROWS" raw_aes_decrypt); pd=$(rate "$PGP_ROWS" pgp_decrypt)
+echo "== 1 KB values, rows/s (median of 3; $ROWS rows, pgp on $PGP_ROWS)"
+printf '%-10s %14s %18s %16s %12s %12s\n' op tenancy raw_aes_256_cbc pgp_sym tenancy/raw tenancy/pgp
+printf '%-10s %14s %18s %16s %12s %12s\n' encrypt "$te" "$re" "$pe" "$(ratio "$te" "$re")" "$(ratio "$te" "$pe")"
+printf '%-10s %14s %18s %16s %12s %12s\n' decrypt "$td" "$rd" "$pd" "$(ratio "$td" "$rd")" "$(ratio "$td" "$pd")"
+
+bytes=$((BIG_VALUES * 16384))
+eb=$(echo "scale=0; $bytes / ${MEDIAN[encrypt_bytea_16k]} / 1000000" | bc)
+db=$(echo "scale=0; $bytes / ${MEDIAN[decrypt_bytea_16k]} / 1000000" | bc)
+# openssl speed prints 1000s of bytes per second per block size (the last column is 16384 bytes); -elapsed makes it
+# wall-clock time like our timings, so both see the same machine load.
+ossl_k=$(openssl speed -elapsed -evp aes-256-gcm -bytes 16384 -seconds 3 2>/dev/null | awk 'tolower($1) == "aes-256-gcm" { v = $NF } END { sub("k", "", v); print v }')
+ossl=$(echo "scale=0; $ossl_k * 1000 / 1000000" | bc)
+echo "== 16 KB bytea values, MB/s (median of 3; $BIG_VALUES values), one core"
+printf '%-18s %10s %22s %8s\n' op tenancy openssl_speed_gcm_16k ratio
+printf '%-18s %10s %22s %8s\n' encrypt_bytea "$eb" "$ossl" "$(ratio "$eb" "$ossl")"
+printf '%-18s %10s %22s %8s\n' decrypt_bytea "$db" "$ossl" "$(ratio "$db" "$ossl")"
+
+echo "SELECT md5('hello world');" > "$WORK/md5.sql"
+echo "SELECT tenancy.encrypt($T, 'hello world');" > "$WORK/encrypt.sql"
+tps() { pgbench -n -d "$DB" -f "$1" -c "$2" -j "$2" -T "$PGB_SECONDS" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
+echo "== pgbench, ${PGB_SECONDS} s each, tps"
+printf '%-8s %12s %16s %8s\n' clients md5 tenancy.encrypt ratio
+for c in 1 4; do
+  m=$(tps "$WORK/md5.sql" "$c")
+  e=$(tps "$WORK/encrypt.sql" "$c")
+  printf '%-8s %12s %16s %8s\n' "$c" "$m" "$e" "$(ratio "$e" "$m")"
+done
