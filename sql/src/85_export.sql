@@ -104,24 +104,30 @@ COMMENT ON FUNCTION tenancy._export_plan() IS
   'internal: the tables of a tenant export in restore order, with the query that reads each one''s rows';
 
 -- The export document. Without data: the same manifest (counts and checksums), for the streaming form.
+-- STABLE on purpose: every query inside then reads the one snapshot of the calling statement, so the tables of a
+-- document are consistent with each other even under READ COMMITTED while the application keeps writing.
 CREATE FUNCTION tenancy._export_tenant(tenant uuid, with_data boolean) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t tenancy.tenants := tenancy.get_tenant(tenant);
   p record;
-  rows jsonb;
+  rows_text text;
   n bigint;
   checksum text;
   tables jsonb := '[]';
-  data jsonb := '{}';
+  data_parts text[] := '{}';
+  manifest jsonb;
 BEGIN
   FOR p IN SELECT * FROM tenancy._export_plan() ORDER BY ord LOOP
     IF with_data THEN
-      -- One pass: the aggregates see the rows in the subquery's order, the order of the array.
-      EXECUTE format('SELECT coalesce(pg_catalog.jsonb_agg(s.j), ''[]''), pg_catalog.count(*),'
-                     ' tenancy._sha256_agg(s.j::text) FROM (%s) s(j)', p.select_sql)
-        INTO rows, n, checksum USING tenant;
-      data := data || pg_catalog.jsonb_build_object(p.qualified_name, rows);
+      -- One pass over each row's canonical jsonb text: hashed, and joined into the array text. The document is
+      -- assembled as text and parsed once at the end: building it with jsonb_agg and jsonb || would take the
+      -- whole document apart and put it together again several times.
+      EXECUTE format('SELECT pg_catalog.string_agg(s.j, '',''), pg_catalog.count(*), tenancy._sha256_agg(s.j)'
+                     ' FROM (SELECT x.j::text FROM (%s) x(j)) s(j)', p.select_sql)
+        INTO rows_text, n, checksum USING tenant;
+      data_parts := data_parts || (pg_catalog.to_json(p.qualified_name)::text || ': ['
+                                   || coalesce(rows_text, '') || ']');
     ELSE
       EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(s.j::text) FROM (%s) s(j)', p.select_sql)
         INTO n, checksum USING tenant;
@@ -130,18 +136,20 @@ BEGIN
       'table', p.qualified_name, 'kind', p.kind, 'tenant_column', p.tenant_column, 'columns', p.columns,
       'rows', n, 'sha256', checksum));
   END LOOP;
-  RETURN pg_catalog.jsonb_build_object(
-    'format', 'tenancy-tenant-export',
-    'format_version', 1,
-    'manifest', pg_catalog.jsonb_build_object(
-      'tenant_id', t.id, 'slug', t.slug, 'data_residency', t.data_residency,
-      'source_region', NULLIF(pg_catalog.current_setting('tenancy.region', true), ''),
-      'extension_version', (SELECT e.extversion FROM pg_catalog.pg_extension e
-                             WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'),
-      'exported_at', tenancy._rfc3339(pg_catalog.statement_timestamp()),
-      'checksum_algorithm', 'sha256 of each row''s jsonb text followed by a newline, in document order',
-      'tables', tables))
-    || CASE WHEN with_data THEN pg_catalog.jsonb_build_object('data', data) ELSE '{}' END;
+  manifest := pg_catalog.jsonb_build_object(
+    'tenant_id', t.id, 'slug', t.slug, 'data_residency', t.data_residency,
+    'source_region', NULLIF(pg_catalog.current_setting('tenancy.region', true), ''),
+    'extension_version', (SELECT e.extversion FROM pg_catalog.pg_extension e
+                           WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'),
+    'exported_at', tenancy._rfc3339(pg_catalog.statement_timestamp()),
+    'checksum_algorithm', 'sha256 of each row''s jsonb text followed by a newline, in document order',
+    'tables', tables);
+  IF NOT with_data THEN
+    RETURN pg_catalog.jsonb_build_object('format', 'tenancy-tenant-export', 'format_version', 1,
+                                         'manifest', manifest);
+  END IF;
+  RETURN ('{"format": "tenancy-tenant-export", "format_version": 1, "manifest": ' || manifest::text
+          || ', "data": {' || pg_catalog.array_to_string(data_parts, ', ') || '}}')::jsonb;
 END
 $$;
 COMMENT ON FUNCTION tenancy._export_tenant(uuid, boolean) IS

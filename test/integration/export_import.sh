@@ -146,4 +146,17 @@ echo "$out" | grep -q 'HINT:  Create the tenant on the cluster of region "us"' |
 # ... and an EU tenant is welcome.
 eu_psql -At -c "SELECT data_residency FROM tenancy.create_tenant('EU Three', 'eu-three', 'team', 'eu')" | grep -qx eu \
   || fail "EU tenant refused"
+# 5. A move (docs/residency.md section 4): the US tenant lands on the EU cluster with its residency changed in the
+# same transaction, the check lifted for that transaction only.
+moved=$(eu_psql -At <<SQL | sed '/^$/d' | tr '\n' ' '
+BEGIN;
+SET LOCAL tenancy.region = '';
+SELECT tenancy.import_tenant(doc) FROM import_doc;
+SELECT data_residency FROM tenancy.update_tenant('$US_ONE', '{"data_residency": "eu"}');
+COMMIT;
+SHOW tenancy.region;
+SELECT count(*) FROM projects WHERE tenant_id = '$US_ONE';
+SQL
+)
+[ "$moved" = "$US_ONE eu eu 50 " ] || fail "move to the EU cluster: $moved"
 echo "export_import: ok"
