@@ -51,10 +51,6 @@ LookupIsolation(Table *t)
 	t->isolated = false;
 	t->include_descendants = false;
 	t->column = pstrdup("tenant_id");
-	// TODO(#4): drop this guard once the isolation feature (tenancy.isolated_tables) has landed on main.
-	if (QueryOidText("SELECT pg_catalog.to_regclass('tenancy.isolated_tables')::pg_catalog.oid WHERE $1 IS NOT NULL",
-	                 t->relid) == NULL)
-		return;
 	int rc = SPI_execute_with_args("SELECT tenant_column::pg_catalog.text, include_descendants "
 	                               "FROM tenancy.isolated_tables WHERE table_name OPERATOR(pg_catalog.=) $1",
 	                               1, types, values, NULL, true, 1);
@@ -176,8 +172,7 @@ OpenTable(Oid relid, Expect expect, const char *operation)
 	LookupIsolation(t);
 	// Our staging tables must not be isolated on creation (tenancy.auto_isolate): the row copy would then be
 	// filtered by a policy. Local to this call: the function's SET clause restores it on exit.
-	if (GetConfigOption("tenancy.auto_isolate", true, false) != NULL)
-		(void)set_config_option("tenancy.auto_isolate", "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	(void)set_config_option("tenancy.auto_isolate", "", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 
 	if (expect == Expect::kPlainTable) {
 		if (t->relkind == RELKIND_PARTITIONED_TABLE)

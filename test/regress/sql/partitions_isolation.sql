@@ -71,7 +71,9 @@ SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = '
 SELECT pg_get_expr(adbin, adrelid) AS tenant_default FROM pg_attrdef
  WHERE adrelid = 'notes'::regclass AND adnum = 1;
 
--- repartition, isolate, repartition with an isolated tenant, unisolate: the same checks after each
+-- repartition, isolate, repartition with an isolated tenant, unisolate: the same checks after each, with
+-- tenancy.auto_isolate set (the staging tables must not be isolated on creation, or the row copy would fail)
+SET tenancy.auto_isolate = 'tenant_id';
 SET ROLE regress_pi_owner;
 SELECT tenancy.repartition('notes', 8) AS rows_moved;
 RESET ROLE;
@@ -88,6 +90,8 @@ SET ROLE regress_pi_owner;
 SELECT tenancy.unisolate_tenant('notes', 'e0000000-0000-4000-8000-000000000003') AS rows_moved;
 RESET ROLE;
 SELECT * FROM check_notes();
+SHOW tenancy.auto_isolate;
+RESET tenancy.auto_isolate;
 
 -- the app through the parent: its own rows, pruned to its partition; other tenants' rows cannot be written,
 -- neither through the parent nor into a partition directly
