@@ -164,6 +164,22 @@ SELECT count(*) AS partition_indexes FROM pg_index i JOIN pg_inherits h ON h.inh
 INSERT INTO events SELECT id, now(), '{}' FROM part_tenants;
 SELECT count(*) AS leaves, sum(rows), sum(tenants) FROM tenancy.partitions('events');
 
+-- identifiers that need quoting all the way through: schema and table with capitals, spaces and quotes
+RESET ROLE;
+CREATE SCHEMA "Odd Schema" AUTHORIZATION regress_part_owner;
+SET ROLE regress_part_owner;
+CREATE TABLE "Odd Schema"."Odd ""Name""" ("Tenant Id" uuid NOT NULL, "Id" int NOT NULL, PRIMARY KEY ("Tenant Id", "Id"));
+INSERT INTO "Odd Schema"."Odd ""Name""" SELECT id, 1 FROM part_tenants;
+RESET ROLE;
+SELECT tenancy.enable_isolation('"Odd Schema"."Odd ""Name"""', 'Tenant Id');
+SET ROLE regress_part_owner;
+SELECT tenancy.partition_table('"Odd Schema"."Odd ""Name"""', 2) AS rows_moved;
+SELECT tenancy.repartition('"Odd Schema"."Odd ""Name"""', 4) AS rows_moved;
+SELECT tenancy.isolate_tenant('"Odd Schema"."Odd ""Name"""', '00000000-0000-4000-8000-000000000003') AS rows_moved;
+SELECT name, rows, isolated_tenant FROM tenancy.partitions('"Odd Schema"."Odd ""Name"""');
+SELECT count(*) AS problems FROM tenancy.verify_isolation() WHERE table_name::text LIKE '"Odd Schema".%';
+DROP SCHEMA "Odd Schema" CASCADE;
+
 -- every operation wrote an audit event
 RESET ROLE;
 SELECT action, tenant_id, after->>'table' AS tbl, after->'partitions' AS partitions, current_user_name
