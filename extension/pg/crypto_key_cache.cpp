@@ -46,6 +46,11 @@ long cipher_count = 0;
 
 Oid keys_relid = InvalidOid;
 
+// The entries of the last hits, so a run of calls for one tenant (the usual case in a query) skips the hash
+// lookups. Cleared whenever any entry goes away.
+CipherEntry *last_current = NULL; // the current version of its tenant
+CipherEntry *last_version = NULL; // looked up by version (decrypt)
+
 // Bumped by every flush. A load that spans an invalidation (another backend committed a rotation meanwhile) must
 // not cache what it read: the same pattern the relcache uses for entries built during invalidation.
 uint64 flush_generation = 0;
@@ -79,6 +84,7 @@ EnsureCache(void)
 void
 RemoveEntry(CipherEntry *entry)
 {
+	last_current = last_version = NULL;
 	if (entry->cipher != NULL) {
 		delete entry->cipher; // noexcept: frees and wipes the EVP contexts
 		entry->cipher = NULL;
@@ -91,6 +97,7 @@ RemoveEntry(CipherEntry *entry)
 void
 FlushCurrents(void)
 {
+	last_current = NULL;
 	if (currents == NULL)
 		return;
 	HASH_SEQ_STATUS status;
@@ -295,6 +302,7 @@ void
 FlushKeyCache(void)
 {
 	flush_generation++;
+	last_current = last_version = NULL;
 	if (ciphers != NULL) {
 		HASH_SEQ_STATUS status;
 		hash_seq_init(&status, ciphers);
@@ -319,24 +327,36 @@ NoteKeysWritten(void)
 core::DataKeyCipher *
 CurrentKeyCipher(const pg_uuid_t *tenant)
 {
+	if (last_current != NULL && memcmp(last_current->key.tenant.data, tenant->data, UUID_LEN) == 0)
+		return last_current->cipher;
+	CipherEntry *entry = NULL;
 	if (currents != NULL) {
 		CurrentEntry *current = static_cast<CurrentEntry *>(hash_search(currents, tenant, HASH_FIND, NULL));
-		if (current != NULL) {
-			CipherEntry *entry = Lookup(tenant, current->version);
-			if (entry != NULL)
-				return entry->cipher;
-		}
+		if (current != NULL)
+			entry = Lookup(tenant, current->version);
 	}
-	return Load(tenant, 0, true)->cipher;
+	if (entry == NULL) {
+		uint64 generation = flush_generation;
+		entry = Load(tenant, 0, true);
+		// Memoise only what the current-version map vouches for (Load skips it after a concurrent flush).
+		if (generation != flush_generation || hash_search(currents, tenant, HASH_FIND, NULL) == NULL)
+			return entry->cipher;
+	}
+	last_current = entry;
+	return entry->cipher;
 }
 
 core::DataKeyCipher *
 VersionKeyCipher(const pg_uuid_t *tenant, uint32 version)
 {
+	if (last_version != NULL && last_version->key.version == static_cast<int32>(version) &&
+	    memcmp(last_version->key.tenant.data, tenant->data, UUID_LEN) == 0)
+		return last_version->cipher;
 	CipherEntry *entry = Lookup(tenant, static_cast<int32>(version));
-	if (entry != NULL)
-		return entry->cipher;
-	return Load(tenant, static_cast<int32>(version), false)->cipher;
+	if (entry == NULL)
+		entry = Load(tenant, static_cast<int32>(version), false);
+	last_version = entry;
+	return entry->cipher;
 }
 
 int32

@@ -283,6 +283,16 @@ SELECT count(*) AS broken_links FROM tenancy.verify_audit_log();
 SELECT count(*) AS settings_with_key FROM pg_settings
  WHERE setting ~ (SELECT pg_read_file(current_setting('tenancy.master_key_file'))::text);
 
+-- a key cache of one entry still gives every tenant its own key (eviction on every switch)
+SET tenancy.key_cache_size = 1;
+SELECT id AS td FROM tenancy.create_tenant('Delta Crypto', 'delta-crypto') \gset
+SELECT bool_and(tenancy.decrypt(t, tenancy.encrypt(t, 'v' || i)) = 'v' || i) AS alternating_ok,
+       bool_and(pg_temp.outcome_text(CASE WHEN t = :'ta' THEN :'td'::uuid ELSE :'ta'::uuid END,
+                                     tenancy.encrypt(t, 'x')) = 'TN006') AS crossed_fail
+  FROM (SELECT i, CASE WHEN i % 2 = 0 THEN :'ta'::uuid ELSE :'td'::uuid END AS t FROM generate_series(1, 40) i) s;
+SELECT tenancy.decrypt(:'ta', c) AS v1_with_tiny_cache FROM before_rotation;
+RESET tenancy.key_cache_size;
+
 -- clean up
 DROP TABLE crypto_notes;
 DROP ROLE regress_crypto_app;
