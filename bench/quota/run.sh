@@ -36,6 +36,7 @@ trap cleanup EXIT
 # Durable commits, as in the issue's reference figures (start_cluster's fsync = off is overridden).
 start_cluster bench "fsync = on" "synchronous_commit = on" "shared_buffers = 256MB"
 cluster_psql -d postgres >/dev/null <<'SQL'
+SET client_min_messages = warning;
 CREATE EXTENSION tenancy;
 -- the hot tenant (number 0) and 1,000 tenants whose ids derive from a number, so pgbench can pick one at random
 INSERT INTO tenancy.tenants (id, organization_name, slug, plan)

@@ -376,6 +376,13 @@ CREATE TRIGGER tenancy_quota_count BEFORE INSERT OR UPDATE OF tenant_id, status 
 CREATE TRIGGER tenancy_quota_uncount AFTER DELETE ON tenancy.users
   FOR EACH ROW EXECUTE FUNCTION tenancy._quota_track('users', 'tenant_id', 'status');
 
+-- Per-tenant token buckets in shared memory (not durable: a restart refills them).
+CREATE FUNCTION tenancy.rate_limit(tenant_id uuid, key text, per_second double precision, burst integer)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_rate_limit';
+COMMENT ON FUNCTION tenancy.rate_limit(uuid, text, double precision, integer) IS
+  'takes a token from the tenant''s bucket for key (burst tokens, refilled at per_second) or returns false';
+
 -- Grants (SPEC.md "Roles and grants").
 REVOKE ALL ON tenancy.quota_counters, tenancy.usage_history, tenancy.quota_tracked_tables FROM PUBLIC;
 REVOKE ALL ON FUNCTION
@@ -387,11 +394,12 @@ REVOKE ALL ON FUNCTION
   tenancy._quota_set_count(uuid, text, bigint), tenancy.usage(uuid, boolean), tenancy._quota_metric_list(text[]),
   tenancy.usage_trends(uuid, interval, text[]), tenancy.set_quota_override(uuid, text, bigint),
   tenancy._quota_track(), tenancy.reconcile_quota(text), tenancy.track_quota(regclass, text, name),
-  tenancy._quota_register_tracked(regclass, text, name)
+  tenancy._quota_register_tracked(regclass, text, name), tenancy.rate_limit(uuid, text, double precision, integer)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   tenancy.consume(uuid, text, bigint), tenancy.consume_or_raise(uuid, text, bigint),
-  tenancy.release(uuid, text, bigint), tenancy.set_usage(uuid, text, bigint), tenancy.usage(uuid, boolean)
+  tenancy.release(uuid, text, bigint), tenancy.set_usage(uuid, text, bigint), tenancy.usage(uuid, boolean),
+  tenancy.rate_limit(uuid, text, double precision, integer)
 TO tenancy_admin, tenancy_app;
 GRANT EXECUTE ON FUNCTION
   tenancy._consume_at(uuid, text, bigint, timestamptz), tenancy._quota_state(uuid, text, timestamptz),
