@@ -426,7 +426,9 @@ RunSlowWork(SlowWork work, SlowArgs *a)
 	ReleaseBusy(c);
 }
 
-enum class Op { kConsume, kRelease, kSet, kRead };
+// kPrepare: everything a consume does short of counting (load, refresh, window, day, reservation), for pooled
+// consumes that then count in several counters at once.
+enum class Op { kConsume, kPrepare, kRelease, kSet, kRead };
 
 // Rate limit of quota_exceeded events: one per counter per tenancy.quota_audit_interval. A refusal whose caller
 // cannot keep an event (consume_or_raise: its error rolls the event back) only adds to the count the next event
@@ -498,7 +500,8 @@ SharedApply(Counter *c, const pg_uuid_t *tenant, core::QuotaMetric metric, Op op
 				reading->shared = true;
 				SpinLockRelease(&c->mutex);
 				return true;
-			case Op::kConsume: {
+			case Op::kConsume:
+			case Op::kPrepare: {
 				int64 wanted = core::SaturatingAdd(c->used, amount);
 				if (wanted > c->limit) {
 					refusal->usage = c->used;
@@ -510,7 +513,8 @@ SharedApply(Counter *c, const pg_uuid_t *tenant, core::QuotaMetric metric, Op op
 					goto done;
 				}
 				if (wanted <= c->reserved) {
-					c->used = wanted;
+					if (op == Op::kConsume)
+						c->used = wanted;
 					bool prefetch = !c->busy && core::QuotaShouldPrefetch(c->limit, c->used, c->reserved, max_block);
 					if (prefetch) {
 						a.value = core::QuotaReservationTarget(c->limit, c->used, 0, max_block);
@@ -681,6 +685,77 @@ QuotaCounterConsume(const pg_uuid_t *tenant, core::QuotaMetric metric, int64 amo
                     QuotaRefusal *refusal)
 {
 	return Apply(tenant, metric, Op::kConsume, amount, now_us, refusal, NULL);
+}
+
+bool
+QuotaCounterConsumePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric metric, int64 amount, int64 now_us,
+                          QuotaRefusal *refusal, int *refused_index)
+{
+	if (!SharedReady())
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("pooled quotas need tenancy in shared_preload_libraries"),
+		                errhint("Add tenancy to shared_preload_libraries and restart the server.")));
+	Counter **cs = static_cast<Counter **>(palloc(count * sizeof(Counter *)));
+	int *order = static_cast<int *>(palloc(count * sizeof(int)));
+	for (int i = 0; i < count; i++) {
+		cs[i] = FindOrCreateCounter(&tenants[i], metric);
+		if (cs[i] == NULL)
+			ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			                errmsg("too many quota counters for a pooled consume"),
+			                errhint("Raise tenancy.quota_max_counters and restart the server.")));
+		/* spinlocks are always taken in address order, so two pooled consumes can never deadlock */
+		int j = i;
+		for (; j > 0 && cs[order[j - 1]] > cs[i]; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	core::QuotaWindow kind = core::QuotaWindowOf(metric);
+	int32 window = core::QuotaWindowStart(kind, now_us);
+	int32 today = core::UtcDayOf(now_us);
+
+	for (;;) {
+		/* each counter ready on its own (slow work done, headroom for amount), or one refuses */
+		for (int i = 0; i < count; i++) {
+			if (!SharedApply(cs[i], &tenants[i], metric, Op::kPrepare, amount, now_us, refusal, NULL)) {
+				*refused_index = i;
+				return false;
+			}
+		}
+		/* then all of them at once: still ready, all under their limits, count everywhere or nowhere */
+		uint64 generation = pg_atomic_read_u64(&quota_shared->generation);
+		for (int k = 0; k < count; k++)
+			SpinLockAcquire(&cs[order[k]]->mutex);
+		bool ready = true;
+		int refused = -1;
+		for (int i = 0; i < count && ready; i++) {
+			Counter *c = cs[i];
+			int64 wanted = core::SaturatingAdd(c->used, amount);
+			if (!c->loaded || c->limit_generation != generation || c->active_day < today ||
+			    (kind != core::QuotaWindow::kNone && c->window_start < window))
+				ready = false;
+			else if (wanted > c->limit && refused < 0)
+				refused = i;
+			else if (wanted > c->reserved)
+				ready = false;
+		}
+		if (ready && refused < 0) {
+			for (int i = 0; i < count; i++)
+				cs[i]->used += amount;
+		} else if (ready) {
+			Counter *c = cs[refused];
+			refusal->usage = c->used;
+			refusal->limit = c->limit;
+			refusal->audit_due = AuditDue(&c->last_audit, &c->refused_since_audit, GetCurrentTimestamp(),
+			                              refusal->can_audit, &refusal->suppressed);
+		}
+		for (int k = count - 1; k >= 0; k--)
+			SpinLockRelease(&cs[order[k]]->mutex);
+		if (ready) {
+			*refused_index = refused;
+			return refused < 0;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 void

@@ -29,6 +29,8 @@ PG_FUNCTION_INFO_V1(tenancy_consume_at);
 PG_FUNCTION_INFO_V1(tenancy_quota_state);
 PG_FUNCTION_INFO_V1(tenancy_quota_set_count);
 PG_FUNCTION_INFO_V1(tenancy_quota_limits_changed);
+PG_FUNCTION_INFO_V1(tenancy_consume_pooled);
+PG_FUNCTION_INFO_V1(tenancy_release_pooled);
 }
 
 using namespace tenancy;
@@ -214,4 +216,46 @@ tenancy_quota_limits_changed(PG_FUNCTION_ARGS)
 		                errmsg("tenancy._quota_limits_changed() must be called as a trigger")));
 	pg::QuotaLimitsChanged();
 	return PointerGetDatum(NULL);
+}
+
+// tenancy.consume_pooled(tenant_id uuid, metric text, amount bigint = 1) -> boolean: counts amount against the
+// tenant's limit and each ancestor's at once (a hierarchy sharing its quotas), or nowhere when any would pass its
+// limit; the refusal is audited on the tenant whose limit refused.
+extern "C" Datum
+tenancy_consume_pooled(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t *tenant = PG_GETARG_UUID_P(0);
+	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
+	int64 amount = PG_GETARG_INT64(2);
+	pg::RequireQuotaAccess(tenant);
+	RequirePositiveAmount(amount);
+	int count;
+	pg_uuid_t *chain = pg::QuotaTenantChain(tenant, &count);
+	pg::QuotaRefusal refusal;
+	memset(&refusal, 0, sizeof(refusal));
+	refusal.can_audit = true;
+	int refused = -1;
+	if (pg::QuotaCounterConsumePooled(chain, count, metric, amount, pg::QuotaNowMicros(), &refusal, &refused))
+		PG_RETURN_BOOL(true);
+	if (refusal.audit_due)
+		AuditRefusal(&chain[refused], metric, amount, refusal);
+	PG_RETURN_BOOL(false);
+}
+
+// tenancy.release_pooled(tenant_id uuid, metric text, amount bigint = 1): gives amount back to the tenant and each
+// ancestor (the inverse of consume_pooled).
+extern "C" Datum
+tenancy_release_pooled(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t *tenant = PG_GETARG_UUID_P(0);
+	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
+	int64 amount = PG_GETARG_INT64(2);
+	pg::RequireQuotaAccess(tenant);
+	RequirePositiveAmount(amount);
+	int count;
+	pg_uuid_t *chain = pg::QuotaTenantChain(tenant, &count);
+	int64 now_us = pg::QuotaNowMicros();
+	for (int i = 0; i < count; i++)
+		pg::QuotaCounterRelease(&chain[i], metric, amount, now_us);
+	PG_RETURN_VOID();
 }

@@ -18,6 +18,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -218,6 +219,55 @@ QuotaLimit(const pg_uuid_t *tenant, core::QuotaMetric metric)
 	SpiAsOwner(&limit);
 	/* no limit configured: nothing may be consumed (fail closed) */
 	return limit.isnull ? 0 : DatumGetInt64(limit.first);
+}
+
+// SPI work of QuotaTenantChain: the ancestors as a uuid[] copied out of SPI's memory.
+struct ChainCall {
+	const pg_uuid_t *tenant;
+	MemoryContext result_context;
+	ArrayType *ancestors;
+};
+
+void
+RunChainQuery(void *arg)
+{
+	ChainCall *call = static_cast<ChainCall *>(arg);
+	Oid types[1] = {UUIDOID};
+	Datum values[1] = {UUIDPGetDatum(call->tenant)};
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	int rc = SPI_execute_with_args("SELECT pg_catalog.array_agg(a) FROM tenancy.tenant_ancestors($1) a", 1, types,
+	                               values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	bool isnull;
+	Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	call->ancestors = NULL;
+	if (!isnull) {
+		MemoryContext old = MemoryContextSwitchTo(call->result_context);
+		call->ancestors = DatumGetArrayTypePCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+pg_uuid_t *
+QuotaTenantChain(const pg_uuid_t *tenant, int *count)
+{
+	QuotaRow row;
+	if (!QuotaRowRead(tenant, core::QuotaMetric::kUsers, &row))
+		QuotaTenantNotFound(tenant);
+	ChainCall call = {tenant, CurrentMemoryContext, NULL};
+	RunAsExtensionOwner(RunChainQuery, &call);
+	int n = call.ancestors ? ArrayGetNItems(ARR_NDIM(call.ancestors), ARR_DIMS(call.ancestors)) : 0;
+	pg_uuid_t *chain = static_cast<pg_uuid_t *>(palloc((n + 1) * sizeof(pg_uuid_t)));
+	chain[0] = *tenant;
+	if (n > 0) {
+		/* uuid is a fixed-width by-reference type without nulls here: the elements are contiguous */
+		memcpy(&chain[1], ARR_DATA_PTR(call.ancestors), n * sizeof(pg_uuid_t));
+	}
+	*count = n + 1;
+	return chain;
 }
 
 void

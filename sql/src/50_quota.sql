@@ -376,6 +376,16 @@ CREATE TRIGGER tenancy_quota_count BEFORE INSERT OR UPDATE OF tenant_id, status 
 CREATE TRIGGER tenancy_quota_uncount AFTER DELETE ON tenancy.users
   FOR EACH ROW EXECUTE FUNCTION tenancy._quota_track('users', 'tenant_id', 'status');
 
+-- Pooled quotas of a hierarchy: a child's use counts against its own limit and each ancestor's, atomically.
+CREATE FUNCTION tenancy.consume_pooled(tenant_id uuid, metric text, amount bigint DEFAULT 1) RETURNS boolean
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_consume_pooled';
+COMMENT ON FUNCTION tenancy.consume_pooled(uuid, text, bigint) IS
+  'like consume, counting against the tenant''s limit and every ancestor''s at once (all or none)';
+CREATE FUNCTION tenancy.release_pooled(tenant_id uuid, metric text, amount bigint DEFAULT 1) RETURNS void
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_release_pooled';
+COMMENT ON FUNCTION tenancy.release_pooled(uuid, text, bigint) IS
+  'gives back a consume_pooled amount to the tenant and every ancestor';
+
 -- Per-tenant token buckets in shared memory (not durable: a restart refills them).
 CREATE FUNCTION tenancy.rate_limit(tenant_id uuid, key text, per_second double precision, burst integer)
 RETURNS boolean
@@ -394,12 +404,14 @@ REVOKE ALL ON FUNCTION
   tenancy._quota_set_count(uuid, text, bigint), tenancy.usage(uuid, boolean), tenancy._quota_metric_list(text[]),
   tenancy.usage_trends(uuid, interval, text[]), tenancy.set_quota_override(uuid, text, bigint),
   tenancy._quota_track(), tenancy.reconcile_quota(text), tenancy.track_quota(regclass, text, name),
-  tenancy._quota_register_tracked(regclass, text, name), tenancy.rate_limit(uuid, text, double precision, integer)
+  tenancy._quota_register_tracked(regclass, text, name), tenancy.rate_limit(uuid, text, double precision, integer),
+  tenancy.consume_pooled(uuid, text, bigint), tenancy.release_pooled(uuid, text, bigint)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   tenancy.consume(uuid, text, bigint), tenancy.consume_or_raise(uuid, text, bigint),
   tenancy.release(uuid, text, bigint), tenancy.set_usage(uuid, text, bigint), tenancy.usage(uuid, boolean),
-  tenancy.rate_limit(uuid, text, double precision, integer)
+  tenancy.rate_limit(uuid, text, double precision, integer), tenancy.consume_pooled(uuid, text, bigint),
+  tenancy.release_pooled(uuid, text, bigint)
 TO tenancy_admin, tenancy_app;
 GRANT EXECUTE ON FUNCTION
   tenancy._consume_at(uuid, text, bigint, timestamptz), tenancy._quota_state(uuid, text, timestamptz),

@@ -38,6 +38,11 @@ struct QuotaReading {
 bool QuotaCounterConsume(const pg_uuid_t *tenant, core::QuotaMetric metric, int64 amount, int64 now_us,
                          QuotaRefusal *refusal);
 
+// Pooled consume: adds amount to the counters of every tenant given (a tenant and its ancestors) or to none, when
+// any of them would pass its limit (*refused_index names it). Shared memory only (55000 otherwise).
+bool QuotaCounterConsumePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric metric, int64 amount,
+                               int64 now_us, QuotaRefusal *refusal, int *refused_index);
+
 // Subtracts amount (> 0), never below zero.
 void QuotaCounterRelease(const pg_uuid_t *tenant, core::QuotaMetric metric, int64 amount, int64 now_us);
 

@@ -44,6 +44,9 @@ void QuotaHistoryWrite(const pg_uuid_t *tenant, core::QuotaMetric metric, int32 
 void QuotaCounterLock(const pg_uuid_t *tenant, core::QuotaMetric metric);
 void QuotaCounterUnlock(const pg_uuid_t *tenant, core::QuotaMetric metric);
 
+// The tenant followed by its ancestors (parent first), palloc'd; TN001 for an unknown tenant.
+pg_uuid_t *QuotaTenantChain(const pg_uuid_t *tenant, int *count);
+
 // Raises TN001 for a tenant id, in the registry's words.
 [[noreturn]] void QuotaTenantNotFound(const pg_uuid_t *tenant);
 
