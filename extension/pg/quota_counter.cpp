@@ -343,6 +343,19 @@ LoadCounter(SlowArgs *a)
 	if (!have_row)
 		QuotaTenantNotFound(a->tenant);
 	int64 limit = QuotaLimit(a->tenant, a->metric);
+	if (a->metric == core::QuotaMetric::kUsers || a->metric == core::QuotaMetric::kProjects) {
+		/*
+		 * Row counts are recounted instead of trusting the durable bound, which after a restart may hold the unused
+		 * part of a block (a false TN003 for the next insert). Exact: every row inserted or deleted since the
+		 * server started went through this counter's trigger, which loads the counter first, so only rows from
+		 * before exist now, all visible to our snapshot. The bound is then rewritten to the count (durably first).
+		 */
+		int64 counted = QuotaCountRows(a->tenant, a->metric);
+		if (counted != row.reserved) {
+			row.reserved = counted;
+			QuotaRowWrite(a->tenant, a->metric, &row);
+		}
+	}
 
 	Counter *c = a->c;
 	SpinLockAcquire(&c->mutex);

@@ -221,6 +221,16 @@ QuotaLimit(const pg_uuid_t *tenant, core::QuotaMetric metric)
 	return limit.isnull ? 0 : DatumGetInt64(limit.first);
 }
 
+int64
+QuotaCountRows(const pg_uuid_t *tenant, core::QuotaMetric metric)
+{
+	Oid types[2] = {UUIDOID, TEXTOID};
+	Datum values[2] = {UUIDPGetDatum(tenant), CStringGetTextDatum(core::QuotaMetricName(metric))};
+	SpiCall count = {"SELECT tenancy._quota_count_rows($1, $2)", 2, types, values, true};
+	SpiAsOwner(&count);
+	return count.isnull ? 0 : DatumGetInt64(count.first);
+}
+
 // SPI work of QuotaTenantChain: the ancestors as a uuid[] copied out of SPI's memory.
 struct ChainCall {
 	const pg_uuid_t *tenant;

@@ -261,6 +261,31 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_quota_track';
 COMMENT ON FUNCTION tenancy._quota_track() IS
   'internal: row trigger of track_quota; counts rows per tenant and refuses inserts past the limit (TN003)';
 
+-- The rows of one tenant in the tables tracked for a metric (counters of users and projects load from this).
+CREATE FUNCTION tenancy._quota_count_rows(tenant uuid, metric text) RETURNS bigint
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  tracked record;
+  total bigint := 0;
+  n bigint;
+BEGIN
+  FOR tracked IN SELECT * FROM tenancy.quota_tracked_tables q
+                  WHERE q.metric OPERATOR(pg_catalog.=) _quota_count_rows.metric
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) q.table_name)
+                  ORDER BY q.table_name::oid LOOP
+    EXECUTE format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
+                   tracked.table_name, tracked.tenant_column,
+                   CASE WHEN tracked.status_column IS NULL THEN ''
+                        ELSE format(' AND %I::text OPERATOR(pg_catalog.<>) ''disabled''', tracked.status_column) END)
+      INTO n USING tenant;
+    total := total OPERATOR(pg_catalog.+) n;
+  END LOOP;
+  RETURN total;
+END
+$$;
+COMMENT ON FUNCTION tenancy._quota_count_rows(uuid, text) IS
+  'internal: rows of a tenant in the tables tracked for users or projects';
+
 -- Recounts the rows of every tracked table of a metric (all metrics when NULL) and sets the counters to the
 -- counts. SHARE locks keep inserts and deletes out while counting, so the result is exact. Returns the counters
 -- that changed.
@@ -404,7 +429,8 @@ REVOKE ALL ON FUNCTION
   tenancy._quota_set_count(uuid, text, bigint), tenancy.usage(uuid, boolean), tenancy._quota_metric_list(text[]),
   tenancy.usage_trends(uuid, interval, text[]), tenancy.set_quota_override(uuid, text, bigint),
   tenancy._quota_track(), tenancy.reconcile_quota(text), tenancy.track_quota(regclass, text, name),
-  tenancy._quota_register_tracked(regclass, text, name), tenancy.rate_limit(uuid, text, double precision, integer),
+  tenancy._quota_register_tracked(regclass, text, name), tenancy._quota_count_rows(uuid, text),
+  tenancy.rate_limit(uuid, text, double precision, integer),
   tenancy.consume_pooled(uuid, text, bigint), tenancy.release_pooled(uuid, text, bigint)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION

@@ -44,6 +44,9 @@ void QuotaHistoryWrite(const pg_uuid_t *tenant, core::QuotaMetric metric, int32 
 void QuotaCounterLock(const pg_uuid_t *tenant, core::QuotaMetric metric);
 void QuotaCounterUnlock(const pg_uuid_t *tenant, core::QuotaMetric metric);
 
+// The rows of a tenant in the tables tracked for a row-count metric (users, projects), as reconcile_quota counts.
+int64 QuotaCountRows(const pg_uuid_t *tenant, core::QuotaMetric metric);
+
 // The tenant followed by its ancestors (parent first), palloc'd; TN001 for an unknown tenant.
 pg_uuid_t *QuotaTenantChain(const pg_uuid_t *tenant, int *count);
 
