@@ -300,6 +300,12 @@ FindOrCreateCounter(const pg_uuid_t *tenant, core::QuotaMetric metric)
 	return c;
 }
 
+// The counter whose busy flag this backend holds, if any. A FATAL error (pg_terminate_backend during a refill's
+// WAL flush) exits without running PG_CATCH; the exit callback then clears the flag, or every caller of that
+// counter would wait forever.
+Counter *busy_counter = NULL;
+bool exit_callback_registered = false;
+
 // Clears busy and wakes the waiters; used on success and on error.
 void
 ReleaseBusy(Counter *c)
@@ -308,6 +314,14 @@ ReleaseBusy(Counter *c)
 	c->busy = false;
 	SpinLockRelease(&c->mutex);
 	ConditionVariableBroadcast(&c->cv);
+	busy_counter = NULL;
+}
+
+void
+QuotaBackendExit(int, Datum)
+{
+	if (busy_counter != NULL)
+		ReleaseBusy(busy_counter);
 }
 
 enum class SlowWork { kLoad, kRefreshLimit, kCloseDay, kGrow, kShrink };
@@ -382,6 +396,11 @@ void
 RunSlowWork(SlowWork work, SlowArgs *a)
 {
 	Counter *c = a->c;
+	if (!exit_callback_registered) {
+		before_shmem_exit(QuotaBackendExit, (Datum)0);
+		exit_callback_registered = true;
+	}
+	busy_counter = c;
 	PG_TRY();
 	{
 		switch (work) {
