@@ -99,6 +99,12 @@ RequireNoDependentViews(Table *t)
 		ereport(ERROR,
 		        (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("table %s is used by view %s", t->qualified, view),
 		         errhint("Drop the views that use the table, partition it, then re-create them.")));
+	char *rule = QueryOidText("SELECT rulename FROM pg_catalog.pg_rewrite WHERE ev_class OPERATOR(pg_catalog.=) $1 "
+	                          "ORDER BY 1 LIMIT 1",
+	                          t->relid);
+	if (rule != NULL)
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("table %s has rule \"%s\"", t->qualified, rule),
+		                errhint("Drop the rules of the table, partition it, then re-create them.")));
 }
 
 // Everything defined on the old table that LIKE does not copy, as statements that re-create it on the new one.

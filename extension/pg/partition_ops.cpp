@@ -277,6 +277,26 @@ LoadParts(Table *t)
 		if (!p->subpartitioned)
 			continue; // its isolated tenants are read after the partition list is consumed
 		Datum v[1] = {ObjectIdGetDatum(p->relid)};
+		// only the layout isolate_tenant makes can be rebuilt: leaves FOR VALUES IN ('<uuid>') and one DEFAULT
+		StringInfoData check;
+		initStringInfo(&check);
+		appendStringInfo(&check,
+		                 "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_inherits i "
+		                 "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid "
+		                 "WHERE i.inhparent OPERATOR(pg_catalog.=) $1 AND (c.relkind OPERATOR(pg_catalog.<>) 'r' "
+		                 "OR NOT pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.~) "
+		                 "'^(DEFAULT|FOR VALUES IN \\(''[0-9a-f-]{36}''\\))$' "
+		                 "OR pg_catalog.pg_get_partkeydef($1) OPERATOR(pg_catalog.<>) "
+		                 "pg_catalog.format('LIST (%%I)', %s::pg_catalog.text)) LIMIT 1",
+		                 quote_literal_cstr(t->column));
+		char *foreign_leaf = QueryOidText(check.data, p->relid);
+		if (foreign_leaf != NULL)
+			ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
+			                errmsg("partition \"%s\" of table %s is sub-partitioned in a way tenancy did not make",
+			                       p->name, t->qualified),
+			                errdetail("Its leaf %s is not a tenant leaf FOR VALUES IN ('<tenant id>') or the default "
+			                          "leaf of a LIST partitioning on the tenant column.",
+			                          foreign_leaf)));
 		rc = SPI_execute_with_args(
 		    "SELECT (pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), "
 		    "'^FOR VALUES IN \\(''([0-9a-f-]{36})''\\)$'))[1] AS tenant "

@@ -218,6 +218,12 @@ CREATE UNIQUE INDEX index_without_tenant_code ON index_without_tenant (code);
 CREATE TABLE viewed (tenant_id uuid NOT NULL, id int);
 CREATE VIEW viewed_v AS SELECT * FROM viewed;
 CREATE TABLE empty_hash (tenant_id uuid NOT NULL) PARTITION BY HASH (tenant_id);
+CREATE TABLE ruled (tenant_id uuid NOT NULL, id int);
+CREATE RULE ruled_no_delete AS ON DELETE TO ruled DO INSTEAD NOTHING;
+CREATE TABLE foreign_sub (tenant_id uuid NOT NULL, at date NOT NULL) PARTITION BY HASH (tenant_id);
+CREATE TABLE foreign_sub_p0 PARTITION OF foreign_sub FOR VALUES WITH (MODULUS 2, REMAINDER 0) PARTITION BY RANGE (at);
+CREATE TABLE foreign_sub_p0_2026 PARTITION OF foreign_sub_p0 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE foreign_sub_p1 PARTITION OF foreign_sub FOR VALUES WITH (MODULUS 2, REMAINDER 1);
 SELECT tenancy.create_partitions('by_list', 4);
 SELECT tenancy.create_partitions('by_range', 4);
 SELECT tenancy.create_partitions('by_other', 4);
@@ -236,6 +242,8 @@ SELECT tenancy.partition_table('pk_without_tenant', 4);
 SELECT tenancy.partition_table('unique_without_tenant', 4);
 SELECT tenancy.partition_table('index_without_tenant', 4);
 SELECT tenancy.partition_table('viewed', 4);
+SELECT tenancy.partition_table('ruled', 4);
+SELECT tenancy.repartition('foreign_sub', 4);
 SELECT tenancy.partition_table('customers', 1);
 SELECT tenancy.partition_table('tenancy.tenants', 4);
 SELECT tenancy.partition_table(123456789::oid::regclass, 4);
@@ -253,6 +261,7 @@ SELECT tenancy.tenant_partition('customers', '00000000-0000-4000-8000-0000000000
 \set VERBOSITY default
 SELECT tenancy.partition_table('pk_without_tenant', 4);
 SELECT tenancy.repartition('orders', 12);
+SELECT tenancy.repartition('foreign_sub', 4);
 \set VERBOSITY sqlstate
 -- nothing half-done is left behind by the refusals
 SELECT relkind FROM pg_class WHERE oid = 'pk_without_tenant'::regclass;
@@ -276,7 +285,7 @@ SELECT changed_tenants();
 \set VERBOSITY terse
 SET client_min_messages = warning;
 DROP TABLE order_lines, orders, customers, events, snapshot, by_list, by_range, by_other, by_two, no_tenant,
-  text_tenant, pk_without_tenant, unique_without_tenant, index_without_tenant, viewed CASCADE;
+  text_tenant, pk_without_tenant, unique_without_tenant, index_without_tenant, viewed, ruled, foreign_sub CASCADE;
 DROP TABLE empty_hash, part_tenants;
 DROP FUNCTION orders_checksum(), changed_tenants(), orders_touch();
 REVOKE CREATE ON SCHEMA public FROM regress_part_owner;
