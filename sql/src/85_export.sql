@@ -243,6 +243,26 @@ BEGIN
     PERFORM tenancy._import_failed(format('rows of table "%s" are not listed in the export manifest', stray));
   END IF;
 
+  -- The kind and tenant column of each table are ours to decide, not the document's: a forged manifest naming
+  -- another column as the tenant column (users' email holding the tenant id, say) would otherwise pass the owner
+  -- check above with rows of another tenant.
+  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
+    IF (e ->> 'kind' OPERATOR(pg_catalog.=) 'registry' AND NOT (e ->> 'table', e ->> 'tenant_column') IN (
+          ('tenancy.tenants', 'id'), ('tenancy.users', 'tenant_id'), ('tenancy.quota_overrides', 'tenant_id'),
+          ('tenancy.usage_history', 'tenant_id'), ('tenancy.tenant_keys', 'tenant_id')))
+       OR (e ->> 'kind' OPERATOR(pg_catalog.=) 'audit'
+           AND (e ->> 'table', e ->> 'tenant_column') IS DISTINCT FROM ('tenancy.audit_log', 'tenant_id'))
+       OR (e ->> 'kind' OPERATOR(pg_catalog.=) 'isolated' AND pg_catalog.to_regclass(e ->> 'table') IS NOT NULL
+           AND (SELECT n.nspname FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace n
+                    ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+                 WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(e ->> 'table')) OPERATOR(pg_catalog.=) 'tenancy')
+    THEN
+      PERFORM tenancy._import_failed(format('table "%s" cannot be imported as %s data keyed by "%s"', e ->> 'table',
+                                            e ->> 'kind', e ->> 'tenant_column'),
+        'The manifest does not match what tenancy exports.');
+    END IF;
+  END LOOP;
+
   -- Integrity: counts and checksums over the rows in document order, and the owner of every row.
   FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
     EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.j::text),'

@@ -166,6 +166,14 @@ $$;
 SELECT exp_import_error(exp_forge(:'doc', 'exp.events',
                                   '{"tenant_id": "b1000000-0000-0000-0000-00000000000b", "seq": 99, "payload": null}'));
 SELECT exp_import_error(exp_forge(:'doc', 'exp.events', '{"seq": 98, "payload": null}'));
+-- a forged manifest that calls another column the tenant column: refused before any row is looked at
+SELECT exp_import_error(jsonb_set(exp_forge(:'doc', 'tenancy.users', jsonb_build_object(
+         'id', gen_random_uuid(), 'tenant_id', 'b1000000-0000-0000-0000-00000000000b',
+         'email', 'a1000000-0000-0000-0000-00000000000a', 'role', 'owner', 'status', 'active')),
+       ARRAY['manifest', 'tables', '1', 'tenant_column'], '"email"'));
+SELECT exp_import_error(jsonb_set(:'doc', ARRAY['manifest', 'tables', (
+  SELECT (e.i - 1)::text FROM jsonb_array_elements(:'doc'::jsonb -> 'manifest' -> 'tables') WITH ORDINALITY e(v, i)
+   WHERE e.v ->> 'table' = 'tenancy.users'), 'kind'], '"isolated"'));
 -- a forged row that passes the checks but breaks a constraint: nothing of the tenant is left (all or nothing)
 SELECT exp_import_error(exp_forge(:'doc', 'exp.tasks', jsonb_build_object('id', gen_random_uuid(),
   'tenant_id', 'a1000000-0000-0000-0000-00000000000a', 'project_id', 'c1000000-0000-0000-0000-000000000999')));
