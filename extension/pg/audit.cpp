@@ -1,6 +1,6 @@
 // extension/pg/audit.cpp
-// The append-only, SHA-256-chained audit log: the writer (C API and tenancy._audit), the guard trigger and
-// tenancy.verify_audit_log().
+// The append-only, SHA-256-chained audit log: the writer (C API and tenancy._audit, appended at commit), the guard
+// trigger and tenancy.verify_audit_log().
 #include "tenancy/core/audit_chain.hpp"
 #include "tenancy/pg/audit.hpp"
 #include "tenancy/pg/boundary.hpp"
@@ -17,7 +17,11 @@ extern "C" {
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "access/parallel.h"
+#include "access/xact.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -39,7 +43,7 @@ constexpr int32 kAuditLockObject = 1;
 // and every UPDATE, DELETE and TRUNCATE of the log itself. Reset on every path (PG_FINALLY).
 bool chain_head_write_allowed = false;
 
-// Everything WriteAuditEvent captured in the caller's identity, handed to the part that runs as the owner.
+// Everything WriteAuditEvent captured in the caller's identity, queued until the transaction commits.
 struct PendingEvent {
 	const char *action;
 	const pg_uuid_t *tenant;
@@ -50,6 +54,7 @@ struct PendingEvent {
 	pg_uuid_t context_tenant;
 	bool has_context;
 	TimestampTz occurred_at;
+	SubTransactionId subid; /* subtransaction that wrote it; its rollback discards the event */
 };
 
 const char *
@@ -138,9 +143,7 @@ AppendPlan(AppendStatement which)
 	SPIPlanPtr plan = NULL;
 	switch (which) {
 	case kReadHead:
-		/* FOR UPDATE: under REPEATABLE READ a head moved by a concurrent commit is a serialization failure, never
-		 * a fork from a stale snapshot. */
-		plan = SPI_prepare("SELECT last_hash FROM tenancy.audit_chain_head FOR UPDATE", 0, NULL);
+		plan = SPI_prepare("SELECT last_hash FROM tenancy.audit_chain_head", 0, NULL);
 		break;
 	case kNextId:
 		plan = SPI_prepare("SELECT pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass)", 0, NULL);
@@ -166,32 +169,22 @@ AppendPlan(AppendStatement which)
 	return plan;
 }
 
-// Runs as the extension owner: takes the chain lock, links the event to the current head, inserts it and moves
-// the head. The head row lives in its own table so deleting the log's tail cannot also rewrite the head.
+// Runs one append statement on the latest snapshot. The chain lock is held, so the latest snapshot shows the head
+// every earlier writer committed; the transaction's own (REPEATABLE READ) snapshot would show a stale head, and
+// updating the head from it would be a serialization failure.
 void
-AppendAsOwner(void *arg)
+ExecuteOnLatest(AppendStatement which, Datum *values, const char *nulls, int expected)
 {
-	PendingEvent *ev = static_cast<PendingEvent *>(arg);
+	if (SPI_execute_snapshot(AppendPlan(which), values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, false, 0) !=
+	    expected)
+		elog(ERROR, "audit log statement %d failed", static_cast<int>(which));
+}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/* Held until commit or abort: a second writer links to this event only once it is durable or gone. */
-	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(kAuditLockClass), Int32GetDatum(kAuditLockObject));
-
-	if (SPI_execute_plan(AppendPlan(kReadHead), NULL, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the audit chain head");
-	core::AuditDigest prev = core::kAuditGenesis;
-	if (SPI_processed > 0) {
-		bool isnull;
-		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!ByteaDigest(d, isnull, &prev))
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("audit chain head is corrupted"),
-			                errhint("Run tenancy.verify_audit_log() to locate the damage.")));
-	}
-
-	if (SPI_execute_plan(AppendPlan(kNextId), NULL, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not allocate an audit event id");
+// Appends one queued event after prev and returns its hash. Runs as the extension owner, inside SPI.
+core::AuditDigest
+AppendOne(const PendingEvent *ev, const core::AuditDigest &prev, int64 *id_out)
+{
+	ExecuteOnLatest(kNextId, NULL, NULL, SPI_OK_SELECT);
 	bool isnull;
 	int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -218,26 +211,52 @@ AppendAsOwner(void *arg)
 	                    ev->after ? JsonbPGetDatum(ev->after) : (Datum)0,
 	                    PointerGetDatum(DigestBytea(prev)),
 	                    PointerGetDatum(DigestBytea(hash))};
-	char nulls[11] = {' ',
-	                  ' ',
-	                  ' ',
-	                  ' ',
-	                  ev->has_context ? ' ' : 'n',
-	                  ev->tenant ? ' ' : 'n',
-	                  ' ',
-	                  ev->before ? ' ' : 'n',
-	                  ev->after ? ' ' : 'n',
-	                  ' ',
-	                  ' '};
-	if (SPI_execute_plan(AppendPlan(kInsertEvent), values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert the audit event");
+	/* 'n' marks SQL NULL for the optional columns: context, tenant, before, after */
+	char nulls[11];
+	memset(nulls, ' ', sizeof(nulls));
+	nulls[4] = ev->has_context ? ' ' : 'n';
+	nulls[5] = ev->tenant ? ' ' : 'n';
+	nulls[7] = ev->before ? ' ' : 'n';
+	nulls[8] = ev->after ? ' ' : 'n';
+	ExecuteOnLatest(kInsertEvent, values, nulls, SPI_OK_INSERT);
+	*id_out = id;
+	return hash;
+}
 
-	Datum head_values[2] = {Int64GetDatum(id), PointerGetDatum(DigestBytea(hash))};
+// Runs as the extension owner at commit: takes the chain lock, links every queued event (in the order they were
+// written) to the current head, inserts them and moves the head once. The head row lives in its own table so
+// deleting the log's tail cannot also rewrite the head.
+void
+AppendAllAsOwner(void *arg)
+{
+	List *events = static_cast<List *>(arg);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* Held from here to the end of the commit: the next writer links to these events once they are durable. */
+	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(kAuditLockClass), Int32GetDatum(kAuditLockObject));
+
+	ExecuteOnLatest(kReadHead, NULL, NULL, SPI_OK_SELECT);
+	core::AuditDigest prev = core::kAuditGenesis;
+	if (SPI_processed > 0) {
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!ByteaDigest(d, isnull, &prev))
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("audit chain head is corrupted"),
+			                errhint("Run tenancy.verify_audit_log() to locate the damage.")));
+	}
+
+	int64 last_id = 0;
+	ListCell *lc;
+	foreach (lc, events)
+		prev = AppendOne(static_cast<PendingEvent *>(lfirst(lc)), prev, &last_id);
+
+	Datum head_values[2] = {Int64GetDatum(last_id), PointerGetDatum(DigestBytea(prev))};
 	chain_head_write_allowed = true;
 	PG_TRY();
 	{
-		if (SPI_execute_plan(AppendPlan(kMoveHead), head_values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not move the audit chain head");
+		ExecuteOnLatest(kMoveHead, head_values, NULL, SPI_OK_INSERT);
 	}
 	PG_FINALLY();
 	{
@@ -248,6 +267,78 @@ AppendAsOwner(void *arg)
 	SPI_finish();
 }
 
+// Events of the current transaction, in TopTransactionContext, appended to the chain at commit. Appending at
+// commit keeps the chain lock for the commit only: a transaction that wrote an event and then waits for a row
+// lock can never deadlock with another writer, and concurrent writers never wait for each other's work.
+List *queued_events = NIL;
+// Set once this transaction's events were appended (pre-commit): later events are appended at once.
+bool appended_this_xact = false;
+bool callbacks_registered = false;
+
+void
+AppendQueued(void)
+{
+	if (queued_events == NIL)
+		return;
+	List *events = queued_events;
+	queued_events = NIL; /* an error below aborts the transaction, which discards the events anyway */
+	RunAsExtensionOwner(AppendAllAsOwner, events);
+}
+
+void
+AuditXactCallback(XactEvent event, void *)
+{
+	switch (event) {
+	case XACT_EVENT_PRE_COMMIT:
+	case XACT_EVENT_PRE_PREPARE:
+		/* still a normal transaction state: SPI may run, and an error aborts the transaction */
+		AppendQueued();
+		appended_this_xact = true;
+		break;
+	case XACT_EVENT_COMMIT:
+	case XACT_EVENT_ABORT:
+	case XACT_EVENT_PREPARE:
+	case XACT_EVENT_PARALLEL_COMMIT:
+	case XACT_EVENT_PARALLEL_ABORT:
+		/* the list lived in TopTransactionContext, which is going away */
+		queued_events = NIL;
+		appended_this_xact = false;
+		break;
+	default:
+		break;
+	}
+}
+
+// A rolled-back subtransaction (ROLLBACK TO SAVEPOINT, a PL/pgSQL exception block) takes its events with it; a
+// committed one hands them to its parent.
+void
+AuditSubXactCallback(SubXactEvent event, SubTransactionId my_subid, SubTransactionId parent_subid, void *)
+{
+	if (queued_events == NIL || (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	ListCell *lc;
+	foreach (lc, queued_events) {
+		PendingEvent *ev = static_cast<PendingEvent *>(lfirst(lc));
+		if (ev->subid != my_subid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			ev->subid = parent_subid;
+		else
+			queued_events = foreach_delete_current(queued_events, lc);
+	}
+}
+
+// Copies of the caller's values in TopTransactionContext, where they live until the commit appends them.
+Jsonb *
+CopyJsonb(const Jsonb *jb)
+{
+	if (jb == NULL)
+		return NULL;
+	Jsonb *copy = (Jsonb *)palloc(VARSIZE(jb));
+	memcpy(copy, jb, VARSIZE(jb));
+	return copy;
+}
+
 } // namespace
 
 void
@@ -255,17 +346,42 @@ WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Json
 {
 	if (action == NULL || action[0] == '\0')
 		elog(ERROR, "audit event without an action");
-	PendingEvent ev;
-	ev.action = action;
-	ev.tenant = tenant;
-	ev.before = before;
-	ev.after = after;
-	/* Captured before the owner switch: the caller, never the extension owner. */
-	ev.session_user = GetUserNameFromId(GetSessionUserId(), false);
-	ev.current_user = GetUserNameFromId(GetUserId(), false);
-	ev.has_context = CurrentTenantId(&ev.context_tenant);
-	ev.occurred_at = GetCurrentTimestamp();
-	RunAsExtensionOwner(AppendAsOwner, &ev);
+	if (IsParallelWorker())
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_TRANSACTION_STATE), errmsg("cannot write audit events in a parallel worker")));
+	if (!callbacks_registered) {
+		RegisterXactCallback(AuditXactCallback, NULL);
+		RegisterSubXactCallback(AuditSubXactCallback, NULL);
+		callbacks_registered = true;
+	}
+
+	/* Captured now, in the caller's identity: the caller, never the extension owner, and the context it had. */
+	Oid session_user = GetSessionUserId(), current_user = GetUserId();
+	pg_uuid_t context;
+	bool has_context = CurrentTenantId(&context);
+
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	PendingEvent *ev = (PendingEvent *)palloc0(sizeof(PendingEvent));
+	ev->action = pstrdup(action);
+	if (tenant != NULL) {
+		pg_uuid_t *copy = (pg_uuid_t *)palloc(sizeof(pg_uuid_t));
+		memcpy(copy, tenant, sizeof(pg_uuid_t));
+		ev->tenant = copy;
+	}
+	ev->before = CopyJsonb(before);
+	ev->after = CopyJsonb(after);
+	ev->session_user = GetUserNameFromId(session_user, false);
+	ev->current_user = GetUserNameFromId(current_user, false);
+	ev->context_tenant = context;
+	ev->has_context = has_context;
+	ev->occurred_at = GetCurrentTimestamp();
+	ev->subid = GetCurrentSubTransactionId();
+	queued_events = lappend(queued_events, ev);
+	MemoryContextSwitchTo(old);
+
+	/* Written by another module's pre-commit work after ours ran: append it now, the commit is under way. */
+	if (appended_this_xact)
+		AppendQueued();
 }
 
 } // namespace tenancy::pg

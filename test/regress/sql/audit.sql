@@ -55,6 +55,32 @@ SELECT action, current_user_name, context_tenant_id = :'ctx_id' AS in_context, a
   FROM tenancy.audit_log WHERE action IN ('custom_event', 'app_event') ORDER BY id;
 SELECT * FROM tenancy.verify_audit_log();
 
+-- events are appended when their transaction commits: a rolled-back savepoint or exception block leaves none,
+-- a prepared transaction appends at PREPARE and its events count once COMMIT PREPARED is done
+BEGIN;
+SAVEPOINT s;
+SELECT tenancy._audit('discarded_event', NULL, NULL, NULL);
+ROLLBACK TO SAVEPOINT s;
+SELECT tenancy._audit('kept_event', NULL, NULL, '{"n": 1}');
+SELECT count(*) AS visible_before_commit FROM tenancy.audit_log WHERE action IN ('kept_event', 'discarded_event');
+COMMIT;
+DO $$
+BEGIN
+  BEGIN
+    PERFORM tenancy._audit('discarded_event', NULL, NULL, NULL);
+    RAISE division_by_zero;
+  EXCEPTION WHEN division_by_zero THEN
+    PERFORM tenancy._audit('kept_event', NULL, NULL, '{"n": 2}');
+  END;
+END
+$$;
+BEGIN;
+SELECT tenancy._audit('prepared_event', NULL, NULL, NULL);
+PREPARE TRANSACTION 'regress_audit_2pc';
+COMMIT PREPARED 'regress_audit_2pc';
+SELECT action, after FROM tenancy.audit_log WHERE action IN ('kept_event', 'discarded_event', 'prepared_event') ORDER BY id;
+SELECT * FROM tenancy.verify_audit_log();
+
 -- append-only: nobody may change or remove events, superusers included (42501)
 \set VERBOSITY sqlstate
 UPDATE tenancy.audit_log SET action = 'nothing' WHERE id = :start_id + 1;
