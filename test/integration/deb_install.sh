@@ -46,12 +46,13 @@ debs_fresh() {
       [ -e "$TENANCY_ROOT/$f" ] && [ "$TENANCY_ROOT/$f" -nt "$deb" ] && { echo "rebuilding: $f is newer than $deb"; return 1; }
     done < <(git -C "$TENANCY_ROOT" ls-files -z --cached --others --exclude-standard -- . ':!test' ':!bench' ':!.ci')
   done
+  return 0
 }
 if [ -z "${TENANCY_DEB_DIR:-}" ] && ! debs_fresh; then
   echo "== make deb"
   start=$(date +%s)
-  # The unit tests already ran in make check: nocheck skips running them again inside the package build.
-  DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" make -C "$TENANCY_ROOT" deb
+  # The unit tests already ran in make check (nocheck: not again in the package), and no debug-symbol packages.
+  DEB_BUILD_OPTIONS="nocheck noautodbgsym ${DEB_BUILD_OPTIONS:-}" make -C "$TENANCY_ROOT" deb
   echo "make deb took $(( $(date +%s) - start )) s"
 fi
 debs=()
