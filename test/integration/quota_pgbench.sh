@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/integration/quota_pgbench.sh
 # 16 pgbench clients race 40,000 consumes at a limit of 20,000: exactly 20,000 are granted, with the counters in
-# shared memory; then the table-only path (library not preloaded) is just as exact, and says so once in the log.
+# shared memory; pooled consumes of two children sharing a root's limit are as exact; then the table-only path
+# (library not preloaded) is just as exact, and says so once per backend in the log.
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
@@ -37,6 +38,36 @@ cluster_psql -d postgres -c "CREATE EXTENSION tenancy"
 check "shared memory in use" "$(cluster_psql -d postgres -At -c "SELECT current_setting('shared_preload_libraries')")" tenancy
 check "shared: 40,000 consumes at a limit of 20,000" "$(race shared 20000 16 2500)" "20000 20000 20000"
 check "shared: amounts of 3 at a limit of 20,000 (not a multiple)" "$(race shared3 20000 16 500 3)" "6666 1334 19998"
+
+# Pooled: 16 clients consume from two children sharing their root's 5,000 (each child may use 4,000 on its own):
+# exactly 5,000 are granted, and the root's counter equals the sum of the children's.
+pool=$(cluster_psql -d postgres -At <<'SQL'
+SELECT set_config('client_min_messages', 'warning', false);
+CREATE TABLE pooled_results (granted boolean NOT NULL);
+WITH root AS (SELECT id FROM tenancy.create_tenant('Pool', 'pool-root', 'enterprise')),
+     a AS (SELECT t.id FROM root, tenancy.create_tenant('Pool A', 'pool-a', 'enterprise', parent_tenant_id => root.id) t),
+     b AS (SELECT t.id FROM root, tenancy.create_tenant('Pool B', 'pool-b', 'enterprise', parent_tenant_id => root.id) t)
+SELECT root.id || ' ' || a.id || ' ' || b.id FROM root, a, b;
+SQL
+)
+read -r pool_root pool_a pool_b <<<"$(echo "$pool" | tail -1)"
+cluster_psql -d postgres >/dev/null <<SQL
+SELECT tenancy.set_quota_override('$pool_root', 'ai_requests', 5000);
+SELECT tenancy.set_quota_override('$pool_a', 'ai_requests', 4000);
+SELECT tenancy.set_quota_override('$pool_b', 'ai_requests', 4000);
+SQL
+printf '%s\n' "\\set pick random(0, 1)" \
+  "INSERT INTO pooled_results SELECT tenancy.consume_pooled(CASE WHEN :pick = 0 THEN :a::uuid ELSE :b::uuid END, 'ai_requests');" \
+  > "$TENANCY_TMP/pooled.sql"
+chmod 644 "$TENANCY_TMP/pooled.sql"
+as_pg pgbench -n -M prepared -c 16 -j 2 -t 500 -D a="$pool_a" -D b="$pool_b" -f "$TENANCY_TMP/pooled.sql" \
+  -h 127.0.0.1 -p "$CLUSTER_PORT" -U postgres postgres > "$TENANCY_TMP/pgbench-pooled.log" 2>&1 \
+  || { cat "$TENANCY_TMP/pgbench-pooled.log"; exit 1; }
+check "pooled: 8,000 consumes from two children at a shared 5,000" \
+  "$(cluster_psql -d postgres -At -F ' ' -c "SELECT count(*) FILTER (WHERE granted),
+      (SELECT used FROM tenancy._quota_state('$pool_root', 'ai_requests')),
+      (SELECT used FROM tenancy._quota_state('$pool_a', 'ai_requests')) + (SELECT used FROM tenancy._quota_state('$pool_b', 'ai_requests'))
+      FROM pooled_results")" "5000 5000 5000"
 as_pg pg_ctl -D "$CLUSTER_DIR/data" -m fast stop >/dev/null
 
 # The same race without the preload: the table-only path, one locked in-place write per call.
