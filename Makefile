@@ -44,7 +44,6 @@ daemon:
 
 install: install-daemon
 install-daemon: daemon
-	test -f daemon/main.cpp || exit 0; \
 	install -D -m 0755 $(CMAKE_BUILD_DIR)/tenancyd $(DESTDIR)/usr/local/bin/tenancyd
 
 clean: clean-daemon

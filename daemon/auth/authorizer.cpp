@@ -1,0 +1,90 @@
+// daemon/auth/authorizer.cpp
+// The token check runs in SQL (tenancy.authenticate_token decides validity and role permissions, tenancy.consume
+// meters the call); the daemon only hashes the presented token and compares digests in constant time.
+#include "auth/authorizer.hpp"
+
+#include "auth/token.hpp"
+#include "errors.hpp"
+
+#include <ctime>
+
+namespace tenancyd {
+
+namespace {
+
+ApiError
+Unauthorized()
+{
+	return ApiError(401, "unauthorized", "missing, invalid, revoked or expired bearer token");
+}
+
+// One round trip: the token's tenant, role and permission, and for a permitted call to its own tenant the metering.
+constexpr const char *kAuthenticateSql =
+    "SELECT a.token_id, a.tenant_id, a.role, a.token_sha256, a.permitted, a.plan, "
+    "       CASE WHEN a.permitted AND a.tenant_id OPERATOR(pg_catalog.=) $2::uuid "
+    "            THEN tenancy.consume(a.tenant_id, 'api_calls') END "
+    "  FROM tenancy.authenticate_token($1::bytea, $3::text) a";
+
+} // namespace
+
+long
+SecondsUntilNextMonthUtc(std::time_t now)
+{
+	std::tm tm{};
+	gmtime_r(&now, &tm);
+	std::tm next{};
+	next.tm_year = tm.tm_mon == 11 ? tm.tm_year + 1 : tm.tm_year;
+	next.tm_mon = (tm.tm_mon + 1) % 12;
+	next.tm_mday = 1;
+	return static_cast<long>(timegm(&next) - now);
+}
+
+void
+Authorize(RequestContext &ctx, const Route &route)
+{
+	if (route.access == Access::kPublic ||
+	    (route.access == Access::kMetrics && !ctx.config->metrics_require_admin_token))
+		return;
+	auto token = ParseBearer(ctx.req.get_header_value("Authorization"));
+	if (!token)
+		throw Unauthorized();
+	std::string digest = Sha256(*token);
+	if (ConstantTimeEquals(digest, ctx.config->admin_token_sha256)) {
+		ctx.caller.kind = Caller::Kind::kAdmin;
+		return;
+	}
+	// Only tenant tokens are looked up; anything else cannot match a stored digest.
+	if (token->rfind("tnt_", 0) != 0 || route.access == Access::kMetrics)
+		throw Unauthorized();
+	if (!ctx.lease)
+		ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
+	std::string tenant_for_metering = ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id;
+	Result r = ctx.db().Exec(kAuthenticateSql, {"\\x" + ToHex(digest), tenant_for_metering,
+	                                            std::string(route.action ? route.action : "none")});
+	if (r.rows() != 1)
+		throw Unauthorized();
+	auto stored = FromHex(r.get(0, 3).substr(2)); // bytea text output is \x<hex>
+	if (!stored || !ConstantTimeEquals(*stored, digest))
+		throw Unauthorized();
+	ctx.caller.kind = Caller::Kind::kTenant;
+	ctx.caller.token_id = r.get(0, 0);
+	ctx.caller.tenant_id = r.get(0, 1);
+	ctx.caller.role = r.get(0, 2);
+	if (!r.null(0, 5))
+		ctx.app.pools.RememberPlan(ctx.caller.tenant_id, r.get(0, 5));
+	if (route.access == Access::kAdmin)
+		throw ApiError(403, "permission_denied", "this route needs the admin token", "42501");
+	if (ctx.caller.tenant_id != ctx.tenant_id)
+		throw ApiError(403, "permission_denied", "the token belongs to another tenant", "42501");
+	if (r.get(0, 4) != "t")
+		throw ApiError(403, "permission_denied",
+		               "a token with role \"" + ctx.caller.role + "\" may not call " + route.method + " " + route.path,
+		               "42501");
+	if (r.get(0, 6) != "t") {
+		ApiError e(429, "quota_exceeded", "the tenant's api_calls quota for this month is used up", "TN003");
+		e.retry_after = static_cast<int>(SecondsUntilNextMonthUtc(std::time(nullptr)));
+		throw e;
+	}
+}
+
+} // namespace tenancyd

@@ -1,0 +1,277 @@
+// daemon/config.cpp
+// One alphabetical table of keys (PgBouncer's bouncer_params): name, whether SIGHUP applies it, and its parser.
+#include "config.hpp"
+
+#include "auth/token.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <yaml-cpp/yaml.h>
+
+namespace tenancyd {
+
+namespace {
+
+struct Param {
+	const char *name; // section.key
+	bool reloadable;
+	bool required;
+	std::function<void(Config &, const YAML::Node &, const std::string &)> apply;
+	std::function<bool(const Config &, const Config &)> same; // restart-only keys: did the value change?
+};
+
+[[noreturn]] void
+Fail(const std::string &key, const std::string &message)
+{
+	throw ConfigError(key + ": " + message);
+}
+
+std::string
+AsString(const YAML::Node &node, const std::string &key)
+{
+	if (!node.IsScalar())
+		Fail(key, "must be a string");
+	return node.Scalar();
+}
+
+long
+AsInt(const YAML::Node &node, const std::string &key, long min, long max)
+{
+	if (node.IsScalar()) {
+		const std::string &s = node.Scalar();
+		bool ok = !s.empty() && s.size() <= 12;
+		for (size_t i = 0; i < s.size(); i++)
+			ok = ok && (std::isdigit(static_cast<unsigned char>(s[i])) || (i == 0 && s[i] == '-'));
+		if (ok) {
+			long v = std::stol(s);
+			if (v >= min && v <= max)
+				return v;
+		}
+	}
+	Fail(key, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+}
+
+bool
+AsBool(const YAML::Node &node, const std::string &key)
+{
+	if (node.IsScalar()) {
+		if (node.Scalar() == "true")
+			return true;
+		if (node.Scalar() == "false")
+			return false;
+	}
+	Fail(key, "must be true or false");
+}
+
+template <typename T>
+std::function<bool(const Config &, const Config &)>
+Same(T Config::*member)
+{
+	return [member](const Config &a, const Config &b) { return a.*member == b.*member; };
+}
+
+const std::vector<Param> &
+Params()
+{
+	static const std::vector<Param> kParams = {
+	    {"auth.admin_token_sha256", true, true,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     std::string hex = AsString(n, k);
+		     auto raw = FromHex(hex);
+		     if (hex.size() != 64 || !raw)
+			     Fail(k, "must be 64 hex characters (the SHA-256 of the admin bearer token)");
+		     c.admin_token_sha256 = *raw;
+	     },
+	     nullptr},
+	    {"database.acquire_timeout_ms", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.db_acquire_timeout_ms = static_cast<int>(AsInt(n, k, 10, 600000));
+	     },
+	     Same(&Config::db_acquire_timeout_ms)},
+	    {"database.connect_timeout_s", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.db_connect_timeout_s = static_cast<int>(AsInt(n, k, 2, 600));
+	     },
+	     Same(&Config::db_connect_timeout_s)},
+	    {"database.conninfo", false, true,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.db_conninfo = AsString(n, k);
+		     if (c.db_conninfo.empty())
+			     Fail(k, "must not be empty");
+	     },
+	     Same(&Config::db_conninfo)},
+	    {"database.health_check_interval_s", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.db_health_check_interval_s = static_cast<int>(AsInt(n, k, 1, 3600));
+	     },
+	     Same(&Config::db_health_check_interval_s)},
+	    {"database.pool_size", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.db_pool_size = static_cast<int>(AsInt(n, k, 1, 1000));
+	     },
+	     Same(&Config::db_pool_size)},
+	    {"database.statement_timeout_ms", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.db_statement_timeout_ms = static_cast<int>(AsInt(n, k, 1, 3600000));
+	     },
+	     Same(&Config::db_statement_timeout_ms)},
+	    {"limits.max_body_bytes", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.max_body_bytes = static_cast<size_t>(AsInt(n, k, 1, 1L << 30));
+	     },
+	     Same(&Config::max_body_bytes)},
+	    {"listen.host", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.listen_host = AsString(n, k);
+		     if (c.listen_host.empty())
+			     Fail(k, "must not be empty");
+	     },
+	     Same(&Config::listen_host)},
+	    {"listen.port", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.listen_port = static_cast<int>(AsInt(n, k, 1, 65535));
+	     },
+	     Same(&Config::listen_port)},
+	    {"listen.threads", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.listen_threads = static_cast<int>(AsInt(n, k, 1, 1024));
+	     },
+	     Same(&Config::listen_threads)},
+	    {"log.level", true, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     if (!ParseLogLevel(AsString(n, k), c.log_level))
+			     Fail(k, "must be one of debug, info, warn, error");
+	     },
+	     nullptr},
+	    {"metrics.max_tenants", true, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.metrics_max_tenants = static_cast<int>(AsInt(n, k, 0, 100000));
+	     },
+	     nullptr},
+	    {"metrics.require_admin_token", true, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { c.metrics_require_admin_token = AsBool(n, k); },
+	     nullptr},
+	    {"pools.dedicated_for", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     if (!n.IsSequence())
+			     Fail(k, "must be a list of plans (developer, team, enterprise)");
+		     c.pools_dedicated_for.clear();
+		     for (const auto &item : n) {
+			     std::string plan = item.IsScalar() ? item.Scalar() : "";
+			     if (plan != "developer" && plan != "team" && plan != "enterprise")
+				     Fail(k, "must be a list of plans (developer, team, enterprise)");
+			     c.pools_dedicated_for.push_back(plan);
+		     }
+	     },
+	     Same(&Config::pools_dedicated_for)},
+	    {"pools.dedicated_size", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.pools_dedicated_size = static_cast<int>(AsInt(n, k, 1, 1000));
+	     },
+	     Same(&Config::pools_dedicated_size)},
+	    {"sla.window_hours", true, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.sla_window_hours = static_cast<int>(AsInt(n, k, 1, 9600));
+	     },
+	     nullptr},
+	    {"tls.cert_file", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { c.tls_cert_file = AsString(n, k); },
+	     Same(&Config::tls_cert_file)},
+	    {"tls.key_file", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { c.tls_key_file = AsString(n, k); },
+	     Same(&Config::tls_key_file)},
+	};
+	return kParams;
+}
+
+} // namespace
+
+Config
+ParseConfig(const std::string &yaml_text)
+{
+	YAML::Node root;
+	try {
+		root = YAML::Load(yaml_text);
+	} catch (const YAML::Exception &e) {
+		throw ConfigError("invalid YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+	}
+	if (!root.IsMap())
+		throw ConfigError("the configuration must be a YAML mapping of sections (listen, database, auth, ...)");
+	std::map<std::string, const Param *> by_name;
+	std::set<std::string> sections;
+	for (const Param &p : Params()) {
+		by_name[p.name] = &p;
+		std::string n = p.name;
+		sections.insert(n.substr(0, n.find('.')));
+	}
+	Config config;
+	std::set<std::string> seen;
+	std::set<std::string> seen_sections;
+	for (const auto &section : root) {
+		std::string sname = section.first.IsScalar() ? section.first.Scalar() : "?";
+		if (!sections.count(sname))
+			throw ConfigError(sname + ": unknown section");
+		if (!seen_sections.insert(sname).second)
+			throw ConfigError(sname + ": given twice");
+		if (section.second.IsNull())
+			continue;
+		if (!section.second.IsMap())
+			throw ConfigError(sname + ": must be a mapping");
+		for (const auto &entry : section.second) {
+			std::string key = sname + "." + (entry.first.IsScalar() ? entry.first.Scalar() : "?");
+			auto it = by_name.find(key);
+			if (it == by_name.end())
+				throw ConfigError(key + ": unknown key");
+			if (!seen.insert(key).second)
+				throw ConfigError(key + ": given twice");
+			it->second->apply(config, entry.second, key);
+		}
+	}
+	for (const Param &p : Params())
+		if (p.required && !seen.count(p.name))
+			throw ConfigError(std::string(p.name) + ": required");
+	if (config.tls_cert_file.empty() != config.tls_key_file.empty())
+		throw ConfigError(config.tls_cert_file.empty() ? "tls.cert_file: required when tls.key_file is set"
+		                                               : "tls.key_file: required when tls.cert_file is set");
+	for (const std::string &file : {config.tls_cert_file, config.tls_key_file})
+		if (!file.empty() && !std::ifstream(file).good())
+			throw ConfigError((file == config.tls_cert_file ? "tls.cert_file" : "tls.key_file") +
+			                  std::string(": cannot read \"") + file + "\"");
+	return config;
+}
+
+Config
+LoadConfig(const std::string &path)
+{
+	std::ifstream in(path);
+	if (!in)
+		throw ConfigError("cannot read configuration file \"" + path + "\"");
+	std::stringstream ss;
+	ss << in.rdbuf();
+	return ParseConfig(ss.str());
+}
+
+std::vector<std::string>
+KeysNeedingRestart(const Config &old_config, const Config &new_config)
+{
+	std::vector<std::string> keys;
+	for (const Param &p : Params())
+		if (!p.reloadable && p.same && !p.same(old_config, new_config))
+			keys.push_back(p.name);
+	return keys;
+}
+
+std::vector<std::string>
+ConfigKeys()
+{
+	std::vector<std::string> keys;
+	for (const Param &p : Params())
+		keys.push_back(p.name);
+	return keys;
+}
+
+} // namespace tenancyd

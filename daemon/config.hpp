@@ -1,0 +1,61 @@
+// daemon/config.hpp
+// tenancyd's configuration: a plain struct filled from one YAML file and validated once (errors name the key).
+#pragma once
+
+#include "log.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tenancyd {
+
+struct Config {
+	// listen
+	std::string listen_host = "127.0.0.1";
+	int listen_port = 8080;
+	int listen_threads = 16;
+	// tls: HTTPS when both are set
+	std::string tls_cert_file;
+	std::string tls_key_file;
+	// database
+	std::string db_conninfo;
+	int db_pool_size = 8;
+	int db_acquire_timeout_ms = 5000;
+	int db_connect_timeout_s = 3;
+	int db_statement_timeout_ms = 5000;
+	int db_health_check_interval_s = 10;
+	// pools: a second pool reserved for tenants of these plans
+	std::vector<std::string> pools_dedicated_for;
+	int pools_dedicated_size = 4;
+	// auth
+	std::string admin_token_sha256; // 32 raw bytes (decoded from the 64-hex configuration value)
+	// log
+	LogLevel log_level = LogLevel::kInfo;
+	// limits
+	size_t max_body_bytes = 1024 * 1024;
+	// metrics
+	int metrics_max_tenants = 100;
+	bool metrics_require_admin_token = false;
+	// sla
+	int sla_window_hours = 720;
+};
+
+// A configuration problem; what() names the key, e.g. `listen.port: must be an integer from 1 to 65535`.
+class ConfigError : public std::runtime_error {
+public:
+	using std::runtime_error::runtime_error;
+};
+
+// Parses and validates YAML text. Throws ConfigError.
+Config ParseConfig(const std::string &yaml_text);
+// Reads the file and parses it. Throws ConfigError (also for an unreadable file).
+Config LoadConfig(const std::string &path);
+
+// Keys whose new value a SIGHUP cannot apply (they need a restart); empty when the change is fully reloadable.
+std::vector<std::string> KeysNeedingRestart(const Config &old_config, const Config &new_config);
+
+// Every key the file may hold, alphabetically (packaging/tenancyd.yaml documents each).
+std::vector<std::string> ConfigKeys();
+
+} // namespace tenancyd

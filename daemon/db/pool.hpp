@@ -1,0 +1,140 @@
+// daemon/db/pool.hpp
+// A fixed-size libpq connection pool: RAII leases, PQexecParams only, statement timeout, health checks, reconnect.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <libpq-fe.h>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tenancyd {
+
+struct PoolOptions {
+	std::string name = "shared"; // for logs
+	std::string conninfo;
+	int size = 8;
+	int acquire_timeout_ms = 5000;
+	int connect_timeout_s = 3;
+	int statement_timeout_ms = 5000;
+};
+
+// A failed query or connection. sqlstate is empty when libpq gave none (the connection broke).
+class DbError : public std::runtime_error {
+public:
+	DbError(std::string sqlstate, const std::string &message, std::string detail, bool connection_lost)
+	    : std::runtime_error(message), sqlstate_(std::move(sqlstate)), detail_(std::move(detail)),
+	      connection_lost_(connection_lost)
+	{
+	}
+	const std::string &sqlstate() const { return sqlstate_; }
+	const std::string &detail() const { return detail_; }
+	bool connection_lost() const { return connection_lost_; }
+
+private:
+	std::string sqlstate_;
+	std::string detail_;
+	bool connection_lost_;
+};
+
+// A query result (text format). Owns the PGresult.
+class Result {
+public:
+	explicit Result(PGresult *res) : res_(res, &PQclear) {}
+	int rows() const { return PQntuples(res_.get()); }
+	bool null(int row, int col) const { return PQgetisnull(res_.get(), row, col); }
+	std::string get(int row, int col) const { return PQgetvalue(res_.get(), row, col); }
+	std::optional<std::string> opt(int row, int col) const
+	{
+		return null(row, col) ? std::nullopt : std::optional<std::string>(get(row, col));
+	}
+
+private:
+	std::unique_ptr<PGresult, void (*)(PGresult *)> res_;
+};
+
+using Param = std::optional<std::string>; // nullopt is SQL NULL
+
+class Pool;
+
+// One pooled connection, lent to one request at a time.
+class Connection {
+public:
+	// Runs one statement with out-of-line parameters (never interpolated). Throws DbError.
+	Result Exec(const char *sql, const std::vector<Param> &params = {});
+	// BEGIN; body(); COMMIT, rolling back when body throws.
+	template <typename Body>
+	auto Transaction(Body &&body) -> decltype(body())
+	{
+		Exec("BEGIN");
+		try {
+			if constexpr (std::is_void_v<decltype(body())>) {
+				body();
+				Exec("COMMIT");
+			} else {
+				auto out = body();
+				Exec("COMMIT");
+				return out;
+			}
+		} catch (...) {
+			RollbackQuietly();
+			throw;
+		}
+	}
+
+private:
+	friend class Pool;
+	void RollbackQuietly();
+	PGconn *conn_ = nullptr;
+	bool in_use_ = false;
+	std::chrono::steady_clock::time_point last_used_{};
+};
+
+// Returns the connection to its pool when destroyed.
+class Lease {
+public:
+	Lease(Pool *pool, Connection *conn) : pool_(pool), conn_(conn) {}
+	Lease(Lease &&other) noexcept : pool_(other.pool_), conn_(other.conn_) { other.conn_ = nullptr; }
+	Lease(const Lease &) = delete;
+	Lease &operator=(const Lease &) = delete;
+	~Lease();
+	Connection *operator->() { return conn_; }
+	Connection &operator*() { return *conn_; }
+
+private:
+	Pool *pool_;
+	Connection *conn_;
+};
+
+class Pool {
+public:
+	explicit Pool(PoolOptions options);
+	~Pool();
+	// Waits up to acquire_timeout_ms for a free connection and (re)connects it when needed. Throws DbError.
+	Lease Acquire();
+	// Pings idle connections that were unused for at least `idle`, closing broken ones (reconnected lazily).
+	void CheckIdle(std::chrono::milliseconds idle);
+	// True when a connection answers SELECT 1 within the bounded acquire and connect time.
+	bool Ping();
+	void CloseAll();
+	const PoolOptions &options() const { return options_; }
+
+private:
+	friend class Lease;
+	void Release(Connection *conn);
+	void Connect(Connection &conn);
+	PoolOptions options_;
+	std::mutex mutex_;
+	std::condition_variable available_;
+	std::vector<std::unique_ptr<Connection>> slots_;
+	// After a failed connect, others fail fast for a short while instead of piling up on a dead server.
+	std::chrono::steady_clock::time_point connect_failed_at_{};
+	std::string connect_error_;
+	bool closed_ = false;
+};
+
+} // namespace tenancyd

@@ -1,0 +1,69 @@
+// daemon/handlers/system.cpp
+// Operational routes: /healthz (process up), /readyz (database reachable), /metrics, /api/v1/openapi.json.
+#include "errors.hpp"
+#include "handlers/handlers.hpp"
+#include "log.hpp"
+
+namespace tenancyd::handlers {
+
+Reply
+Healthz(RequestContext &)
+{
+	return Reply::Json(200, {{"status", "ok"}});
+}
+
+Reply
+Readyz(RequestContext &ctx)
+{
+	if (!ctx.app.pools.Ping())
+		return Reply{503, ErrorBody("database_unavailable", "database unreachable", "")};
+	return Reply::Json(200, {{"status", "ready"}});
+}
+
+// Gauges come from the database at scrape time, for the tenants that get per-tenant series only, so a scrape costs
+// at most metrics.max_tenants usage documents. A database outage leaves them out instead of failing the scrape.
+Reply
+Metrics(RequestContext &ctx)
+{
+	std::vector<std::string> busiest = ctx.app.metrics.Busiest(ctx.config->metrics_max_tenants);
+	std::vector<GaugeSample> gauges;
+	if (!busiest.empty()) {
+		std::string array = "{";
+		for (size_t i = 0; i < busiest.size(); i++)
+			array += (i ? "," : "") + busiest[i]; // uuids we validated ourselves
+		array += "}";
+		try {
+			Lease lease = ctx.app.pools.AcquireFor("");
+			Result r = lease->Exec("SELECT t.id, t.plan, tenancy.usage(t.id) FROM tenancy.tenants t "
+			                       " WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[]) ORDER BY t.id",
+			                       {array});
+			for (int i = 0; i < r.rows(); i++) {
+				std::string id = r.get(i, 0), plan = r.get(i, 1);
+				auto usage = nlohmann::json::parse(r.get(i, 2), nullptr, false);
+				if (!usage.is_object())
+					continue;
+				auto users = usage["current_usage"]["users_count"];
+				if (users.is_number())
+					gauges.push_back(
+					    {"tenancy_tenant_active_users", {{"tenant_id", id}, {"plan", plan}}, users.get<double>()});
+				for (auto &[quota, value] : usage["utilization_percentages"].items())
+					if (value.is_number())
+						gauges.push_back({"tenancy_tenant_quota_utilization_percent",
+						                  {{"tenant_id", id}, {"quota_type", quota}},
+						                  value.get<double>()});
+			}
+		} catch (const std::exception &e) {
+			Log(LogLevel::kWarn, "metrics gauges skipped", {{"error", e.what()}});
+		}
+	}
+	return Reply{200, ctx.app.metrics.Render(ctx.config->metrics_max_tenants, gauges),
+	             "text/plain; version=0.0.4; charset=utf-8"};
+}
+
+Reply
+OpenApi(RequestContext &)
+{
+	return Reply::RawJson(200, OpenApiDocument());
+}
+
+} // namespace tenancyd::handlers

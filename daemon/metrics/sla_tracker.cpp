@@ -1,0 +1,61 @@
+// daemon/metrics/sla_tracker.cpp
+// Hourly buckets older than the longest allowed window (400 days) are dropped, so memory per tenant is bounded.
+#include "metrics/sla_tracker.hpp"
+
+namespace tenancyd {
+
+namespace {
+constexpr int64_t kMaxHours = 9600;
+
+int64_t
+HourOf(std::chrono::system_clock::time_point t)
+{
+	return std::chrono::duration_cast<std::chrono::hours>(t.time_since_epoch()).count();
+}
+} // namespace
+
+SlaTracker::SlaTracker() : started_(std::chrono::system_clock::now()) {}
+
+void
+SlaTracker::Record(const std::string &tenant, int status, double seconds, std::chrono::system_clock::time_point at)
+{
+	int64_t hour = HourOf(at);
+	std::lock_guard lock(mutex_);
+	auto it = tenants_.find(tenant);
+	if (it == tenants_.end()) {
+		if (tenants_.size() >= kMaxTenants)
+			return; // measured for the first kMaxTenants tenants seen; the report says how many requests it saw
+		it = tenants_.try_emplace(tenant).first;
+	}
+	auto &buckets = it->second;
+	if (buckets.empty() || buckets.back().hour != hour)
+		buckets.push_back(Bucket{hour});
+	while (!buckets.empty() && buckets.front().hour < hour - kMaxHours)
+		buckets.pop_front();
+	Bucket &b = buckets.back();
+	b.requests++;
+	b.server_errors += status >= 500 ? 1 : 0;
+	b.seconds += seconds;
+}
+
+SlaMeasurement
+SlaTracker::Measure(const std::string &tenant, int window_hours, std::chrono::system_clock::time_point now) const
+{
+	SlaMeasurement m;
+	auto from = now - std::chrono::hours(window_hours);
+	m.window_start = from < started_ ? started_ : from;
+	int64_t first_hour = HourOf(now) - window_hours + 1;
+	std::lock_guard lock(mutex_);
+	auto it = tenants_.find(tenant);
+	if (it == tenants_.end())
+		return m;
+	for (const Bucket &b : it->second)
+		if (b.hour >= first_hour) {
+			m.requests += b.requests;
+			m.server_errors += b.server_errors;
+			m.total_seconds += b.seconds;
+		}
+	return m;
+}
+
+} // namespace tenancyd

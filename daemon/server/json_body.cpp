@@ -1,0 +1,123 @@
+// daemon/server/json_body.cpp
+// nlohmann-json's parser validates syntax and UTF-8; its callback adds the checks RFC 8259 leaves open.
+#include "server/json_body.hpp"
+
+#include "errors.hpp"
+
+#include <unordered_set>
+#include <vector>
+
+namespace tenancyd {
+
+namespace {
+
+ApiError
+BadJson(const std::string &message)
+{
+	return ApiError(400, "invalid_json", message);
+}
+
+bool
+HasNul(const std::string &s)
+{
+	return s.find('\0') != std::string::npos;
+}
+
+} // namespace
+
+nlohmann::json
+ParseJsonObject(const std::string &body)
+{
+	if (body.empty())
+		return nlohmann::json::object();
+	using nlohmann::json;
+	// One set of seen keys per open object; a vector keeps the nesting explicit and bounded by kMaxJsonDepth.
+	std::vector<std::unordered_set<std::string>> seen_keys;
+	std::vector<bool> is_object;
+	auto callback = [&](int depth, json::parse_event_t event, json &parsed) -> bool {
+		switch (event) {
+		case json::parse_event_t::object_start:
+		case json::parse_event_t::array_start:
+			if (depth + 1 > kMaxJsonDepth)
+				throw BadJson("JSON nesting is deeper than 64 levels");
+			is_object.push_back(event == json::parse_event_t::object_start);
+			seen_keys.emplace_back();
+			break;
+		case json::parse_event_t::object_end:
+		case json::parse_event_t::array_end:
+			if (!seen_keys.empty()) {
+				seen_keys.pop_back();
+				is_object.pop_back();
+			}
+			break;
+		case json::parse_event_t::key: {
+			const std::string &key = parsed.get_ref<const std::string &>();
+			if (HasNul(key))
+				throw BadJson("JSON keys must not contain NUL characters");
+			if (!seen_keys.empty() && !seen_keys.back().insert(key).second)
+				throw BadJson("duplicate JSON key \"" + key + "\"");
+			break;
+		}
+		case json::parse_event_t::value:
+			if (parsed.is_string() && HasNul(parsed.get_ref<const std::string &>()))
+				throw BadJson("JSON strings must not contain NUL characters");
+			break;
+		}
+		return true;
+	};
+	json doc;
+	try {
+		doc = json::parse(body, callback, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+	} catch (const json::parse_error &e) {
+		// e.byte is safe to show; e.what() would echo parts of the body, which we never do.
+		throw BadJson("malformed JSON at byte " + std::to_string(e.byte));
+	}
+	if (!doc.is_object())
+		throw BadJson("the request body must be a JSON object");
+	return doc;
+}
+
+void
+RejectUnknownFields(const nlohmann::json &obj, std::initializer_list<const char *> allowed)
+{
+	for (const auto &[key, value] : obj.items()) {
+		bool known = false;
+		for (const char *a : allowed)
+			known = known || key == a;
+		if (!known)
+			throw ApiError(400, "unknown_field", "unknown field \"" + key + "\"");
+	}
+}
+
+std::optional<std::string>
+OptionalString(const nlohmann::json &obj, const char *key)
+{
+	auto it = obj.find(key);
+	if (it == obj.end() || it->is_null())
+		return std::nullopt;
+	if (!it->is_string())
+		throw ApiError(400, "invalid_type", std::string("field \"") + key + "\" must be a string");
+	return it->get<std::string>();
+}
+
+std::string
+RequiredString(const nlohmann::json &obj, const char *key)
+{
+	auto v = OptionalString(obj, key);
+	if (!v)
+		throw ApiError(400, "missing_field", std::string("field \"") + key + "\" is required");
+	return *v;
+}
+
+std::optional<bool>
+OptionalBool(const nlohmann::json &obj, const char *key)
+{
+	auto it = obj.find(key);
+	if (it == obj.end() || it->is_null())
+		return std::nullopt;
+	if (!it->is_boolean())
+		throw ApiError(400, "invalid_type", std::string("field \"") + key + "\" must be a boolean");
+	return it->get<bool>();
+}
+
+} // namespace tenancyd

@@ -1,0 +1,220 @@
+// daemon/server/server.cpp
+// One dispatch wrapper runs every route: path parameters, auth, body parsing, the handler, and error mapping.
+// Every failure, including those cpp-httplib produces itself (404, 413), answers the same JSON error body.
+#include "server/server.hpp"
+
+#include "auth/authorizer.hpp"
+#include "errors.hpp"
+#include "log.hpp"
+#include "server/context.hpp"
+#include "server/json_body.hpp"
+#include "server/params.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <regex>
+
+namespace tenancyd {
+
+namespace {
+
+// Per-request facts for the logger and metrics; cpp-httplib runs a request start to finish on one thread.
+struct RequestInfo {
+	std::chrono::steady_clock::time_point start;
+	const char *route = nullptr; // route pattern once dispatched
+	std::string tenant_id;       // tenant the request was about
+};
+thread_local RequestInfo t_info;
+
+void
+WriteReply(httplib::Response &res, const Reply &reply)
+{
+	res.status = reply.status;
+	for (const auto &[k, v] : reply.headers)
+		res.set_header(k, v);
+	if (reply.status == 204)
+		return;
+	res.set_content(reply.body, reply.content_type);
+}
+
+Reply
+ErrorReply(const ApiError &e)
+{
+	Reply r{e.status(), ErrorBody(e.code(), e.what(), e.sqlstate(), e.detail())};
+	if (e.retry_after > 0)
+		r.headers["Retry-After"] = std::to_string(e.retry_after);
+	if (e.status() == 401)
+		r.headers["WWW-Authenticate"] = "Bearer";
+	return r;
+}
+
+ApiError
+FromDbError(const DbError &e)
+{
+	if (e.connection_lost() || e.sqlstate().empty()) {
+		ApiError api(503, "database_unavailable", "database unavailable");
+		api.retry_after = 1;
+		return api;
+	}
+	return ErrorFromSqlState(e.sqlstate(), e.what(), e.detail());
+}
+
+void
+Dispatch(App &app, const Route &route, const std::vector<std::string> &names, const httplib::Request &req,
+         httplib::Response &res)
+{
+	t_info.route = route.path;
+	RequestContext ctx{req, app, app.config(), {}, {}, nlohmann::json::object(), {}, std::nullopt};
+	Reply reply;
+	try {
+		try {
+			for (size_t i = 0; i < names.size() && i + 1 < req.matches.size(); i++) {
+				std::string value = req.matches[i + 1].str();
+				RequireUuid(value, names[i].c_str());
+				std::transform(value.begin(), value.end(), value.begin(), ::tolower);
+				ctx.path[names[i]] = value;
+			}
+			if (ctx.path.count("id")) {
+				ctx.tenant_id = ctx.path["id"];
+				t_info.tenant_id = ctx.tenant_id;
+			}
+			Authorize(ctx, route);
+			if (route.has_body)
+				ctx.body = ParseJsonObject(req.body);
+			if (route.needs_db && !ctx.lease)
+				ctx.lease.emplace(app.pools.AcquireFor(ctx.tenant_id));
+			reply = route.handler(ctx);
+		} catch (const DbError &e) {
+			if (e.connection_lost() || e.sqlstate().empty())
+				Log(LogLevel::kWarn, "database error", {{"error", e.what()}, {"route", route.path}});
+			else if (MapSqlState(e.sqlstate()).status >= 500)
+				Log(LogLevel::kError, "database error",
+				    {{"sqlstate", e.sqlstate()}, {"error", e.what()}, {"route", route.path}});
+			throw FromDbError(e);
+		}
+	} catch (const ApiError &e) {
+		reply = ErrorReply(e);
+	} catch (const std::exception &e) {
+		Log(LogLevel::kError, "unexpected error", {{"error", e.what()}, {"route", route.path}});
+		reply = ErrorReply(ApiError(500, "internal_error", "internal error"));
+	}
+	ctx.lease.reset(); // the connection goes back before the response is written
+	WriteReply(res, reply);
+}
+
+void
+RegisterRoute(httplib::Server &server, App &app, const Route &route, const std::string &path)
+{
+	auto names = std::make_shared<std::vector<std::string>>();
+	std::string pattern = PatternToRegex(path, *names);
+	httplib::Server::Handler h = [&app, &route, names](const httplib::Request &req, httplib::Response &res) {
+		Dispatch(app, route, *names, req, res);
+	};
+	std::string m = route.method;
+	if (m == "GET")
+		server.Get(pattern, h);
+	else if (m == "POST")
+		server.Post(pattern, h);
+	else if (m == "PATCH")
+		server.Patch(pattern, h);
+	else if (m == "DELETE")
+		server.Delete(pattern, h);
+}
+
+// One JSON line per request (never bodies or tokens), then the metrics and SLA counters.
+void
+LogRequest(App &app, const httplib::Request &req, const httplib::Response &res)
+{
+	double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_info.start).count();
+	std::string route = t_info.route ? t_info.route : "unmatched";
+	if (t_info.route && std::string(t_info.route) != "/metrics" && std::string(t_info.route) != "/healthz" &&
+	    std::string(t_info.route) != "/readyz") {
+		app.metrics.Observe(t_info.tenant_id, route, req.method, res.status, seconds);
+		if (!t_info.tenant_id.empty())
+			app.sla.Record(t_info.tenant_id, res.status, seconds);
+	}
+	LogLevel level = res.status >= 500 ? LogLevel::kError : LogLevel::kInfo;
+	if (LogEnabled(level)) {
+		std::string path = req.path.size() > 200 ? req.path.substr(0, 200) : req.path;
+		Log(level, "request",
+		    {{"method", req.method},
+		     {"route", route},
+		     {"path", path},
+		     {"status", res.status},
+		     {"ms", std::round(seconds * 100000) / 100},
+		     {"tenant_id", t_info.tenant_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(t_info.tenant_id)},
+		     {"remote_addr", req.remote_addr}});
+	}
+	t_info = RequestInfo{};
+}
+
+} // namespace
+
+std::string
+PatternToRegex(const std::string &path, std::vector<std::string> &names)
+{
+	std::string out;
+	for (size_t i = 0; i < path.size(); i++) {
+		if (path[i] == '{') {
+			size_t end = path.find('}', i);
+			names.push_back(path.substr(i + 1, end - i - 1));
+			out += "([^/]+)";
+			i = end;
+		} else if (path[i] == '.') {
+			out += "\\.";
+		} else {
+			out += path[i];
+		}
+	}
+	return out;
+}
+
+std::unique_ptr<httplib::Server>
+BuildServer(App &app)
+{
+	auto config = app.config();
+	std::unique_ptr<httplib::Server> server;
+	if (!config->tls_cert_file.empty()) {
+		auto ssl = std::make_unique<httplib::SSLServer>(config->tls_cert_file.c_str(), config->tls_key_file.c_str());
+		if (!ssl->is_valid())
+			throw std::runtime_error("could not load tls.cert_file/tls.key_file");
+		server = std::move(ssl);
+	} else {
+		server = std::make_unique<httplib::Server>();
+	}
+	int threads = config->listen_threads;
+	server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+	server->set_payload_max_length(config->max_body_bytes);
+	server->set_keep_alive_max_count(10000);
+	server->set_keep_alive_timeout(5);
+	server->set_read_timeout(10);
+	server->set_write_timeout(10);
+	for (const Route &route : Routes()) {
+		RegisterRoute(*server, app, route, route.path);
+		std::string path = route.path;
+		if (path.rfind("/api/v1/", 0) == 0)
+			RegisterRoute(*server, app, route, path.substr(4)); // the /v1 alias of the brief's examples
+	}
+	server->set_pre_routing_handler([](const httplib::Request &, httplib::Response &) {
+		t_info = RequestInfo{};
+		t_info.start = std::chrono::steady_clock::now();
+		return httplib::Server::HandlerResponse::Unhandled;
+	});
+	// Errors cpp-httplib raises itself (no route, body too large, bad request line) get the JSON body too.
+	server->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request &,
+	                                                                    httplib::Response &res) {
+		if (!res.body.empty())
+			return httplib::Server::HandlerResponse::Unhandled;
+		auto [code, message] = DefaultErrorFor(res.status);
+		res.set_content(ErrorBody(code, message, ""), "application/json");
+		return httplib::Server::HandlerResponse::Handled;
+	}));
+	server->set_exception_handler([](const httplib::Request &, httplib::Response &res, std::exception_ptr) {
+		res.status = 500;
+		res.set_content(ErrorBody("internal_error", "internal error", ""), "application/json");
+	});
+	server->set_logger([&app](const httplib::Request &req, const httplib::Response &res) { LogRequest(app, req, res); });
+	return server;
+}
+
+} // namespace tenancyd
