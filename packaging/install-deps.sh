@@ -9,7 +9,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates openssl
   postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
   libssl-dev libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev)
 TEST_PKGS=(googletest libgtest-dev libgmock-dev pgbouncer curl wrk redis-server redis-tools procps iproute2
-  clang-format python3-yaml)
+  clang-format python3-yaml jq)
 
 # make deb: debhelper and lintian, plus the package's Build-Depends (the unit tests build with the daemon).
 DEB_PKGS=(debhelper lintian dpkg-dev fakeroot libgtest-dev libgmock-dev)

@@ -74,11 +74,11 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 				std::transform(value.begin(), value.end(), value.begin(), ::tolower);
 				ctx.path[names[i]] = value;
 			}
-			if (ctx.path.count("id")) {
+			if (ctx.path.count("id"))
 				ctx.tenant_id = ctx.path["id"];
-				t_info.tenant_id = ctx.tenant_id;
-			}
 			Authorize(ctx, route);
+			// Metrics and SLA series only for authorized requests: unauthenticated clients cannot mint series.
+			t_info.tenant_id = ctx.tenant_id;
 			if (route.has_body)
 				ctx.body = ParseJsonObject(req.body);
 			if (route.needs_db && !ctx.lease)

@@ -60,6 +60,7 @@ RETURNS SETOF tenancy.tenant_tokens
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t record;
+  tok tenancy.tenant_tokens;
 BEGIN
   IF tenant_id IS NULL OR role IS NULL OR token_sha256 IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = 'tenant_id, role and token_sha256 must not be null';
@@ -79,7 +80,7 @@ BEGIN
       MESSAGE = format('a token with role "%s" cannot issue a token with role "%s"', issuer_role, role);
   END IF;
   SELECT tn.status, tn.trial_ends_at INTO t
-    FROM tenancy.tenants tn WHERE tn.id OPERATOR(pg_catalog.=) issue_token.tenant_id FOR SHARE;
+    FROM tenancy.tenants tn WHERE tn.id OPERATOR(pg_catalog.=) issue_token.tenant_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'TN001', MESSAGE = format('tenant "%s" does not exist', tenant_id);
   END IF;
@@ -88,11 +89,14 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'TN002', MESSAGE = format('tenant "%s" is not active', tenant_id),
       DETAIL = format('Its status is %s.', t.status);
   END IF;
-  RETURN QUERY
   INSERT INTO tenancy.tenant_tokens AS k (tenant_id, role, name, token_sha256, expires_at)
   VALUES (issue_token.tenant_id, issue_token.role, issue_token.name, issue_token.token_sha256,
           pg_catalog.now() + issue_token.expires_in)
-  RETURNING k.*;
+  RETURNING k.* INTO tok;
+  PERFORM tenancy._audit('token_issued', tok.tenant_id, NULL,
+                         pg_catalog.jsonb_build_object('token_id', tok.id, 'role', tok.role, 'name', tok.name,
+                                                       'expires_at', tok.expires_at));
+  RETURN NEXT tok;
 END
 $$;
 COMMENT ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role) IS
@@ -115,15 +119,20 @@ COMMENT ON FUNCTION tenancy.authenticate_token(bytea, text) IS
 
 CREATE FUNCTION tenancy.revoke_token(tenant_id uuid, token_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r tenancy.user_role;
 BEGIN
   UPDATE tenancy.tenant_tokens k SET revoked_at = pg_catalog.now()
    WHERE k.id OPERATOR(pg_catalog.=) revoke_token.token_id
      AND k.tenant_id OPERATOR(pg_catalog.=) revoke_token.tenant_id
-     AND k.revoked_at IS NULL;
+     AND k.revoked_at IS NULL
+  RETURNING k.role INTO r;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704',
       MESSAGE = format('token "%s" of tenant "%s" does not exist or is already revoked', token_id, tenant_id);
   END IF;
+  PERFORM tenancy._audit('token_revoked', tenant_id, pg_catalog.jsonb_build_object('token_id', token_id, 'role', r),
+                         NULL);
 END
 $$;
 COMMENT ON FUNCTION tenancy.revoke_token(uuid, uuid) IS 'revokes a live token of the tenant (42704 when none)';

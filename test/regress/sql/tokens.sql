@@ -1,19 +1,20 @@
 -- test/regress/sql/tokens.sql
 -- Tenant tokens for tenancyd: issue by digest, authenticate, permissions by role, revoke, expiry, privileges.
 \set VERBOSITY sqlstate
-INSERT INTO tenancy.tenants (id, organization_name, slug, status, plan)
-VALUES ('00000000-0000-0000-0000-00000000000a', 'Token A', 'token-a', 'active', 'team'),
-       ('00000000-0000-0000-0000-00000000000b', 'Token B', 'token-b', 'suspended', 'developer');
+SELECT id AS a FROM tenancy.create_tenant('Token A', 'token-a', 'team') \gset
+SELECT id AS b FROM tenancy.create_tenant('Token B', 'token-b') \gset
+SELECT status FROM tenancy.update_tenant(:'b', '{"status": "suspended"}');
+SELECT coalesce(max(id), 0) AS start_id FROM tenancy.audit_log \gset
 
 -- issue: the row keeps only the digest
 SELECT role, name, expires_at IS NULL AS never_expires, pg_catalog.length(token_sha256) AS digest_bytes
-  FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'admin', sha256('tnt_one'), 'ci');
+  FROM tenancy.issue_token(:'a', 'admin', sha256('tnt_one'), 'ci');
 SELECT role, expires_at > now() + interval '89 days' AS expires_in_90d
-  FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'viewer', sha256('tnt_two'),
+  FROM tenancy.issue_token(:'a', 'viewer', sha256('tnt_two'),
                            expires_in => interval '90 days');
 
 -- authenticate: found by digest, with the permission of the action asked for
-SELECT tenant_id, role, permitted, plan FROM tenancy.authenticate_token(sha256('tnt_one'), 'tokens.write');
+SELECT tenant_id = :'a' AS own_tenant, role, permitted, plan FROM tenancy.authenticate_token(sha256('tnt_one'), 'tokens.write');
 SELECT role, permitted FROM tenancy.authenticate_token(sha256('tnt_two'), 'tokens.write');
 SELECT role, permitted FROM tenancy.authenticate_token(sha256('tnt_two'), 'usage.read');
 SELECT count(*) AS unknown_token FROM tenancy.authenticate_token(sha256('tnt_nope'), 'usage.read');
@@ -32,26 +33,29 @@ SELECT tenancy.token_may_grant('admin', 'owner') AS admin_to_owner, tenancy.toke
 -- expired and revoked tokens no longer authenticate
 UPDATE tenancy.tenant_tokens SET expires_at = now() - interval '1 second' WHERE token_sha256 = sha256('tnt_two');
 SELECT count(*) AS expired FROM tenancy.authenticate_token(sha256('tnt_two'), 'usage.read');
-SELECT tenancy.revoke_token('00000000-0000-0000-0000-00000000000a', id)
+SELECT tenancy.revoke_token(:'a', id)
   FROM tenancy.tenant_tokens WHERE token_sha256 = sha256('tnt_one');
 SELECT count(*) AS revoked FROM tenancy.authenticate_token(sha256('tnt_one'), 'usage.read');
 
 -- invalid input:
-SELECT tenancy.revoke_token('00000000-0000-0000-0000-00000000000a', id)
+SELECT tenancy.revoke_token(:'a', id)
   FROM tenancy.tenant_tokens WHERE token_sha256 = sha256('tnt_one');
-SELECT tenancy.revoke_token('00000000-0000-0000-0000-00000000000b', id)
+SELECT tenancy.revoke_token(:'b', id)
   FROM tenancy.tenant_tokens WHERE token_sha256 = sha256('tnt_two');
-SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'admin', '\x00'::bytea);
-SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'admin', sha256('x'), repeat('n', 201));
-SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'admin', sha256('x'), expires_in => '-1 day');
-SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'owner', sha256('x'), issuer_role => 'admin');
+SELECT * FROM tenancy.issue_token(:'a', 'admin', '\x00'::bytea);
+SELECT * FROM tenancy.issue_token(:'a', 'admin', sha256('x'), repeat('n', 201));
+SELECT * FROM tenancy.issue_token(:'a', 'admin', sha256('x'), expires_in => '-1 day');
+SELECT * FROM tenancy.issue_token(:'a', 'owner', sha256('x'), issuer_role => 'admin');
 SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-0000000000ff', 'admin', sha256('x'));
-SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000b', 'admin', sha256('x'));
-SELECT * FROM tenancy.issue_token('00000000-0000-0000-0000-00000000000a', 'admin', sha256('tnt_one'));
+SELECT * FROM tenancy.issue_token(:'b', 'admin', sha256('x'));
+SELECT * FROM tenancy.issue_token(:'a', 'admin', sha256('tnt_one'));
 SELECT tenancy.token_permits('owner', 'drop.everything');
 
+-- issue and revoke are audited
+SELECT action, tenant_id = :'a' AS tenant_a FROM tenancy.audit_log WHERE id > :start_id ORDER BY id;
+
 -- SLA targets by plan
-SELECT tenancy.sla_targets('00000000-0000-0000-0000-00000000000a');
+SELECT tenancy.sla_targets(:'a');
 SELECT tenancy.sla_targets('00000000-0000-0000-0000-0000000000ff');
 
 -- privileges: tenancy_app and PUBLIC get nothing here
@@ -59,5 +63,6 @@ SELECT has_table_privilege('tenancy_app', 'tenancy.tenant_tokens', 'SELECT') AS 
        has_function_privilege('tenancy_app', 'tenancy.authenticate_token(bytea, text)', 'EXECUTE') AS app_auth,
        has_function_privilege('tenancy_admin', 'tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role)', 'EXECUTE') AS admin_issue;
 
-DELETE FROM tenancy.tenant_tokens;
-DELETE FROM tenancy.tenants WHERE slug IN ('token-a', 'token-b');
+SELECT tenancy.delete_tenant(:'a', erase => true);
+SELECT tenancy.delete_tenant(:'b', erase => true);
+SELECT count(*) AS tokens_left FROM tenancy.tenant_tokens;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/daemon/run.sh
+# tenancyd throughput against the SQL it wraps, in one run: wrk on GET /tenants/{id}/usage vs pgbench -M prepared
+# running SELECT tenancy.usage(:id) (16 clients each), p99 latency, POST .../users creation rate, and the RSS of
+# tenancyd sampled over a longer run. Usage: bash bench/daemon/run.sh [seconds per phase, default 20] [rss seconds, 60]
+# Builds nothing: run `make` first. Installs tenancy into a private copy of the server, like make check.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+SECS=${1:-20}
+RSS_SECS=${2:-60}
+export TENANCY_TMP=$(mktemp -d /tmp/tenancy-bench.XXXXXX)
+chmod 755 "$TENANCY_TMP"; [ "$(id -u)" = 0 ] && chown postgres: "$TENANCY_TMP"
+PG_BINDIR=$(pg_config --bindir); PG_SHAREDIR=$(pg_config --sharedir)
+INST="$TENANCY_TMP/inst"
+mkdir -p "$INST$(dirname "$PG_BINDIR")" "$INST$(dirname "$PG_SHAREDIR")"
+cp -a "$(dirname "$PG_BINDIR")/." "$INST$(dirname "$PG_BINDIR")/"
+cp -a "$PG_SHAREDIR" "$INST$(dirname "$PG_SHAREDIR")/"
+make install DESTDIR="$INST" >"$TENANCY_TMP/install.log" 2>&1 || { tail "$TENANCY_TMP/install.log"; exit 1; }
+export TENANCY_PGBIN="$INST$PG_BINDIR"
+openssl rand -hex 32 > "$TENANCY_TMP/master.key"; chmod 600 "$TENANCY_TMP/master.key"
+[ "$(id -u)" = 0 ] && chown postgres: "$TENANCY_TMP/master.key"
+printf "shared_preload_libraries = 'tenancy'\ntenancy.master_key_file = '%s'\ntimezone = 'UTC'\n" "$TENANCY_TMP/master.key" > "$TENANCY_TMP/tenancy-test.conf"
+source test/lib/common.sh
+DAEMON_PID=
+trap '[ -n "$DAEMON_PID" ] && kill $DAEMON_PID; stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
+
+start_cluster bench "shared_buffers = 128MB" || exit 1
+cluster_psql -d postgres -c "CREATE DATABASE app" >/dev/null
+cluster_psql -d app -c "CREATE EXTENSION tenancy" >/dev/null
+cluster_psql -d app -c "CREATE ROLE tenancyd LOGIN PASSWORD 'pw' IN ROLE tenancy_admin" >/dev/null
+T=$(cluster_psql -d app -tAc "SELECT id FROM tenancy.create_tenant('Bench', 'bench', 'enterprise')")
+cluster_psql -d app -c "SELECT tenancy.update_tenant('$T', '{\"status\": \"active\"}')" >/dev/null
+ADMIN_TOKEN=$(openssl rand -hex 24)
+PORT=$(free_port)
+cat > "$TENANCY_TMP/tenancyd.yaml" <<YAML
+listen: {host: 127.0.0.1, port: $PORT, threads: 24}
+database: {conninfo: "host=127.0.0.1 port=$CLUSTER_PORT dbname=app user=tenancyd password=pw", pool_size: 16}
+auth: {admin_token_sha256: "$(printf '%s' "$ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)"}
+log: {level: warn}
+YAML
+"$ROOT/build/tenancyd" --config "$TENANCY_TMP/tenancyd.yaml" 2>"$TENANCY_TMP/tenancyd.log" &
+DAEMON_PID=$!
+URL="http://127.0.0.1:$PORT"
+for _ in $(seq 50); do curl -fs "$URL/readyz" >/dev/null && break; sleep 0.1; done
+TENANT_TOKEN=$(curl -fsS -X POST "$URL/api/v1/tenants/$T/tokens" -H "Authorization: Bearer $ADMIN_TOKEN" -d '{"role": "viewer"}' | jq -r .token)
+
+echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (shared with other engineers' builds and tests)"
+echo "== pgbench -M prepared -c 16 -j 2 -T $SECS: SELECT tenancy.usage(:id) as role tenancyd"
+echo 'SELECT tenancy.usage(:id);' > "$TENANCY_TMP/usage.sql"
+PGPASSWORD=pw "$TENANCY_PGBIN/pgbench" -n -M prepared -c 16 -j 2 -T "$SECS" -D "id=$T" -f "$TENANCY_TMP/usage.sql" \
+  -h 127.0.0.1 -p "$CLUSTER_PORT" -U tenancyd app > "$TENANCY_TMP/pgbench.out" 2>&1
+SQL_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$TENANCY_TMP/pgbench.out" | head -1)
+grep -E '^(tps|latency average)' "$TENANCY_TMP/pgbench.out"
+
+wrk_run() { # wrk_run NAME TOKEN [extra args]
+  local name=$1 token=$2; shift 2
+  wrk -t2 -c16 -d"${SECS}s" --latency -H "Authorization: Bearer $token" "$@" > "$TENANCY_TMP/$name.out" 2>&1
+  local rps p99
+  rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$TENANCY_TMP/$name.out")
+  p99=$(awk '$1 == "99%" { print $2 }' "$TENANCY_TMP/$name.out")
+  local non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$TENANCY_TMP/$name.out")
+  echo "$name: ${rps} req/s, p99 ${p99}, non-2xx ${non2xx:-0}"
+  eval "${name}_RPS=$rps"
+}
+echo "== wrk -t2 -c16 -d${SECS}s --latency GET /api/v1/tenants/{id}/usage"
+wrk_run usage_admin "$ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage"
+wrk_run usage_tenant "$TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage"
+awk "BEGIN { printf \"ratio daemon(admin token)/SQL = %.2f, daemon(tenant token, metered)/SQL = %.2f (goal >= 0.7)\n\", $usage_admin_RPS / $SQL_TPS, $usage_tenant_RPS / $SQL_TPS }"
+
+echo "== wrk POST /api/v1/tenants/{id}/users (unique e-mails, enterprise tenant)"
+cat > "$TENANCY_TMP/users.lua" <<'LUA'
+local n = 0
+local tag = tostring(math.random(1, 1e9))
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
+    '{"email": "u' .. tag .. '-' .. n .. '@bench.example", "send_invitation": false}')
+end
+LUA
+wrk_run users_post "$ADMIN_TOKEN" -s "$TENANCY_TMP/users.lua" "$URL/api/v1/tenants/$T/users"
+
+echo "== RSS of tenancyd over ${RSS_SECS}s of wrk GET usage (sampled every 5 s after a 5 s warm-up)"
+wrk -t2 -c16 -d"${RSS_SECS}s" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage" > "$TENANCY_TMP/rss-wrk.out" 2>&1 &
+WRK=$!
+sleep 5
+samples=()
+for _ in $(seq 5 5 $((RSS_SECS - 1))); do
+  samples+=("$(awk '/^VmRSS/ { print $2 }' /proc/$DAEMON_PID/status)")
+  sleep 5
+done
+wait $WRK
+echo "RSS kB: ${samples[*]}"
+printf '%s\n' "${samples[@]}" | awk 'NR == 1 { first = $1; max = $1 } { if ($1 > max) max = $1; last = $1 }
+  END { printf "first %d kB, max %d kB, last %d kB: growth %.1f %% (goal within 10 %%)\n", first, max, last, 100 * (max - first) / first }'
