@@ -79,6 +79,8 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 			Authorize(ctx, route);
 			// Metrics and SLA series only for authorized requests: unauthenticated clients cannot mint series.
 			t_info.tenant_id = ctx.tenant_id;
+			if (req.body.size() > ctx.config->max_body_bytes)
+				throw ApiError(413, "payload_too_large", "request body exceeds limits.max_body_bytes");
 			if (route.has_body)
 				ctx.body = ParseJsonObject(req.body);
 			if (route.needs_db && !ctx.lease)
@@ -195,9 +197,17 @@ BuildServer(App &app)
 		if (path.rfind("/api/v1/", 0) == 0)
 			RegisterRoute(*server, app, route, path.substr(4)); // the /v1 alias of the brief's examples
 	}
-	server->set_pre_routing_handler([](const httplib::Request &, httplib::Response &) {
+	server->set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
 		t_info = RequestInfo{};
 		t_info.start = std::chrono::steady_clock::now();
+		// cpp-httplib 0.11 does not bound chunked request bodies by the payload limit: refuse them before reading.
+		if (req.has_header("Transfer-Encoding") && req.get_header_value("Transfer-Encoding") != "identity") {
+			res.status = 411;
+			res.set_header("Connection", "close"); // the unread body must not be parsed as a next request
+			res.set_content(ErrorBody("length_required", "request bodies need a Content-Length", ""),
+			                "application/json");
+			return httplib::Server::HandlerResponse::Handled;
+		}
 		return httplib::Server::HandlerResponse::Unhandled;
 	});
 	// Errors cpp-httplib raises itself (no route, body too large, bad request line) get the JSON body too.

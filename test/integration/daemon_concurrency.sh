@@ -11,6 +11,7 @@ T=$(jqb .id)
 api PATCH "/api/v1/tenants/$T" '{"status": "active"}'; expect 200 "activate"
 
 mkdir -p "$TENANCY_TMP/results"
+CLIENTS=()
 for c in $(seq 1 16); do
   (
     for i in 1 2 3; do
@@ -19,8 +20,9 @@ for c in $(seq 1 16); do
         -d "{\"email\": \"user$c-$i@team-co.com\", \"send_invitation\": false}"
     done > "$TENANCY_TMP/results/$c"
   ) &
+  CLIENTS+=($!)
 done
-wait
+wait "${CLIENTS[@]}"  # not a bare wait: tenancyd is a background child too
 created=$(cat "$TENANCY_TMP/results"/* | grep -c '^201$')
 refused=$(cat "$TENANCY_TMP/results"/* | grep -c '^429$')
 other=$(cat "$TENANCY_TMP/results"/* | grep -vc '^201$\|^429$')

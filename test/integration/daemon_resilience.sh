@@ -26,12 +26,14 @@ api GET "/api/v1/tenants/$T"; expect 200 "admin token is not metered"
 cluster_psql -d app -c "SELECT tenancy.set_quota_override('$T', 'api_calls', NULL)" >/dev/null
 
 # --- Database stopped and restarted under load.
-load() { # 4 workers hitting a tenant route and readyz; each status on its own line
+LOADERS=()
+load() { # 4 workers hitting a tenant route; each status and time on its own line
   for w in 1 2 3 4; do
     ( while [ -f "$TENANCY_TMP/load.on" ]; do
         curl -sS -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 15 "$URL/api/v1/tenants/$T/usage" \
           -H "Authorization: Bearer $ADMIN_TOKEN"
       done > "$TENANCY_TMP/load.$w" ) &
+    LOADERS+=($!)
   done
 }
 touch "$TENANCY_TMP/load.on"; load
@@ -60,7 +62,7 @@ for _ in $(seq 1 100); do
 done
 [ -n "$ok" ] && pass "readyz recovers without a restart" || fail "readyz did not recover"
 sleep 2
-rm -f "$TENANCY_TMP/load.on"; wait
+rm -f "$TENANCY_TMP/load.on"; wait "${LOADERS[@]}"
 kill -0 "$DAEMON_PID" && pass "same tenancyd process" || fail "tenancyd died"
 statuses=$(cat "$TENANCY_TMP"/load.* | cut -d' ' -f1 | sort | uniq -c | tr '\n' ' ')
 echo "statuses under load: $statuses"
@@ -100,8 +102,10 @@ kill -TERM "$TLS_PID"; wait "$TLS_PID"
 cluster_psql -d app -c "BEGIN; LOCK TABLE tenancy.tenants IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null &
 LOCKER=$!
 sleep 0.5
+INFLIGHT=()
 for i in 1 2 3 4; do
   curl -s -o /dev/null -w '%{http_code}\n' --max-time 20 "$URL/api/v1/tenants/$T" -H "Authorization: Bearer $ADMIN_TOKEN" > "$TENANCY_TMP/inflight.$i" &
+  INFLIGHT+=($!)
 done
 sleep 0.7
 kill -TERM "$DAEMON_PID"
@@ -110,8 +114,7 @@ st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$URL/healthz")
 [ "$st" = 000 ] && pass "no new connections while draining" || fail "new connection answered $st while draining"
 wait "$DAEMON_PID"; rc=$?
 DAEMON_PID=
-wait $LOCKER
-sleep 0.2
+wait $LOCKER "${INFLIGHT[@]}"
 [ "$rc" = 0 ] && pass "tenancyd exited 0 after SIGTERM" || fail "exit status $rc"
 [ "$(cat "$TENANCY_TMP"/inflight.* | grep -c '^200$')" = 4 ] && pass "4 in-flight requests completed with 200" || fail "in-flight: $(cat "$TENANCY_TMP"/inflight.*)"
 finish
