@@ -26,6 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 fail() {
   echo "FAIL: $*" >&2
+  echo "(a local make check can skip this test with TENANCY_SKIP_DEB=1)" >&2
   exit 1
 }
 
@@ -49,7 +50,7 @@ debs_fresh() {
   return 0
 }
 if [ -z "${TENANCY_DEB_DIR:-}" ] && ! debs_fresh; then
-  echo "== make deb"
+  echo "== make deb (a few minutes on an idle machine; TENANCY_SKIP_DEB=1 skips this test)"
   start=$(date +%s)
   # The unit tests already ran in make check (nocheck: not again in the package), and no debug-symbol packages.
   DEB_BUILD_OPTIONS="nocheck noautodbgsym ${DEB_BUILD_OPTIONS:-}" make -C "$TENANCY_ROOT" deb
