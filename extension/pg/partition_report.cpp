@@ -246,6 +246,17 @@ tenancy_tenant_partition(PG_FUNCTION_ARGS)
 
 	OpenForReport(relid, "read partition layouts");
 	SPI_connect();
+	// the hash of a uuid is only defined for a table partitioned by HASH on one uuid column
+	if (QueryOidText(
+	        "SELECT 1 FROM pg_catalog.pg_partitioned_table p JOIN pg_catalog.pg_attribute a "
+	        "ON a.attrelid OPERATOR(pg_catalog.=) p.partrelid AND a.attnum OPERATOR(pg_catalog.=) p.partattrs[0] "
+	        "WHERE p.partrelid OPERATOR(pg_catalog.=) $1 AND p.partstrat OPERATOR(pg_catalog.=) 'h' "
+	        "AND p.partnatts OPERATOR(pg_catalog.=) 1 "
+	        "AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype",
+	        relid) == NULL)
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
+		                errmsg("table \"%s\" is not partitioned by hash on a tenant column", get_rel_name(relid)),
+		                errhint("Declare the table with PARTITION BY HASH (tenant_id).")));
 	Oid types[2] = {OIDOID, UUIDOID};
 	Datum values[2] = {ObjectIdGetDatum(relid), tenant};
 	int rc = SPI_execute_with_args(

@@ -258,6 +258,9 @@ SELECT tenancy.isolate_tenant('customers', '00000000-0000-4000-8000-000000000001
 SELECT tenancy.unisolate_tenant('orders', '00000000-0000-4000-8000-000000000001');
 SELECT tenancy.partitions('customers');
 SELECT tenancy.tenant_partition('customers', '00000000-0000-4000-8000-000000000001');
+SELECT tenancy.tenant_partition('by_list', '00000000-0000-4000-8000-000000000001');
+SELECT tenancy.tenant_partition('by_other', '00000000-0000-4000-8000-000000000001');
+SELECT tenancy.tenant_partition('empty_hash', '00000000-0000-4000-8000-000000000001');
 \set VERBOSITY default
 SELECT tenancy.partition_table('pk_without_tenant', 4);
 SELECT tenancy.repartition('orders', 12);
