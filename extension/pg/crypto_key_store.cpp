@@ -205,6 +205,12 @@ CreateAsOwner(void *p)
 		bool destroyed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		if (args->how != KeyCreation::kRotate) {
 			// Someone created it meanwhile (on demand), or a restored row already has one.
+			if (destroyed && args->how == KeyCreation::kNewTenant) {
+				strlcpy(args->reason, "its keys were destroyed", sizeof(args->reason));
+				args->version = 0;
+				SPI_finish();
+				return;
+			}
 			if (destroyed)
 				ereport(ERROR,
 				        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -273,9 +279,14 @@ DestroyAsOwner(void *p)
 	if (args->remove_rows)
 		ExecOrFail("DELETE FROM tenancy.tenant_keys WHERE tenant_id OPERATOR(pg_catalog.=) $1", 1, types, values,
 		           SPI_OK_DELETE);
-	ExecOrFail("UPDATE tenancy.tenants SET encryption_key_id = NULL WHERE id OPERATOR(pg_catalog.=) $1 "
-	           "AND encryption_key_id IS NOT NULL",
-	           1, types, values, SPI_OK_UPDATE);
+	// "<id>:destroyed", not NULL: a restored tenants row that names no key would get a fresh version 1 from the
+	// insert trigger, colliding with the restored tombstones.
+	Oid id_types[2] = {UUIDOID, TEXTOID};
+	Datum id_values[2] = {values[0], CStringGetTextDatum(psprintf(
+	                                     "%s:destroyed", DatumGetCString(DirectFunctionCall1(uuid_out, values[0]))))};
+	if (args->destroyed > 0)
+		ExecOrFail("UPDATE tenancy.tenants SET encryption_key_id = $2 WHERE id OPERATOR(pg_catalog.=) $1", 2, id_types,
+		           id_values, SPI_OK_UPDATE);
 	SPI_finish();
 }
 

@@ -238,7 +238,7 @@ RESET ROLE;
 -- crypto-shredding: destroyed keys never decrypt again
 CREATE TEMP TABLE shred AS SELECT tenancy.encrypt(:'tb', 'doomed') AS c, tenancy.encrypt_bytea(:'tb', '\x01'::bytea) AS cb;
 SELECT tenancy._destroy_tenant_keys(:'tb') AS destroyed;
-SELECT encryption_key_id IS NULL AS key_id_cleared FROM tenancy.tenants WHERE id = :'tb';
+SELECT encryption_key_id = :'tb' || ':destroyed' AS key_id_destroyed FROM tenancy.tenants WHERE id = :'tb';
 SELECT version, wrapped_key IS NULL AS erased, destroyed_at IS NOT NULL AS stamped
   FROM tenancy.tenant_keys WHERE tenant_id = :'tb' ORDER BY version;
 SELECT tenancy.decrypt(:'tb', c) FROM shred;
