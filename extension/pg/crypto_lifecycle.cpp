@@ -7,6 +7,7 @@
 extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -14,6 +15,7 @@ extern "C" {
 #include "utils/elog.h"
 #include "utils/inval.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 /* SQL-callable functions */
@@ -93,8 +95,8 @@ tenancy_destroy_tenant_keys(PG_FUNCTION_ARGS)
 }
 
 // BEFORE INSERT ON tenancy.tenants: a new tenant gets key version 1 and its encryption_key_id when the master key
-// is available (else a NOTICE, and the key is made on first use). A row that already names a key (pg_restore)
-// is left alone.
+// is available (else a NOTICE, and the key is made on first use). A row that already names a key, or was created
+// before this transaction (pg_restore, import), is left alone.
 extern "C" Datum
 tenancy_tenant_key_on_insert(PG_FUNCTION_ARGS)
 {
@@ -106,6 +108,12 @@ tenancy_tenant_key_on_insert(PG_FUNCTION_ARGS)
 	bool isnull;
 	heap_getattr(tuple, key_attnum, desc, &isnull);
 	if (!isnull)
+		return PointerGetDatum(tuple);
+	// A row created before this transaction is restored or imported, not new: pg_restore's COPY must not write
+	// keys or audit events (they would collide with the restored ones). Its key comes on first use.
+	int created_attnum = SPI_fnumber(desc, "created_at");
+	Datum created = heap_getattr(tuple, created_attnum, desc, &isnull);
+	if (created_attnum > 0 && !isnull && DatumGetTimestampTz(created) < GetCurrentTransactionStartTimestamp())
 		return PointerGetDatum(tuple);
 
 	pg_uuid_t *tenant = TupleUuid(tuple, desc, "id");
