@@ -70,6 +70,11 @@ InitTenantCache()
 TENANCY_REGISTER_INIT(InitTenantCache, 10);
 
 uint64 cache_built_at = 0;
+// Whether the hash was filled in bulk since it was (re)built: a new backend (or one after an invalidation) would
+// otherwise pay one lookup query per distinct tenant, e.g. for thousands of transactions after a pooler opens a
+// connection. Up to kBulkLoadTenants rows are read in one query; tenants beyond that are looked up one by one.
+bool bulk_loaded = false;
+constexpr int kBulkLoadTenants = 10000;
 
 // Drops every entry when an invalidation arrived since the hash was built; creates the hash on first use.
 void
@@ -88,6 +93,7 @@ EnsureFreshCache()
 	ctl.hcxt = cache_context;
 	cache = hash_create("tenancy tenant cache", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	cache_built_at = invalidation_count;
+	bulk_loaded = false;
 }
 
 void
@@ -108,6 +114,74 @@ Snapshot
 LookupSnapshot()
 {
 	return IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot();
+}
+
+void
+FillEntry(TenantEntry *e, HeapTuple tuple, TupleDesc desc, int status_col)
+{
+	bool isnull;
+	char *status = SPI_getvalue(tuple, desc, status_col);
+	e->exists = true;
+	e->status_usable = strcmp(status, "trial") == 0 || strcmp(status, "active") == 0;
+	e->is_trial = strcmp(status, "trial") == 0;
+	Datum end = SPI_getbinval(tuple, desc, status_col + 1, &isnull);
+	e->has_trial_end = !isnull;
+	e->trial_ends_at = isnull ? 0 : DatumGetTimestampTz(end);
+}
+
+struct BulkQuery {
+	int count;
+	TenantEntry *rows; /* palloc'd in the caller's context */
+	MemoryContext result_context;
+};
+
+// Runs as the extension owner.
+void
+ReadTenantRows(void *arg)
+{
+	BulkQuery *q = static_cast<BulkQuery *>(arg);
+	SPI_connect();
+	SPIPlanPtr plan = SPI_prepare(psprintf("SELECT id, status::pg_catalog.text, trial_ends_at FROM tenancy.tenants"
+	                                       " LIMIT %d",
+	                                       kBulkLoadTenants),
+	                              0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	int rc = SPI_execute_snapshot(plan, NULL, NULL, LookupSnapshot(), InvalidSnapshot, true, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+	q->count = (int)SPI_processed;
+	q->rows =
+	    static_cast<TenantEntry *>(MemoryContextAllocZero(q->result_context, sizeof(TenantEntry) * (q->count + 1)));
+	for (int i = 0; i < q->count; i++) {
+		bool isnull;
+		Datum id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		q->rows[i].id = *DatumGetUUIDP(id);
+		FillEntry(&q->rows[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+	SPI_finish();
+}
+
+// Fills the fresh hash with up to kBulkLoadTenants tenants in one query (skipped in parallel mode, and not kept
+// when an invalidation arrived meanwhile).
+void
+BulkLoad()
+{
+	bulk_loaded = true;
+	if (IsInParallelMode())
+		return;
+	uint64 before = invalidation_count;
+	BulkQuery q = {0, NULL, CurrentMemoryContext};
+	RunAsExtensionOwner(ReadTenantRows, &q);
+	if (before != invalidation_count)
+		return;
+	for (int i = 0; i < q.count; i++) {
+		bool found;
+		TenantEntry *entry = static_cast<TenantEntry *>(hash_search(cache, &q.rows[i].id, HASH_ENTER, &found));
+		if (!found)
+			*entry = q.rows[i];
+	}
+	pfree(q.rows);
 }
 
 struct TenantRowQuery {
@@ -133,15 +207,8 @@ ReadTenantRow(void *arg)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
 	q->row->exists = SPI_processed > 0;
-	if (q->row->exists) {
-		bool isnull;
-		char *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		q->row->status_usable = strcmp(status, "trial") == 0 || strcmp(status, "active") == 0;
-		q->row->is_trial = strcmp(status, "trial") == 0;
-		Datum end = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		q->row->has_trial_end = !isnull;
-		q->row->trial_ends_at = isnull ? 0 : DatumGetTimestampTz(end);
-	}
+	if (q->row->exists)
+		FillEntry(q->row, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	SPI_finish();
 }
 
@@ -156,6 +223,13 @@ LoadTenant(const pg_uuid_t *id, TenantEntry *scratch)
 		return entry;
 
 	ResolveTenantsRelid();
+	if (!bulk_loaded) {
+		BulkLoad();
+		EnsureFreshCache();
+		entry = static_cast<TenantEntry *>(hash_search(cache, id, HASH_FIND, NULL));
+		if (entry != NULL)
+			return entry;
+	}
 	uint64 before = invalidation_count;
 	memset(scratch, 0, sizeof(*scratch));
 	scratch->id = *id;
