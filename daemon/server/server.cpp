@@ -208,6 +208,10 @@ BuildServer(App &app)
 			                "application/json");
 			return httplib::Server::HandlerResponse::Handled;
 		}
+		// A POST/PATCH/DELETE without Content-Length is an empty body (SPEC.md), not the 400 cpp-httplib 0.11 would
+		// answer. The request object is ours and not really const (cpp-httplib builds it mutable before routing).
+		if (!req.has_header("Content-Length") && req.method != "GET" && req.method != "HEAD")
+			const_cast<httplib::Request &>(req).set_header("Content-Length", "0");
 		return httplib::Server::HandlerResponse::Unhandled;
 	});
 	// Errors cpp-httplib raises itself (no route, body too large, bad request line) get the JSON body too.

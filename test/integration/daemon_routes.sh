@@ -217,7 +217,7 @@ for role in owner admin manager developer viewer guest; do
   check_role $role GET "/api/v1/tenants/$ACME/usage/trends" "" $read_ok
   check_role $role GET "/api/v1/tenants/$ACME/sla" "" $read_ok
   check_role $role GET "/api/v1/tenants/$ACME/users" "" $users_ok
-  check_role $role POST "/api/v1/tenants/$ACME/users" "{\"email\": \"$role@acme-corp.com\", \"role\": \"viewer\"}" $users_ok
+  check_role $role POST "/api/v1/tenants/$ACME/users" "{\"email\": \"$role-user@acme-corp.com\", \"role\": \"viewer\"}" $users_ok
   check_role $role PATCH "/api/v1/tenants/$ACME" '{"display_name": "Acme"}' $admin_ok
   check_role $role POST "/api/v1/tenants/$ACME/tokens" '{"role": "guest"}' $admin_ok
   check_role $role POST "/api/v1/tenants/$ACME/keys/rotate" "" $admin_ok
