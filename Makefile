@@ -12,8 +12,16 @@ OBJS = $(patsubst %.cpp,%.o,$(sort $(wildcard extension/core/*.cpp extension/pg/
 
 # The install script is assembled from one file per concern (sql/src/NN_name.sql, in name order).
 SQL_PARTS = $(sort $(wildcard sql/src/*.sql))
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+
+# Released versions are frozen files; the step to the unreleased version is assembled from its hand-written
+# changes plus the parts that did not exist in the previous release (DEVELOPING.md "Releasing" freezes it).
+PREV_VERSION = 0.1.0
+PREV_PARTS = 00_schema 05_audit 10_tenants 20_users 25_permissions 30_context 35_registry_access 40_isolation \
+	99_privileges
+NEW_PARTS = $(filter-out $(patsubst %,sql/src/%.sql,$(PREV_PARTS)),$(SQL_PARTS))
+UPGRADE_CHANGES = sql/upgrade/$(PREV_VERSION)--$(EXTVERSION)-changes.sql
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
+DATA = sql/$(EXTENSION)--$(PREV_VERSION).sql
 
 PG_CONFIG ?= pg_config
 CMAKE_BUILD_DIR ?= build
@@ -37,6 +45,9 @@ all: daemon
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 	{ for f in $(SQL_PARTS); do echo "-- ==== $$f"; cat "$$f"; echo; done; } > $@
+
+sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(UPGRADE_CHANGES) $(NEW_PARTS) sql/src/99_privileges.sql
+	{ for f in $(UPGRADE_CHANGES) $(NEW_PARTS) sql/src/99_privileges.sql; do echo "-- ==== $$f"; cat "$$f"; echo; done; } > $@
 
 daemon:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) $(CMAKE_OPTS) >/dev/null

@@ -1,0 +1,87 @@
+-- sql/upgrade/0.1.0--0.2.0-changes.sql
+-- Hand-written part of the 0.1.0 -> 0.2.0 step: objects of 0.1.0 that changed. The Makefile appends the parts that
+-- did not exist in 0.1.0 (quota, crypto, partitions, tokens, residency, export) and 99_privileges.sql.
+\echo Use "ALTER EXTENSION tenancy UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The raising helpers are VOLATILE: an IMMUTABLE one would be folded (and raise) at plan time when called with
+-- constant arguments inside a CASE branch that never runs.
+ALTER FUNCTION tenancy._invalid_input(text, text, text) VOLATILE;
+ALTER FUNCTION tenancy._tenant_not_found(uuid) VOLATILE;
+ALTER FUNCTION tenancy._user_not_found(uuid) VOLATILE;
+
+-- The region refusal names the cluster of the tenant's region.
+CREATE OR REPLACE FUNCTION tenancy._parse_residency(value text) RETURNS tenancy.data_residency
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  region text := pg_catalog.current_setting('tenancy.region', true);
+BEGIN
+  IF value IS NULL
+     OR NOT value OPERATOR(pg_catalog.=) ANY (pg_catalog.enum_range(NULL::tenancy.data_residency)::text[]) THEN
+    PERFORM tenancy._invalid_input(format('invalid data residency "%s"', value), NULL,
+                                   'Valid residencies are us, eu, uk, canada and australia.');
+  END IF;
+  -- Residency is enforced per cluster: a cluster that serves one region refuses tenants of another.
+  IF region IS NOT NULL AND region OPERATOR(pg_catalog.<>) '' AND region OPERATOR(pg_catalog.<>) value THEN
+    PERFORM tenancy._invalid_input(format('data residency "%s" is not served by this cluster', value),
+                                   format('This cluster serves region "%s" (tenancy.region).', region),
+                                   format('Create the tenant on the cluster of region "%s" (tenancy.region = ''%s'').',
+                                          value, value));
+  END IF;
+  RETURN value::tenancy.data_residency;
+END
+$$;
+
+-- delete_tenant(erase) destroys the tenant's keys (crypto-shredding) now that encryption exists.
+CREATE OR REPLACE FUNCTION tenancy.delete_tenant(id uuid, erase boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  old_row tenancy.tenants;
+  t tenancy.tenants;
+BEGIN
+  IF erase IS NULL THEN
+    PERFORM tenancy._invalid_input('erase must not be null');
+  END IF;
+  IF erase THEN
+    PERFORM pg_catalog.pg_advisory_xact_lock(1952804449, tenancy._hierarchy_lock_key());
+  END IF;
+  SELECT * INTO old_row FROM tenancy.tenants WHERE tenants.id OPERATOR(pg_catalog.=) delete_tenant.id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM tenancy._tenant_not_found(id);
+  END IF;
+
+  IF NOT erase THEN
+    IF old_row.status OPERATOR(pg_catalog.=) 'cancelled' THEN
+      RETURN;
+    END IF;
+    UPDATE tenancy.tenants SET status = 'cancelled', updated_at = pg_catalog.now()
+     WHERE tenants.id OPERATOR(pg_catalog.=) delete_tenant.id
+    RETURNING * INTO t;
+    PERFORM tenancy._audit('tenant_cancelled', t.id, pg_catalog.to_jsonb(old_row), pg_catalog.to_jsonb(t));
+    RETURN;
+  END IF;
+
+  IF EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent_tenant_id OPERATOR(pg_catalog.=) delete_tenant.id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN007', MESSAGE = format('tenant "%s" has child tenants', old_row.slug),
+      HINT = 'Erase or re-parent the child tenants first.';
+  END IF;
+  -- Rows in isolated tables, then the keys (crypto-shredding), then the registry rows (users and quota overrides
+  -- go with the tenant by ON DELETE CASCADE). The audit log keeps the history.
+  PERFORM tenancy._erase_tenant_rows(id);
+  PERFORM tenancy._destroy_tenant_keys(id);
+  DELETE FROM tenancy.tenants WHERE tenants.id OPERATOR(pg_catalog.=) delete_tenant.id;
+  PERFORM tenancy._audit('tenant_erased', old_row.id, pg_catalog.to_jsonb(old_row), NULL);
+END
+$$;
+
+-- Signed context mode (tenancy.context_mode = 'signed'): a context that SQL injection cannot switch.
+CREATE FUNCTION tenancy.set_tenant_token(token text) RETURNS uuid
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_set_tenant_token';
+COMMENT ON FUNCTION tenancy.set_tenant_token(text) IS
+  'verifies an HMAC-signed tenant token and sets its tenant as the context of the current transaction';
+CREATE FUNCTION tenancy.sign_tenant_token(tenant uuid, ttl interval = '1 hour') RETURNS text
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_sign_tenant_token';
+COMMENT ON FUNCTION tenancy.sign_tenant_token(uuid, interval) IS
+  'tenancy_admin only: a token for set_tenant_token, signed with tenancy.context_secret_file, valid for ttl';
+REVOKE ALL ON FUNCTION tenancy.set_tenant_token(text), tenancy.sign_tenant_token(uuid, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.set_tenant_token(text) TO tenancy_app, tenancy_admin;
+GRANT EXECUTE ON FUNCTION tenancy.sign_tenant_token(uuid, interval) TO tenancy_admin;
