@@ -187,6 +187,8 @@ BuildServer(App &app)
 	int threads = config->listen_threads;
 	server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 	server->set_payload_max_length(config->max_body_bytes);
+	// Headers and body go out in separate writes: without TCP_NODELAY, Nagle plus delayed ACK adds ~40 ms each.
+	server->set_tcp_nodelay(true);
 	server->set_keep_alive_max_count(10000);
 	server->set_keep_alive_timeout(5);
 	server->set_read_timeout(10);
