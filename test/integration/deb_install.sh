@@ -150,8 +150,14 @@ grep -q "/usr/lib/postgresql/15/lib/tenancy.so" "/proc/$postmaster/maps" \
   || fail "the postmaster did not load /usr/lib/postgresql/15/lib/tenancy.so"
 [ "$(readlink -f "/proc/$postmaster/exe")" = "$(readlink -f $SYSTEM_PGBIN/postgres)" ] || fail "not the system server"
 cluster_psql -d postgres -c "CREATE EXTENSION tenancy"
-[ "$(cluster_psql -d postgres -tAc "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'")" = 0.1.0 ] \
-  || fail "extension version is not 0.1.0"
+EXPECTED_EXTVERSION=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$TENANCY_ROOT/tenancy.control")
+[ "$(cluster_psql -d postgres -tAc "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'")" = "$EXPECTED_EXTVERSION" ] \
+  || fail "extension version is not $EXPECTED_EXTVERSION"
+# The packaged upgrade path works too.
+cluster_psql -d postgres -c "CREATE DATABASE upgrade_check"
+cluster_psql -d upgrade_check -c "CREATE EXTENSION tenancy VERSION '0.1.0'" -c "ALTER EXTENSION tenancy UPDATE"
+[ "$(cluster_psql -d upgrade_check -tAc "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'")" = "$EXPECTED_EXTVERSION" ] \
+  || fail "ALTER EXTENSION tenancy UPDATE did not reach $EXPECTED_EXTVERSION"
 # tenancyd's database role: a tenancy_admin member, not a superuser (the daemon refuses one).
 cluster_psql -d postgres -c "CREATE ROLE tenancyd LOGIN; GRANT tenancy_admin TO tenancyd"
 
