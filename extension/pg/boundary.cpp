@@ -1,5 +1,5 @@
 // extension/pg/boundary.cpp
-// Implementation of the C/C++ doorway: SQLSTATE mapping, the single ereport site and the PG_TRY guard.
+// Implementation of the C/C++ doorway: SQLSTATE mapping, the single ereport site and the non-throwing palloc.
 #include "tenancy/pg/boundary.hpp"
 
 #include <cstring>
@@ -70,34 +70,6 @@ PallocOrThrow(std::size_t size)
 	if (p == nullptr)
 		throw std::bad_alloc();
 	return p;
-}
-
-// Runs fn under PG_TRY. On error, copies the ErrorData into a PgError (restoring the caller's memory context first,
-// as CopyErrorData requires) and throws it after PG_END_TRY, so no exception ever starts inside PG_TRY.
-void
-PgCallImpl(void (*fn)(void *), void *arg)
-{
-	MemoryContext caller_context = CurrentMemoryContext;
-	volatile bool failed = false;
-	PgError error;
-
-	PG_TRY();
-	{
-		fn(arg);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(caller_context);
-		ErrorData *edata = CopyErrorData();
-		FlushErrorState();
-		FillFailure(error.failure, edata->sqlerrcode, edata->message, edata->detail, edata->hint);
-		FreeErrorData(edata);
-		failed = true;
-	}
-	PG_END_TRY();
-
-	if (failed)
-		throw error;
 }
 
 } // namespace tenancy::pg

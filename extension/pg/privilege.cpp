@@ -14,12 +14,6 @@ extern "C" {
 
 namespace tenancy::pg {
 
-Oid
-CallerRoleId(void)
-{
-	return GetUserId();
-}
-
 bool
 CallerIsAdmin(void)
 {

@@ -17,8 +17,8 @@ namespace tenancy::pg {
 // transaction and appended when it commits (or prepares), under the chain lock and as the extension owner, so
 // callers need no privilege on the table, writers never wait for each other's work or deadlock on the chain, and a
 // rolled-back transaction or savepoint leaves no event. Consequence: the event is not visible in
-// tenancy.audit_log to the transaction that wrote it. May ereport (PG regime: never call inside CallCore without
-// PgCall); refuses to run in a parallel worker.
+// tenancy.audit_log to the transaction that wrote it. May ereport (PG regime: never call inside a CallCore lambda);
+// refuses to run in a parallel worker.
 void WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after);
 
 } // namespace tenancy::pg

@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <new>
-#include <utility>
 
 extern "C" {
 #include "postgres.h"
@@ -33,18 +32,6 @@ struct Failure {
 	char hint[512] = {};
 };
 
-// An error raised by PostgreSQL inside a PgCall, carried through C++ frames as an exception and re-raised
-// unchanged (same SQLSTATE, message, detail and hint) by CallCore.
-class PgError : public std::exception {
-  public:
-	Failure failure;
-	const char *
-	what() const noexcept override
-	{
-		return failure.message;
-	}
-};
-
 int SqlStateFor(core::ErrorKind kind) noexcept;
 void FillFailure(Failure &f, int sqlstate, const char *message, const char *detail, const char *hint) noexcept;
 
@@ -63,8 +50,6 @@ CallCore(Body &&body, bool hide_statement = false) -> decltype(body())
 	Failure f;
 	try {
 		return body();
-	} catch (const PgError &e) {
-		f = e.failure;
 	} catch (const core::Error &e) {
 		FillFailure(f, SqlStateFor(e.kind()), e.what(), e.detail().c_str(), e.hint().c_str());
 	} catch (const std::bad_alloc &) {
@@ -76,18 +61,6 @@ CallCore(Body &&body, bool hide_statement = false) -> decltype(body())
 	}
 	f.hide_statement = f.hide_statement || hide_statement;
 	RaiseFailure(f);
-}
-
-// Calls a PostgreSQL function that may ereport from inside CallCore while C++ objects are alive: the error is
-// caught with PG_TRY, copied into a PgError and thrown after PG_END_TRY (never from inside the PG_TRY block).
-// fn must be a plain function pointer or a lambda without non-trivial captures.
-void PgCallImpl(void (*fn)(void *), void *arg);
-
-template <typename Fn>
-void
-PgCall(Fn &&fn)
-{
-	PgCallImpl([](void *p) { (*static_cast<Fn *>(p))(); }, static_cast<void *>(&fn));
 }
 
 } // namespace tenancy::pg

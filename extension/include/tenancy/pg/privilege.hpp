@@ -8,11 +8,8 @@ extern "C" {
 
 namespace tenancy::pg {
 
-// The role whose privileges apply to the current call (current_user), never a SECURITY DEFINER owner because our C
-// entry points are SECURITY INVOKER.
-Oid CallerRoleId(void);
-
-// True when the caller is a superuser or has the privileges of tenancy_admin.
+// True when the caller (current_user: our C entry points are SECURITY INVOKER, so never a SECURITY DEFINER owner)
+// is a superuser or has the privileges of tenancy_admin.
 bool CallerIsAdmin(void);
 
 // Raises 42501 with a hint naming tenancy_admin unless CallerIsAdmin(); what names the action ("create tenants").
