@@ -5,6 +5,8 @@
 #include "tenancy/core/error.hpp"
 #include "tenancy/core/master_key.hpp"
 
+#include "support/error_kind.hpp"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -16,6 +18,7 @@
 #include <vector>
 
 using namespace tenancy::core;
+using tenancy::test::KindOf;
 
 namespace {
 
@@ -42,18 +45,6 @@ Open(DataKeyCipher &cipher, const std::vector<std::uint8_t> &envelope)
 	std::string out(envelope.size() >= kEnvelopeOverhead ? OpenedSize(envelope.size()) : 0, '\0');
 	cipher.Open(envelope.data(), envelope.size(), reinterpret_cast<std::uint8_t *>(out.data()));
 	return out;
-}
-
-ErrorKind
-KindOf(const std::function<void()> &fn)
-{
-	try {
-		fn();
-	} catch (const Error &e) {
-		return e.kind();
-	}
-	ADD_FAILURE() << "no error";
-	return ErrorKind::kInternal;
 }
 
 } // namespace

@@ -3,6 +3,8 @@
 #include "tenancy/core/error.hpp"
 #include "tenancy/core/master_key.hpp"
 
+#include "support/error_kind.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 using namespace tenancy::core;
+using tenancy::test::KindOf;
 
 namespace {
 
@@ -36,18 +39,6 @@ struct TempFile {
 		unlink(path.c_str());
 	}
 };
-
-ErrorKind
-KindOf(const std::function<void()> &fn)
-{
-	try {
-		fn();
-	} catch (const Error &e) {
-		return e.kind();
-	}
-	ADD_FAILURE() << "no error";
-	return ErrorKind::kInternal;
-}
 
 std::string
 KeyBytes(const SecretKey &k)

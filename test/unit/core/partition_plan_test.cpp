@@ -3,6 +3,8 @@
 #include "tenancy/core/error.hpp"
 #include "tenancy/core/partition_plan.hpp"
 
+#include "support/error_kind.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <string>
 
 using namespace tenancy::core;
+using tenancy::test::KindOf;
 
 namespace {
 
@@ -41,17 +44,6 @@ Apply(std::vector<HashBound> layout, const std::vector<ReshapeStep> &steps)
 		ExpectExactCover(layout); // every intermediate layout is valid too
 	}
 	return layout;
-}
-
-ErrorKind
-KindOf(const std::function<void()> &fn)
-{
-	try {
-		fn();
-	} catch (const Error &e) {
-		return e.kind();
-	}
-	return ErrorKind::kInternal;
 }
 
 } // namespace

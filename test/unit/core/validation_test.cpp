@@ -3,27 +3,15 @@
 #include "tenancy/core/error.hpp"
 #include "tenancy/core/validation.hpp"
 
+#include "support/error_kind.hpp"
+
 #include <gtest/gtest.h>
 
 using tenancy::core::Error;
 using tenancy::core::ErrorKind;
 using tenancy::core::NormalizeEmail;
 using tenancy::core::ValidateSlug;
-
-namespace {
-
-ErrorKind
-KindOf(void (*fn)())
-{
-	try {
-		fn();
-	} catch (const Error &e) {
-		return e.kind();
-	}
-	return ErrorKind::kInternal;
-}
-
-} // namespace
+using tenancy::test::KindOf;
 
 TEST(Validation, AcceptsGoodSlugs)
 {
@@ -49,9 +37,9 @@ TEST(Validation, NormalizesEmailToLowerCase)
 
 TEST(Validation, RejectsBadEmails)
 {
-	for (const char *bad : {"", "plain", "a@b", "@example.com", "a@@example.com", "a@example.com.", "a b@example.com",
-	                        "a@.example.com", ".a@example.com", "a..b@example.com", "a@example..com",
-	                        "<a>@example.com", "a\n@example.com"})
+	for (const char *bad :
+	     {"", "plain", "a@b", "@example.com", "a@@example.com", "a@example.com.", "a b@example.com", "a@.example.com",
+	      ".a@example.com", "a..b@example.com", "a@example..com", "<a>@example.com", "a\n@example.com"})
 		EXPECT_THROW(NormalizeEmail(bad), Error) << bad;
 	EXPECT_THROW(NormalizeEmail(std::string(250, 'a') + "@x.io"), Error);
 	EXPECT_EQ(KindOf([] { NormalizeEmail("nope"); }), ErrorKind::kInvalidInput);
