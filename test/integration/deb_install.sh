@@ -3,18 +3,18 @@
 # Installs the Debian packages (built by make deb, or reused when newer than the sources) with apt-get, creates the
 # extension in a cluster run by the system server with the packaged module, starts tenancyd by its unit's ExecStart
 # line (systemd is not running here), smoke-tests the API, then purges both packages and checks nothing is left.
-#   TENANCY_SKIP_DEB=1     skip (the test installs system packages and may rebuild everything: a few minutes)
+#   TENANCY_SKIP_DEB=1     skip, exit 77 (the test installs system packages and may rebuild everything: a few minutes)
 #   TENANCY_DEB_DIR=DIR    install the .debs found in DIR (no build, no freshness check)
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
 if [ "${TENANCY_SKIP_DEB:-0}" = 1 ]; then
   echo "skipped: TENANCY_SKIP_DEB=1"
-  exit 0
+  exit 77
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "skipped: installing packages needs root"
-  exit 0
+  exit 77
 fi
 
 PACKAGES=(postgresql-15-tenancy tenancyd)
@@ -29,12 +29,6 @@ fail() {
   echo "(a local make check can skip this test with TENANCY_SKIP_DEB=1)" >&2
   exit 1
 }
-
-# The tenancyd package needs the daemon and its documented configuration in the tree.
-if [ ! -f "$TENANCY_ROOT/daemon/main.cpp" ] || [ ! -f "$TENANCY_ROOT/packaging/tenancyd.yaml" ]; then
-  echo "skipped: daemon/main.cpp or packaging/tenancyd.yaml is not in the tree yet"
-  exit 0
-fi
 
 # --- the packages: reuse build/deb when both .debs are newer than every source file, else make deb ------------
 deb_dir=${TENANCY_DEB_DIR:-$TENANCY_ROOT/build/deb}
