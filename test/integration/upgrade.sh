@@ -84,6 +84,7 @@ cat "$TENANCY_TMP/features.out"
 diff <(printf 't\n5\nsecret\n1\ninitech\n') "$TENANCY_TMP/features.out" || { echo "0.2.0 functions misbehave after upgrade"; exit 1; }
 
 # Updating an up-to-date extension is a no-op.
-cluster_psql -d upgraded -c "ALTER EXTENSION tenancy UPDATE" 2>&1 | grep -q "already installed" || true
+cluster_psql -d upgraded -c "ALTER EXTENSION tenancy UPDATE" 2>&1 | grep -q 'version "0.2.0" of extension "tenancy" is already installed' \
+  || { echo "ALTER EXTENSION tenancy UPDATE on 0.2.0 did not say it is already installed"; exit 1; }
 diff <(dump_schema fresh) <(dump_schema upgraded) >/dev/null || { echo "second update changed the schema"; exit 1; }
 echo "upgrade 0.1.0 -> 0.2.0: schema identical to a fresh install, data kept"
