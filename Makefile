@@ -43,11 +43,14 @@ include $(PGXS)
 
 all: daemon
 
+# Concatenates the .sql prerequisites, in the order listed, each under a marker line naming its source.
+ASSEMBLE_SQL = { for f in $(filter %.sql,$^); do echo "-- ==== $$f"; cat "$$f"; echo; done; } > $@
+
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
-	{ for f in $(SQL_PARTS); do echo "-- ==== $$f"; cat "$$f"; echo; done; } > $@
+	$(ASSEMBLE_SQL)
 
 sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(UPGRADE_CHANGES) $(NEW_PARTS) sql/src/99_privileges.sql
-	{ for f in $(UPGRADE_CHANGES) $(NEW_PARTS) sql/src/99_privileges.sql; do echo "-- ==== $$f"; cat "$$f"; echo; done; } > $@
+	$(ASSEMBLE_SQL)
 
 daemon:
 	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) $(CMAKE_OPTS) >/dev/null
