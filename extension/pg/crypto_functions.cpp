@@ -40,6 +40,25 @@ HideStatement(void *)
 	errhidestmt(true);
 }
 
+} // namespace
+
+void
+PushHideStatement(ErrorContextCallback *callback)
+{
+	callback->previous = error_context_stack;
+	callback->callback = HideStatement;
+	callback->arg = NULL;
+	error_context_stack = callback;
+}
+
+void
+PopHideStatement(ErrorContextCallback *callback)
+{
+	error_context_stack = callback->previous;
+}
+
+namespace {
+
 // The tenant of a call: the first argument when the function has one more argument than its value arguments,
 // else the context (TN004 without one). A caller without tenancy_admin may only name its context tenant (42501).
 void
@@ -160,130 +179,118 @@ using namespace tenancy;
 using namespace tenancy::pg::crypto;
 using tenancy::pg::CallCore;
 
-// Every entry point pushes HideStatement first, so no error raised below it (ours, SPI's, the key store's) echoes
-// the statement and its plaintext into the server log. Arguments are detoasted before a cipher pointer is taken:
-// detoasting may process invalidations, which flush the cache and free ciphers.
+namespace {
+
+// The text and bytea forms differ only in the ciphertext's form (base64 text or the binary envelope) and in the
+// encoding check of decrypted text. Every entry point pushes the statement hider first, so no error raised below it
+// (ours, SPI's, the key store's) echoes the statement and its plaintext into the server log. Arguments are detoasted
+// before a cipher pointer is taken: detoasting may process invalidations, which flush the cache and free ciphers.
+
+// Seals bytes under the tenant's current key into a ciphertext of the given form.
+struct varlena *
+SealValue(const pg_uuid_t *tenant, const char *plaintext, size_t size, bool as_text)
+{
+	core::DataKeyCipher *cipher = CurrentKeyCipher(tenant);
+	const uint8 *bytes = reinterpret_cast<const uint8 *>(plaintext);
+	return CallCore([&] { return as_text ? SealToText(cipher, bytes, size) : SealToBytea(cipher, bytes, size); }, true);
+}
+
+// Opens a ciphertext of the given form with the key version it names.
+struct varlena *
+OpenValue(const pg_uuid_t *tenant, const struct varlena *ciphertext, bool as_text)
+{
+	Envelope env = CallCore([&] { return as_text ? DecodeTextEnvelope(ciphertext) : ByteaEnvelope(ciphertext); }, true);
+	core::DataKeyCipher *cipher = VersionKeyCipher(tenant, env.version);
+	return CallCore([&] { return OpenToVarlena(cipher, env); }, true);
+}
+
+// encrypt([tenant uuid,] plaintext)
+Datum
+Encrypt(FunctionCallInfo fcinfo, bool as_text)
+{
+	ErrorContextCallback hide;
+	PushHideStatement(&hide);
+	pg_uuid_t tenant;
+	ResolveTenant(fcinfo, 1, &tenant);
+	struct varlena *plaintext = PG_GETARG_VARLENA_PP(PG_NARGS() - 1);
+	struct varlena *result = SealValue(&tenant, VARDATA_ANY(plaintext), VARSIZE_ANY_EXHDR(plaintext), as_text);
+	PopHideStatement(&hide);
+	PG_RETURN_POINTER(result);
+}
+
+// decrypt([tenant uuid,] ciphertext)
+Datum
+Decrypt(FunctionCallInfo fcinfo, bool as_text)
+{
+	ErrorContextCallback hide;
+	PushHideStatement(&hide);
+	pg_uuid_t tenant;
+	ResolveTenant(fcinfo, 1, &tenant);
+	struct varlena *result = OpenValue(&tenant, PG_GETARG_VARLENA_PP(PG_NARGS() - 1), as_text);
+	if (as_text)
+		VerifyTextEncoding(result);
+	PopHideStatement(&hide);
+	PG_RETURN_POINTER(result);
+}
+
+// reencrypt(tenant uuid, ciphertext): the value under the tenant's current key. The old cipher is used before the
+// current one is looked up (a lookup may flush the cache and free the old one).
+Datum
+Reencrypt(FunctionCallInfo fcinfo, bool as_text)
+{
+	ErrorContextCallback hide;
+	PushHideStatement(&hide);
+	pg_uuid_t tenant;
+	ResolveTenant(fcinfo, 1, &tenant);
+	struct varlena *plaintext = OpenValue(&tenant, PG_GETARG_VARLENA_PP(1), as_text);
+	struct varlena *result = SealValue(&tenant, VARDATA(plaintext), VARSIZE(plaintext) - VARHDRSZ, as_text);
+	WipeVarlena(plaintext);
+	PopHideStatement(&hide);
+	PG_RETURN_POINTER(result);
+}
+
+} // namespace
 
 // tenancy.encrypt([tenant uuid,] plaintext text) -> text
 extern "C" Datum
 tenancy_encrypt(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
-	pg_uuid_t tenant;
-	ResolveTenant(fcinfo, 1, &tenant);
-	text *plaintext = PG_GETARG_TEXT_PP(PG_NARGS() - 1);
-	core::DataKeyCipher *cipher = CurrentKeyCipher(&tenant);
-	text *result = CallCore(
-	    [&] {
-		    return SealToText(cipher, reinterpret_cast<const uint8 *>(VARDATA_ANY(plaintext)),
-		                      VARSIZE_ANY_EXHDR(plaintext));
-	    },
-	    true);
-	error_context_stack = hide.previous;
-	PG_RETURN_TEXT_P(result);
+	return Encrypt(fcinfo, true);
 }
 
 // tenancy.decrypt([tenant uuid,] ciphertext text) -> text
 extern "C" Datum
 tenancy_decrypt(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
-	pg_uuid_t tenant;
-	ResolveTenant(fcinfo, 1, &tenant);
-	text *ciphertext = PG_GETARG_TEXT_PP(PG_NARGS() - 1);
-	Envelope env = CallCore([&] { return DecodeTextEnvelope(ciphertext); }, true);
-	core::DataKeyCipher *cipher = VersionKeyCipher(&tenant, env.version);
-	text *result = reinterpret_cast<text *>(CallCore([&] { return OpenToVarlena(cipher, env); }, true));
-	VerifyTextEncoding(result);
-	error_context_stack = hide.previous;
-	PG_RETURN_TEXT_P(result);
+	return Decrypt(fcinfo, true);
 }
 
 // tenancy.encrypt_bytea([tenant uuid,] plaintext bytea) -> bytea
 extern "C" Datum
 tenancy_encrypt_bytea(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
-	pg_uuid_t tenant;
-	ResolveTenant(fcinfo, 1, &tenant);
-	bytea *plaintext = PG_GETARG_BYTEA_PP(PG_NARGS() - 1);
-	core::DataKeyCipher *cipher = CurrentKeyCipher(&tenant);
-	bytea *result = CallCore(
-	    [&] {
-		    return SealToBytea(cipher, reinterpret_cast<const uint8 *>(VARDATA_ANY(plaintext)),
-		                       VARSIZE_ANY_EXHDR(plaintext));
-	    },
-	    true);
-	error_context_stack = hide.previous;
-	PG_RETURN_BYTEA_P(result);
+	return Encrypt(fcinfo, false);
 }
 
 // tenancy.decrypt_bytea([tenant uuid,] ciphertext bytea) -> bytea
 extern "C" Datum
 tenancy_decrypt_bytea(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
-	pg_uuid_t tenant;
-	ResolveTenant(fcinfo, 1, &tenant);
-	bytea *ciphertext = PG_GETARG_BYTEA_PP(PG_NARGS() - 1);
-	Envelope env = CallCore([&] { return ByteaEnvelope(ciphertext); }, true);
-	core::DataKeyCipher *cipher = VersionKeyCipher(&tenant, env.version);
-	bytea *result = reinterpret_cast<bytea *>(CallCore([&] { return OpenToVarlena(cipher, env); }, true));
-	error_context_stack = hide.previous;
-	PG_RETURN_BYTEA_P(result);
+	return Decrypt(fcinfo, false);
 }
 
-// tenancy.reencrypt(tenant uuid, ciphertext text) -> text: the value under the tenant's current key. The old
-// cipher is used before the current one is looked up (a lookup may flush the cache and free the old one).
+// tenancy.reencrypt(tenant uuid, ciphertext text) -> text
 extern "C" Datum
 tenancy_reencrypt(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
-	pg_uuid_t tenant;
-	ResolveTenant(fcinfo, 1, &tenant);
-	text *ciphertext = PG_GETARG_TEXT_PP(1);
-	Envelope env = CallCore([&] { return DecodeTextEnvelope(ciphertext); }, true);
-	core::DataKeyCipher *old_cipher = VersionKeyCipher(&tenant, env.version);
-	struct varlena *plaintext = CallCore([&] { return OpenToVarlena(old_cipher, env); }, true);
-	core::DataKeyCipher *cipher = CurrentKeyCipher(&tenant);
-	text *result = CallCore(
-	    [&] {
-		    return SealToText(cipher, reinterpret_cast<const uint8 *>(VARDATA(plaintext)),
-		                      VARSIZE(plaintext) - VARHDRSZ);
-	    },
-	    true);
-	WipeVarlena(plaintext);
-	error_context_stack = hide.previous;
-	PG_RETURN_TEXT_P(result);
+	return Reencrypt(fcinfo, true);
 }
 
 // tenancy.reencrypt_bytea(tenant uuid, ciphertext bytea) -> bytea
 extern "C" Datum
 tenancy_reencrypt_bytea(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
-	pg_uuid_t tenant;
-	ResolveTenant(fcinfo, 1, &tenant);
-	bytea *ciphertext = PG_GETARG_BYTEA_PP(1);
-	Envelope env = CallCore([&] { return ByteaEnvelope(ciphertext); }, true);
-	core::DataKeyCipher *old_cipher = VersionKeyCipher(&tenant, env.version);
-	struct varlena *plaintext = CallCore([&] { return OpenToVarlena(old_cipher, env); }, true);
-	core::DataKeyCipher *cipher = CurrentKeyCipher(&tenant);
-	bytea *result = CallCore(
-	    [&] {
-		    return SealToBytea(cipher, reinterpret_cast<const uint8 *>(VARDATA(plaintext)),
-		                       VARSIZE(plaintext) - VARHDRSZ);
-	    },
-	    true);
-	WipeVarlena(plaintext);
-	error_context_stack = hide.previous;
-	PG_RETURN_BYTEA_P(result);
+	return Reencrypt(fcinfo, false);
 }
 
 // tenancy.ciphertext_key_version(text) -> int: the key version a ciphertext names (TN006 if it is no envelope).
