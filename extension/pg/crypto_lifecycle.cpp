@@ -32,12 +32,6 @@ using namespace tenancy::pg::crypto;
 
 namespace {
 
-void
-HideStatement(void *)
-{
-	errhidestmt(true);
-}
-
 // The uuid in column name of a trigger tuple; the column is NOT NULL in tenancy.tenants.
 pg_uuid_t *
 TupleUuid(HeapTuple tuple, TupleDesc desc, const char *name)
@@ -65,11 +59,11 @@ RequireTrigger(FunctionCallInfo fcinfo, const char *name)
 extern "C" Datum
 tenancy_rotate_tenant_key(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
+	ErrorContextCallback hide;
+	PushHideStatement(&hide);
 	RequireAdmin("rotate tenant keys");
 	int32 version = CreateKeyVersion(PG_GETARG_UUID_P(0), KeyCreation::kRotate);
-	error_context_stack = hide.previous;
+	PopHideStatement(&hide);
 	PG_RETURN_INT32(version);
 }
 
@@ -78,11 +72,11 @@ tenancy_rotate_tenant_key(PG_FUNCTION_ARGS)
 extern "C" Datum
 tenancy_rewrap_keys(PG_FUNCTION_ARGS)
 {
-	ErrorContextCallback hide = {error_context_stack, HideStatement, NULL};
-	error_context_stack = &hide;
+	ErrorContextCallback hide;
+	PushHideStatement(&hide);
 	RequireAdmin("rewrap tenant keys");
 	int32 count = RewrapAllKeys();
-	error_context_stack = hide.previous;
+	PopHideStatement(&hide);
 	PG_RETURN_INT32(count);
 }
 
