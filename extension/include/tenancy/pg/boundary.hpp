@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <new>
+#include <type_traits>
 
 extern "C" {
 #include "postgres.h"
@@ -47,20 +48,28 @@ template <typename Body>
 auto
 CallCore(Body &&body, bool hide_statement = false) -> decltype(body())
 {
-	Failure f;
+	// The 2 KB Failure is only constructed when something failed: CallCore sits on per-row hot paths. It is never
+	// destroyed, which is fine because RaiseFailure longjmps over it anyway.
+	static_assert(std::is_trivially_destructible_v<Failure>);
+	alignas(Failure) unsigned char storage[sizeof(Failure)];
+	Failure *f;
 	try {
 		return body();
 	} catch (const core::Error &e) {
-		FillFailure(f, SqlStateFor(e.kind()), e.what(), e.detail().c_str(), e.hint().c_str());
+		f = new (storage) Failure();
+		FillFailure(*f, SqlStateFor(e.kind()), e.what(), e.detail().c_str(), e.hint().c_str());
 	} catch (const std::bad_alloc &) {
-		FillFailure(f, ERRCODE_OUT_OF_MEMORY, "out of memory", nullptr, nullptr);
+		f = new (storage) Failure();
+		FillFailure(*f, ERRCODE_OUT_OF_MEMORY, "out of memory", nullptr, nullptr);
 	} catch (const std::exception &e) {
-		FillFailure(f, ERRCODE_INTERNAL_ERROR, "unexpected C++ exception in tenancy", e.what(), nullptr);
+		f = new (storage) Failure();
+		FillFailure(*f, ERRCODE_INTERNAL_ERROR, "unexpected C++ exception in tenancy", e.what(), nullptr);
 	} catch (...) {
-		FillFailure(f, ERRCODE_INTERNAL_ERROR, "unexpected C++ exception in tenancy", nullptr, nullptr);
+		f = new (storage) Failure();
+		FillFailure(*f, ERRCODE_INTERNAL_ERROR, "unexpected C++ exception in tenancy", nullptr, nullptr);
 	}
-	f.hide_statement = f.hide_statement || hide_statement;
-	RaiseFailure(f);
+	f->hide_statement = f->hide_statement || hide_statement;
+	RaiseFailure(*f);
 }
 
 } // namespace tenancy::pg
