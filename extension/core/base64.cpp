@@ -33,17 +33,18 @@ Base64Decode(const char *in, std::size_t n, std::uint8_t *out)
 		return 0;
 	if (n % 4 != 0 || n > static_cast<std::size_t>(INT_MAX))
 		return std::nullopt;
+	// Decoding first streams the text into the cache once; the checks below then read it from there.
+	int decoded = EVP_DecodeBlock(out, reinterpret_cast<const unsigned char *>(in), static_cast<int>(n));
+	if (decoded < 0 || static_cast<std::size_t>(decoded) != Base64MaxDecodedSize(n))
+		return std::nullopt;
 	std::size_t padding = 0;
 	while (padding < 2 && in[n - 1 - padding] == '=')
 		padding++;
-	// EVP_DecodeBlock trims surrounding whitespace and tolerates '=' in odd places: refuse both before calling it.
+	// EVP_DecodeBlock trims surrounding whitespace and decodes '=' anywhere as zero bits: refuse both.
 	if (std::memchr(in, '=', n - padding) != nullptr)
 		return std::nullopt;
 	unsigned char first = static_cast<unsigned char>(in[0]);
 	if (first == ' ' || first == '\t' || first == '\n' || first == '\r')
-		return std::nullopt;
-	int decoded = EVP_DecodeBlock(out, reinterpret_cast<const unsigned char *>(in), static_cast<int>(n));
-	if (decoded < 0 || static_cast<std::size_t>(decoded) != Base64MaxDecodedSize(n))
 		return std::nullopt;
 	std::size_t size = static_cast<std::size_t>(decoded) - padding;
 

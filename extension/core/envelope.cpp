@@ -151,15 +151,38 @@ DataKeyCipher::Open(const std::uint8_t *envelope, std::size_t size, std::uint8_t
 	std::uint32_t version = EnvelopeKeyVersion(envelope, size);
 	if (version != key_version_)
 		ThrowTampered();
-	EVP_CIPHER_CTX *ctx = decrypt_.get();
-	const std::uint8_t *nonce = envelope + kEnvelopeHeaderSize;
-	const std::uint8_t *body = nonce + kEnvelopeNonceSize;
 	std::size_t body_size = OpenedSize(size);
+	const std::uint8_t *nonce = envelope + kEnvelopeHeaderSize;
 	// The tag is copied because SET_TAG takes a non-const pointer.
 	std::uint8_t tag[kEnvelopeTagSize];
-	std::memcpy(tag, body + body_size, kEnvelopeTagSize);
+	std::memcpy(tag, nonce + kEnvelopeNonceSize + body_size, kEnvelopeTagSize);
+	Decrypt(nonce, nonce + kEnvelopeNonceSize, body_size, tag, out);
+}
 
-	auto aad = AssociatedData(version);
+std::size_t
+DataKeyCipher::OpenInPlace(std::uint8_t *envelope, std::size_t size)
+{
+	std::uint32_t version = EnvelopeKeyVersion(envelope, size);
+	if (version != key_version_)
+		ThrowTampered();
+	std::size_t body_size = OpenedSize(size);
+	// Nonce and tag are saved before the body moves over them to the front, where it is decrypted in place
+	// (EVP allows in == out, not a partial overlap).
+	std::uint8_t nonce[kEnvelopeNonceSize];
+	std::uint8_t tag[kEnvelopeTagSize];
+	std::memcpy(nonce, envelope + kEnvelopeHeaderSize, kEnvelopeNonceSize);
+	std::memcpy(tag, envelope + kEnvelopeHeaderSize + kEnvelopeNonceSize + body_size, kEnvelopeTagSize);
+	std::memmove(envelope, envelope + kEnvelopeHeaderSize + kEnvelopeNonceSize, body_size);
+	Decrypt(nonce, envelope, body_size, tag, envelope);
+	return body_size;
+}
+
+void
+DataKeyCipher::Decrypt(const std::uint8_t *nonce, const std::uint8_t *body, std::size_t body_size, std::uint8_t *tag,
+                       std::uint8_t *out)
+{
+	EVP_CIPHER_CTX *ctx = decrypt_.get();
+	auto aad = AssociatedData(key_version_);
 	int len = 0;
 	int final_len = 0;
 	if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||

@@ -179,6 +179,44 @@ TEST(Envelope, FailedOpenWipesOutput)
 		EXPECT_EQ(b, 0);
 }
 
+TEST(Envelope, OpenInPlaceMatchesOpenForEverySizeAndFailsLikeIt)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(9), 3);
+	for (std::size_t size : {0, 1, 15, 16, 17, 1024, 1 << 20}) {
+		std::string text(size, '\0');
+		for (std::size_t i = 0; i < size; i++)
+			text[i] = static_cast<char>(i * 13 + 5);
+		auto env = Seal(cipher, text);
+		auto buffer = env;
+		std::size_t opened = cipher.OpenInPlace(buffer.data(), buffer.size());
+		EXPECT_EQ(opened, size);
+		EXPECT_EQ(std::string(reinterpret_cast<const char *>(buffer.data()), opened), text) << size;
+	}
+	auto env = Seal(cipher, "attack at dawn, bring snacks");
+	for (std::size_t i = 0; i < env.size(); i++) {
+		auto bad = env;
+		bad[i] ^= 0x01;
+		EXPECT_EQ(KindOf([&] { cipher.OpenInPlace(bad.data(), bad.size()); }), ErrorKind::kDecryptionFailed)
+		    << "byte " << i;
+	}
+	DataKeyCipher other_tenant(key, Tenant(8), 3);
+	auto moved = env;
+	EXPECT_EQ(KindOf([&] { other_tenant.OpenInPlace(moved.data(), moved.size()); }), ErrorKind::kDecryptionFailed);
+}
+
+TEST(Envelope, FailedOpenInPlaceLeavesNoPlaintext)
+{
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(1), 1);
+	const std::string text = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	auto env = Seal(cipher, text);
+	env[env.size() - 1] ^= 1; // tag only: the body decrypts to the plaintext before the check
+	EXPECT_THROW(cipher.OpenInPlace(env.data(), env.size()), Error);
+	std::string left(reinterpret_cast<const char *>(env.data()), env.size());
+	EXPECT_EQ(left.find("AAAA"), std::string::npos);
+}
+
 TEST(Envelope, HeaderChecks)
 {
 	std::vector<std::uint8_t> env(kEnvelopeOverhead, 0);

@@ -79,7 +79,13 @@ class DataKeyCipher {
 	// Error(kDecryptionFailed) on any altered byte, wiping whatever was written to out.
 	void Open(const std::uint8_t *envelope, std::size_t size, std::uint8_t *out);
 
+	// The same in place: the plaintext replaces the envelope's first OpenedSize(size) bytes; returns that size.
+	// Throws like Open, with the buffer wiped of any unauthenticated plaintext.
+	std::size_t OpenInPlace(std::uint8_t *envelope, std::size_t size);
+
   private:
+	void Decrypt(const std::uint8_t *nonce, const std::uint8_t *body, std::size_t body_size, std::uint8_t *tag,
+	             std::uint8_t *out);
 	std::array<std::uint8_t, kEnvelopeHeaderSize + 16> AssociatedData(std::uint32_t key_version) const noexcept;
 
 	CipherCtxPtr encrypt_;
