@@ -6,6 +6,7 @@
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/crypto_keys.hpp"
 #include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/quota_access.hpp"
 #include "tenancy/pg/tenant_context.hpp"
 
 #include <cstring>
@@ -60,7 +61,8 @@ PopHideStatement(ErrorContextCallback *callback)
 namespace {
 
 // The tenant of a call: the first argument when the function has one more argument than its value arguments,
-// else the context (TN004 without one). A caller without tenancy_admin may only name its context tenant (42501).
+// else the context (TN004 without one). A caller without tenancy_admin may only name its context tenant, or a
+// descendant of it while a table is isolated with include_descendants (crypto_scope.cpp); 42501 otherwise.
 void
 ResolveTenant(FunctionCallInfo fcinfo, int value_args, pg_uuid_t *out)
 {
@@ -68,13 +70,15 @@ ResolveTenant(FunctionCallInfo fcinfo, int value_args, pg_uuid_t *out)
 	bool explicit_tenant = PG_NARGS() > value_args;
 	if (explicit_tenant) {
 		*out = *PG_GETARG_UUID_P(0);
-		if (CallerIsAdmin())
+		if (QuotaCallerIsAdmin()) // the admin check cached per role (not quota-specific)
 			return;
-		if (CurrentTenantId(&context) && memcmp(context.data, out->data, UUID_LEN) == 0)
+		if (CurrentTenantId(&context) &&
+		    (memcmp(context.data, out->data, UUID_LEN) == 0 || DescendantKeysUsable(&context, out)))
 			return;
 		ereport(ERROR,
 		        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied to use the keys of another tenant"),
-		         errdetail("Without tenancy_admin, only the tenant of the current context may be named."),
+		         errdetail("Without tenancy_admin, only the tenant of the current context may be named, or one of "
+		                   "its descendants while a table is isolated with include_descendants."),
 		         errhint("Call tenancy.set_tenant() for that tenant first.")));
 	}
 	if (!CurrentTenantId(out))

@@ -38,6 +38,18 @@ CREATE TRIGGER tenant_keys_changed AFTER INSERT OR UPDATE OR DELETE ON tenancy.t
 CREATE TRIGGER tenant_keys_truncated AFTER TRUNCATE ON tenancy.tenant_keys
   FOR EACH STATEMENT EXECUTE FUNCTION tenancy._tenant_keys_changed();
 
+-- An app role may use the keys of its context tenant's descendants while some table is isolated with
+-- include_descendants (SPEC.md "Encryption"). Each backend caches whether one is; every change to
+-- tenancy.isolation_config invalidates its relcache entry, which makes every backend read it again.
+CREATE FUNCTION tenancy._crypto_scope_changed() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'tenancy_crypto_scope_changed';
+COMMENT ON FUNCTION tenancy._crypto_scope_changed() IS
+  'internal: makes every backend re-read whether descendants'' keys are usable (include_descendants tables)';
+CREATE TRIGGER crypto_scope_changed AFTER INSERT OR UPDATE OR DELETE ON tenancy.isolation_config
+  FOR EACH STATEMENT EXECUTE FUNCTION tenancy._crypto_scope_changed();
+CREATE TRIGGER crypto_scope_truncated AFTER TRUNCATE ON tenancy.isolation_config
+  FOR EACH STATEMENT EXECUTE FUNCTION tenancy._crypto_scope_changed();
+
 -- A new tenant gets key version 1 and tenants.encryption_key_id = '<tenant uuid>:v1' when the master key is
 -- available; otherwise its first encrypt creates it. Rows that already name a key (pg_restore) are left alone.
 CREATE FUNCTION tenancy._tenant_key_on_insert() RETURNS trigger
@@ -167,7 +179,7 @@ COMMENT ON FUNCTION tenancy.fernet_decrypt(text, text, integer) IS
 
 REVOKE ALL ON tenancy.tenant_keys, tenancy.master_key_fingerprint FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy._tenant_keys_changed(), tenancy._tenant_key_on_insert(),
-  tenancy._tenant_keys_on_delete() FROM PUBLIC;
+  tenancy._tenant_keys_on_delete(), tenancy._crypto_scope_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy.encrypt(uuid, text), tenancy.encrypt(text), tenancy.decrypt(uuid, text),
   tenancy.decrypt(text), tenancy.encrypt_bytea(uuid, bytea), tenancy.encrypt_bytea(bytea),
   tenancy.decrypt_bytea(uuid, bytea), tenancy.decrypt_bytea(bytea), tenancy.reencrypt(uuid, text),

@@ -64,6 +64,11 @@ Oid TenantKeysRelid(void);
 // The text stored in tenants.encryption_key_id: "<tenant uuid>:v<version>" (palloc'd).
 char *KeyIdText(const pg_uuid_t *tenant, int32 version);
 
+// Whether a caller without tenancy_admin whose context is the tenant context may use the keys of tenant: true when
+// tenant is a descendant of context and some table is isolated with include_descendants (crypto_scope.cpp). Cached
+// per backend, flushed by changes to tenancy.tenants and tenancy.isolation_config.
+bool DescendantKeysUsable(const pg_uuid_t *context, const pg_uuid_t *tenant);
+
 // Error context that hides the statement (and its plaintext arguments) from the server log for every error raised
 // while it is pushed, including errors from SPI and the key store.
 void PushHideStatement(ErrorContextCallback *callback);
