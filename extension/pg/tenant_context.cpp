@@ -49,11 +49,6 @@ bool context_setter_active = false;
 
 enum ContextMode { kContextPlain, kContextSigned };
 int context_mode = kContextPlain;
-bool
-SignedContextModeValue()
-{
-	return context_mode == kContextSigned;
-}
 const struct config_enum_entry kContextModes[] = {
     {"plain", kContextPlain, false}, {"signed", kContextSigned, false}, {NULL, 0, false}};
 
@@ -84,13 +79,15 @@ CheckContextSetting(char **newval, void **extra, GucSource)
 	return true;
 }
 
+// Assign hook of both hidden uuid settings: copies the check hook's parsed value into *target.
+template <ContextExtra *target>
 void
-AssignContextSetting(const char *, void *extra)
+AssignParsedSetting(const char *, void *extra)
 {
 	if (extra != NULL)
-		context_current = *static_cast<ContextExtra *>(extra);
+		*target = *static_cast<ContextExtra *>(extra);
 	else
-		context_current.valid = false;
+		target->valid = false;
 }
 
 // The app.tenant_id value the leader validated in this transaction, as a hidden transaction-local setting: GUCs
@@ -98,15 +95,6 @@ AssignContextSetting(const char *, void *extra)
 // worker honours app.tenant_id only when it equals the value its leader validated.
 char *validated_app_setting = NULL;
 ContextExtra validated_app = {false, {}};
-
-void
-AssignValidatedAppSetting(const char *, void *extra)
-{
-	if (extra != NULL)
-		validated_app = *static_cast<ContextExtra *>(extra);
-	else
-		validated_app.valid = false;
-}
 
 ExecutorStart_hook_type previous_executor_start = NULL;
 bool AppTenantId(pg_uuid_t *out);
@@ -136,11 +124,11 @@ InitTenantContext()
 	DefineCustomStringVariable("tenancy.tenant_id", "Tenant context of the current transaction (set_tenant).",
 	                           "Set only by tenancy.set_tenant(); transaction-local.", &context_setting, "", PGC_SUSET,
 	                           GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE, CheckContextSetting,
-	                           AssignContextSetting, NULL);
+	                           AssignParsedSetting<&context_current>, NULL);
 	DefineCustomStringVariable(
 	    "tenancy.validated_app_tenant_id", "app.tenant_id value validated in the current transaction (internal).", NULL,
 	    &validated_app_setting, "", PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
-	    CheckContextSetting, AssignValidatedAppSetting, NULL);
+	    CheckContextSetting, AssignParsedSetting<&validated_app>, NULL);
 	DefineCustomEnumVariable("tenancy.context_mode", "How the tenant context may be set: plain or signed.",
 	                         "In signed mode only tenancy.set_tenant_token() sets the context for non-admin roles, "
 	                         "and app.tenant_id is ignored.",
@@ -245,7 +233,7 @@ WorkerAppTenantId(pg_uuid_t *out)
 bool
 AppTenantId(pg_uuid_t *out)
 {
-	if (SignedContextModeValue())
+	if (SignedContextMode())
 		return false;
 	if (IsParallelWorker())
 		return WorkerAppTenantId(out);
