@@ -15,7 +15,6 @@ extern "C" {
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/uuid.h"
 
 /* SQL-callable functions */
@@ -65,12 +64,14 @@ InitIsolationSettings()
 }
 TENANCY_REGISTER_INIT(InitIsolationSettings, 20);
 
-// No context: TN004, or NULL (no row matches) when the superuser chose tenancy.missing_context = 'empty' or an
-// admin's cross-tenant read is active (its own policy then decides). Returns false when the caller should return
-// NULL.
+// The context for a policy. Without one: TN004, or false (the caller returns NULL: no row matches) when the
+// superuser chose tenancy.missing_context = 'empty' or an admin's cross-tenant read is active (its own policy then
+// decides).
 bool
-NoContext()
+PolicyContext(pg_uuid_t *id)
 {
+	if (CurrentTenantId(id))
+		return true;
 	if (CrossTenantActive() || missing_context == kMissingEmpty)
 		return false;
 	ereport(ERROR, (errcode(TENANCY_ERRCODE_NO_TENANT_CONTEXT), errmsg("no tenant context"),
@@ -107,15 +108,13 @@ SetCrossTenantActive(void)
 
 using namespace tenancy;
 
-// tenancy._policy_tenant_id() -> uuid: the context for the isolation policy (see NoContext).
+// tenancy._policy_tenant_id() -> uuid: the context for the isolation policy (see PolicyContext).
 extern "C" Datum
 tenancy_policy_tenant_id(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t id;
-	if (!pg::CurrentTenantId(&id)) {
-		(void)pg::NoContext();
+	if (!pg::PolicyContext(&id))
 		PG_RETURN_NULL();
-	}
 	pg_uuid_t *result = static_cast<pg_uuid_t *>(palloc(sizeof(pg_uuid_t)));
 	*result = id;
 	PG_RETURN_UUID_P(result);
@@ -126,20 +125,15 @@ extern "C" Datum
 tenancy_policy_tenant_ids(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t id;
-	if (!pg::CurrentTenantId(&id)) {
-		(void)pg::NoContext();
+	if (!pg::PolicyContext(&id))
 		PG_RETURN_NULL();
-	}
 	int count;
 	pg_uuid_t *ids = pg::TenantAndDescendants(&id, &count);
 	Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * count));
 	for (int i = 0; i < count; i++)
 		elems[i] = UUIDPGetDatum(&ids[i]);
-	int16 typlen;
-	bool typbyval;
-	char typalign;
-	get_typlenbyvalalign(UUIDOID, &typlen, &typbyval, &typalign);
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, count, UUIDOID, typlen, typbyval, typalign));
+	/* uuid's storage is fixed (pg_type: 16 bytes, by reference, char alignment): no catalog lookup per call */
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, count, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 }
 
 // tenancy._cross_tenant_active() -> boolean: the USING clause of the tenancy_admin cross-tenant policy.
