@@ -129,6 +129,21 @@ FillEntry(TenantEntry *e, HeapTuple tuple, TupleDesc desc, int status_col)
 	e->trial_ends_at = isnull ? 0 : DatumGetTimestampTz(end);
 }
 
+// Runs a lookup of tenancy.tenants (with no parameter, or the one uuid) in the caller's SPI connection, under
+// LookupSnapshot(), reading at most limit rows (0: all); the rows are in SPI_tuptable.
+void
+ExecuteLookup(const char *sql, const pg_uuid_t *arg, long limit)
+{
+	Oid argtypes[1] = {UUIDOID};
+	Datum values[1] = {PointerGetDatum(arg)};
+	SPIPlanPtr plan = SPI_prepare(sql, arg != NULL ? 1 : 0, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	int rc = SPI_execute_snapshot(plan, values, NULL, LookupSnapshot(), InvalidSnapshot, true, false, limit);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+}
+
 struct BulkQuery {
 	int count;
 	TenantEntry *rows; /* palloc'd in the caller's context */
@@ -141,15 +156,7 @@ ReadTenantRows(void *arg)
 {
 	BulkQuery *q = static_cast<BulkQuery *>(arg);
 	SPI_connect();
-	SPIPlanPtr plan = SPI_prepare(psprintf("SELECT id, status::pg_catalog.text, trial_ends_at FROM tenancy.tenants"
-	                                       " LIMIT %d",
-	                                       kBulkLoadTenants),
-	                              0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	int rc = SPI_execute_snapshot(plan, NULL, NULL, LookupSnapshot(), InvalidSnapshot, true, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+	ExecuteLookup("SELECT id, status::pg_catalog.text, trial_ends_at FROM tenancy.tenants", NULL, kBulkLoadTenants);
 	q->count = (int)SPI_processed;
 	q->rows =
 	    static_cast<TenantEntry *>(MemoryContextAllocZero(q->result_context, sizeof(TenantEntry) * (q->count + 1)));
@@ -194,18 +201,10 @@ void
 ReadTenantRow(void *arg)
 {
 	TenantRowQuery *q = static_cast<TenantRowQuery *>(arg);
-	Oid argtypes[1] = {UUIDOID};
-	Datum values[1] = {UUIDPGetDatum(const_cast<pg_uuid_t *>(q->id))};
-
 	SPI_connect();
-	SPIPlanPtr plan = SPI_prepare("SELECT status::pg_catalog.text, trial_ends_at FROM tenancy.tenants"
-	                              " WHERE id OPERATOR(pg_catalog.=) $1",
-	                              1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	int rc = SPI_execute_snapshot(plan, values, NULL, LookupSnapshot(), InvalidSnapshot, true, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+	ExecuteLookup(
+	    "SELECT status::pg_catalog.text, trial_ends_at FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1", q->id,
+	    1);
 	q->row->exists = SPI_processed > 0;
 	if (q->row->exists)
 		FillEntry(q->row, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -270,23 +269,14 @@ void
 ReadDescendants(void *arg)
 {
 	DescendantQuery *q = static_cast<DescendantQuery *>(arg);
-	Oid argtypes[1] = {UUIDOID};
-	Datum values[1] = {UUIDPGetDatum(const_cast<pg_uuid_t *>(q->id))};
-
 	SPI_connect();
-	SPIPlanPtr plan =
-	    SPI_prepare("WITH RECURSIVE d(id, depth) AS ("
-	                "  SELECT t.id, 1 FROM tenancy.tenants t WHERE t.parent_tenant_id OPERATOR(pg_catalog.=) $1"
-	                "  UNION"
-	                "  SELECT t.id, d.depth OPERATOR(pg_catalog.+) 1 FROM tenancy.tenants t JOIN d"
-	                "    ON t.parent_tenant_id OPERATOR(pg_catalog.=) d.id WHERE d.depth OPERATOR(pg_catalog.<) 64)"
-	                " SELECT DISTINCT id FROM d WHERE id OPERATOR(pg_catalog.<>) $1",
-	                1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	int rc = SPI_execute_snapshot(plan, values, NULL, LookupSnapshot(), InvalidSnapshot, true, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "descendant lookup failed: %s", SPI_result_code_string(rc));
+	ExecuteLookup("WITH RECURSIVE d(id, depth) AS ("
+	              "  SELECT t.id, 1 FROM tenancy.tenants t WHERE t.parent_tenant_id OPERATOR(pg_catalog.=) $1"
+	              "  UNION"
+	              "  SELECT t.id, d.depth OPERATOR(pg_catalog.+) 1 FROM tenancy.tenants t JOIN d"
+	              "    ON t.parent_tenant_id OPERATOR(pg_catalog.=) d.id WHERE d.depth OPERATOR(pg_catalog.<) 64)"
+	              " SELECT DISTINCT id FROM d WHERE id OPERATOR(pg_catalog.<>) $1",
+	              q->id, 0);
 	q->count = (int)SPI_processed;
 	q->ids = static_cast<pg_uuid_t *>(MemoryContextAlloc(q->result_context, sizeof(pg_uuid_t) * (q->count + 1)));
 	for (int i = 0; i < q->count; i++) {
