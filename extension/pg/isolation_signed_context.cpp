@@ -68,14 +68,9 @@ tenancy_set_tenant_token(PG_FUNCTION_ARGS)
 	pg::CallCore(
 	    [&] {
 		    std::string secret = core::ReadSecretFile(path);
-		    try {
-			    core::VerifiedToken v = core::VerifyTenantToken(secret, token, now);
-			    memcpy(tenant->data, v.tenant.data(), UUID_LEN);
-		    } catch (...) {
-			    core::WipeSecret(secret);
-			    throw;
-		    }
-		    core::WipeSecret(secret);
+		    core::WipeOnExit wipe{secret};
+		    core::VerifiedToken v = core::VerifyTenantToken(secret, token, now);
+		    memcpy(tenant->data, v.tenant.data(), UUID_LEN);
 	    },
 	    true);
 	pg::RequireUsableTenant(tenant);
@@ -106,16 +101,10 @@ tenancy_sign_tenant_token(PG_FUNCTION_ARGS)
 	char *token = pg::CallCore(
 	    [&] {
 		    std::string secret = core::ReadSecretFile(path);
+		    core::WipeOnExit wipe{secret};
 		    core::UuidBytes bytes;
 		    memcpy(bytes.data(), tenant->data, UUID_LEN);
-		    std::string out;
-		    try {
-			    out = core::SignTenantToken(secret, bytes, expires_at);
-		    } catch (...) {
-			    core::WipeSecret(secret);
-			    throw;
-		    }
-		    core::WipeSecret(secret);
+		    std::string out = core::SignTenantToken(secret, bytes, expires_at);
 		    char *copy = static_cast<char *>(pg::PallocOrThrow(out.size() + 1));
 		    memcpy(copy, out.c_str(), out.size() + 1);
 		    return copy;

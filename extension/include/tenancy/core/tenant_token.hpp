@@ -34,4 +34,13 @@ std::string ReadSecretFile(const std::string &path);
 // Wipes a secret held in a std::string (OPENSSL_cleanse), for every exit path of its holder.
 void WipeSecret(std::string &secret) noexcept;
 
+// Wipes the secret when it goes out of scope, whether its holder returns or throws.
+struct WipeOnExit {
+	std::string &secret;
+	~WipeOnExit()
+	{
+		WipeSecret(secret);
+	}
+};
+
 } // namespace tenancy::core
