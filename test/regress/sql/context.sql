@@ -108,6 +108,9 @@ SET LOCAL tenancy.tenant_id = 'a0000000-0000-0000-0000-00000000000a';
 ROLLBACK;
 SELECT set_config('tenancy.tenant_id', 'a0000000-0000-0000-0000-00000000000a', true);
 SELECT tenancy.current_tenant_id() IS NULL AS no_context;
+-- nor can the value parallel workers trust for app.tenant_id
+SET tenancy.validated_app_tenant_id = 'a0000000-0000-0000-0000-00000000000a';
+SELECT set_config('tenancy.validated_app_tenant_id', 'a0000000-0000-0000-0000-00000000000a', true);
 
 -- app.tenant_id: honoured when transaction-local (SET LOCAL, set_config(..., true))
 BEGIN;
@@ -228,6 +231,7 @@ SELECT tenancy.current_tenant_id();
 COMMIT;
 SET tenancy.tenant_id = 'a0000000-0000-0000-0000-00000000000a';
 SELECT set_config('tenancy.tenant_id', 'a0000000-0000-0000-0000-00000000000a', true);
+SELECT set_config('tenancy.validated_app_tenant_id', 'a0000000-0000-0000-0000-00000000000a', true);
 SELECT tenancy.set_tenant('c0000000-0000-0000-0000-00000000000c');
 RESET ROLE;
 
