@@ -4,9 +4,6 @@
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/partition_ops.hpp"
 
-#include <cstring>
-#include <string>
-
 extern "C" {
 #include "postgres.h"
 #include "catalog/namespace.h"
@@ -24,24 +21,6 @@ using namespace tenancy;
 using namespace tenancy::pg::partition;
 
 namespace {
-
-// Every first-column value of a query with $1 = relid (NULLs skipped), as palloc'd strings in query order.
-List *
-QueryList(const char *sql, Oid relid)
-{
-	Oid types[1] = {OIDOID};
-	Datum values[1] = {ObjectIdGetDatum(relid)};
-	int rc = SPI_execute_with_args(sql, 1, types, values, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed (%s) for: %s", SPI_result_code_string(rc), sql);
-	List *out = NIL;
-	for (uint64 i = 0; i < SPI_processed; i++) {
-		char *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		if (v != NULL)
-			out = lappend(out, v);
-	}
-	return out;
-}
 
 // Uniqueness on a partitioned table is enforced per partition, so every primary key, unique constraint and unique
 // index must contain the tenant column; exclusion constraints are not supported there at all.
@@ -240,23 +219,13 @@ tenancy_partition_table(PG_FUNCTION_ARGS)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER TABLE %s OWNER TO %s", tmp_q, t->owner_quoted);
 	RunSql(sql.data);
-	for (int r = 0; r < count; r++) {
-		char *name = pg::CallCore([&] {
-			std::string s = core::PartitionName(t->name, r);
-			char *out = static_cast<char *>(pg::PallocOrThrow(s.size() + 1));
-			std::memcpy(out, s.c_str(), s.size() + 1);
-			return out;
-		});
-		CreatePart(t, tmp_q, name, count, r, NIL);
-	}
+	for (int r = 0; r < count; r++)
+		CreatePart(t, tmp_q, PartitionNameOf(t, r), count, r, NIL);
 
 	// 2. The rows, in one pass routed by the hash; no index or trigger exists yet on the new table, so nothing
 	// but CHECK constraints and generated columns run per row. row_security = off turns a policy that would
 	// filter the copy into an error instead of a silent loss.
-	char *columns = QueryOidText("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum) "
-	                             "FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum > 0 "
-	                             "AND NOT attisdropped AND attgenerated OPERATOR(pg_catalog.=) ''",
-	                             relid);
+	char *columns = CopyColumnList(relid);
 	RunSql("SELECT pg_catalog.set_config('row_security', 'off', true)");
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", t->qualified);

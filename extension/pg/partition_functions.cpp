@@ -158,15 +158,8 @@ tenancy_create_partitions(PG_FUNCTION_ARGS)
 		                errmsg("table %s already has %d partitions", t->qualified, list_length(existing)),
 		                errhint("Use tenancy.repartition() to change the partition count.")));
 	char *before = LayoutJson(t);
-	for (int r = 0; r < count; r++) {
-		char *name = pg::CallCore([&] {
-			std::string s = core::PartitionName(t->name, r);
-			char *out = static_cast<char *>(pg::PallocOrThrow(s.size() + 1));
-			std::memcpy(out, s.c_str(), s.size() + 1);
-			return out;
-		});
-		CreatePart(t, t->qualified, name, count, r, NIL);
-	}
+	for (int r = 0; r < count; r++)
+		CreatePart(t, t->qualified, PartitionNameOf(t, r), count, r, NIL);
 	ReapplyIsolation(t);
 	Audit("partitions_created", NULL, before, LayoutJson(t));
 	SPI_finish();

@@ -86,7 +86,8 @@ ComparePartsByRemainder(const ListCell *a, const ListCell *b)
 	return pa->remainder < pb->remainder ? -1 : (pa->remainder > pb->remainder ? 1 : 0);
 }
 
-// Comma-separated quoted names of the columns a row copy must list: generated columns are recomputed.
+} // namespace
+
 char *
 CopyColumnList(Oid relid)
 {
@@ -99,7 +100,11 @@ CopyColumnList(Oid relid)
 	return cols;
 }
 
-} // namespace
+char *
+PartitionNameOf(Table *t, int remainder)
+{
+	return CallCore([&] { return PallocString(core::PartitionName(t->name, remainder)); });
+}
 
 uint64
 RunSql(const char *sql)
@@ -121,6 +126,23 @@ QueryOidText(const char *sql, Oid arg)
 	if (SPI_processed == 0)
 		return NULL;
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+List *
+QueryList(const char *sql, Oid arg)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(arg)};
+	int rc = SPI_execute_with_args(sql, 1, types, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed (%s) for: %s", SPI_result_code_string(rc), sql);
+	List *out = NIL;
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		char *v = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		if (v != NULL)
+			out = lappend(out, v);
+	}
+	return out;
 }
 
 char *
@@ -276,7 +298,6 @@ LoadParts(Table *t)
 		Part *p = static_cast<Part *>(lfirst(lc));
 		if (!p->subpartitioned)
 			continue; // its isolated tenants are read after the partition list is consumed
-		Datum v[1] = {ObjectIdGetDatum(p->relid)};
 		// only the layout isolate_tenant makes can be rebuilt: leaves FOR VALUES IN ('<uuid>') and one DEFAULT
 		StringInfoData check;
 		initStringInfo(&check);
@@ -297,19 +318,13 @@ LoadParts(Table *t)
 			                errdetail("Its leaf %s is not a tenant leaf FOR VALUES IN ('<tenant id>') or the default "
 			                          "leaf of a LIST partitioning on the tenant column.",
 			                          foreign_leaf)));
-		rc = SPI_execute_with_args(
-		    "SELECT (pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), "
-		    "'^FOR VALUES IN \\(''([0-9a-f-]{36})''\\)$'))[1] AS tenant "
-		    "FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid "
-		    "WHERE i.inhparent OPERATOR(pg_catalog.=) $1 ORDER BY 1",
-		    1, types, v, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not list leaves: %s", SPI_result_code_string(rc));
-		for (uint64 i = 0; i < SPI_processed; i++) {
-			char *tenant = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-			if (tenant != NULL)
-				p->tenants = lappend(p->tenants, tenant);
-		}
+		// the default leaf has no tenant: QueryList skips its NULL
+		p->tenants = QueryList("SELECT (pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid), "
+		                       "'^FOR VALUES IN \\(''([0-9a-f-]{36})''\\)$'))[1] AS tenant "
+		                       "FROM pg_catalog.pg_inherits i "
+		                       "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid "
+		                       "WHERE i.inhparent OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+		                       p->relid);
 	}
 	list_sort(parts, ComparePartsByRemainder);
 	return parts;
@@ -376,17 +391,10 @@ ReplaceParts(Table *t, List *olds, List *news)
 	foreach (lc, olds) {
 		Part *p = static_cast<Part *>(lfirst(lc));
 		char tmp[NAMEDATALEN];
-		Oid types[1] = {OIDOID};
-		Datum values[1] = {ObjectIdGetDatum(p->relid)};
-		int rc = SPI_execute_with_args(
-		    "SELECT i.inhrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_inherits i "
-		    "WHERE i.inhparent OPERATOR(pg_catalog.=) $1",
-		    1, types, values, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not list leaves: %s", SPI_result_code_string(rc));
-		List *leaves = NIL;
-		for (uint64 j = 0; j < SPI_processed; j++)
-			leaves = lappend(leaves, SPI_getvalue(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1));
+		List *leaves =
+		    QueryList("SELECT i.inhrelid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_inherits i "
+		              "WHERE i.inhparent OPERATOR(pg_catalog.=) $1",
+		              p->relid);
 		int j = 0;
 		ListCell *lc2;
 		foreach (lc2, leaves) {
@@ -416,7 +424,7 @@ ReplaceParts(Table *t, List *olds, List *news)
 	List *new_names = NIL;
 	foreach (lc, news) {
 		NewPart *np = static_cast<NewPart *>(lfirst(lc));
-		char *name = CallCore([&] { return PallocString(core::PartitionName(t->name, np->remainder)); });
+		char *name = PartitionNameOf(t, np->remainder);
 		CreatePart(t, stage_q, name, np->modulus, np->remainder, np->tenants);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,

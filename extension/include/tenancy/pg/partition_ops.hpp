@@ -53,6 +53,9 @@ uint64 RunSql(const char *sql);
 // First column of the first row of a one-parameter query ($1 is an oid), or NULL.
 char *QueryOidText(const char *sql, Oid arg);
 
+// Every non-NULL first-column value of a one-parameter query ($1 is an oid), palloc'd, in query order.
+List *QueryList(const char *sql, Oid arg);
+
 // The hash partitions of a table, sorted by remainder, with the tenants each one isolates.
 List *LoadParts(Table *t);
 
@@ -85,6 +88,12 @@ char *LayoutJson(Table *t);
 // Creates partition (modulus, remainder) named name under parent_qualified, sub-partitioned by tenant when
 // tenants is not empty, owned by t's owner. Used by create_partitions and the staging tables.
 void CreatePart(Table *t, const char *parent_qualified, const char *name, int modulus, int remainder, List *tenants);
+
+// The name <table>_pNNN of t's hash partition with that remainder.
+char *PartitionNameOf(Table *t, int remainder);
+
+// Comma-separated quoted names of the columns a row copy must list: generated columns are recomputed.
+char *CopyColumnList(Oid relid);
 
 // Quoted schema-qualified name of a relation called name in t's schema.
 char *QualifiedInSchema(Table *t, const char *name);
