@@ -137,16 +137,6 @@ ParseHashBound(std::string_view text)
 	return b;
 }
 
-std::vector<HashBound>
-InitialBounds(int partitions)
-{
-	ValidatePartitionCount(partitions);
-	std::vector<HashBound> bounds;
-	for (int r = 0; r < partitions; r++)
-		bounds.push_back(HashBound{partitions, r});
-	return bounds;
-}
-
 int
 UniformModulus(const std::vector<HashBound> &current)
 {

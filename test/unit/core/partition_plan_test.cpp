@@ -30,6 +30,16 @@ ExpectExactCover(const std::vector<HashBound> &bounds)
 	}
 }
 
+// The bounds of a fresh table with n partitions, as create_partitions lays them out: (n, 0) .. (n, n - 1).
+std::vector<HashBound>
+InitialBounds(int partitions)
+{
+	std::vector<HashBound> bounds;
+	for (int r = 0; r < partitions; r++)
+		bounds.push_back(HashBound{partitions, r});
+	return bounds;
+}
+
 // Applies a plan to a layout the way repartition does: remove each step's from, add its to.
 std::vector<HashBound>
 Apply(std::vector<HashBound> layout, const std::vector<ReshapeStep> &steps)

@@ -37,9 +37,6 @@ std::string DefaultLeafName(std::string_view partition);
 // throws kInvalidInput for anything else (list, range, default bounds).
 HashBound ParseHashBound(std::string_view bound_expression);
 
-// The bounds of a fresh table with n partitions: (n, 0) .. (n, n - 1).
-std::vector<HashBound> InitialBounds(int partitions);
-
 // The modulus shared by every partition when they form the complete set (n, 0) .. (n, n - 1); otherwise throws
 // kInvalidInput (mixed moduli or a missing remainder: the table was not laid out by tenancy).
 int UniformModulus(const std::vector<HashBound> &current);
