@@ -265,8 +265,35 @@ SELECT tenancy.tenant_partition('empty_hash', '00000000-0000-4000-8000-000000000
 SELECT tenancy.partition_table('pk_without_tenant', 4);
 SELECT tenancy.repartition('orders', 12);
 SELECT tenancy.repartition('foreign_sub', 4);
+-- the refusals above print only TN005, which any check could raise: these print which check refused
+CREATE UNLOGGED TABLE unlogged_t (tenant_id uuid NOT NULL);
+CREATE TEMP TABLE temp_t (tenant_id uuid NOT NULL);
+CREATE TABLE inh_parent (tenant_id uuid NOT NULL);
+CREATE TABLE inh_child () INHERITS (inh_parent);
+CREATE TABLE excluded (tenant_id uuid NOT NULL, id int, EXCLUDE USING btree (id WITH =));
+CREATE TABLE clash (tenant_id uuid NOT NULL) PARTITION BY HASH (tenant_id);
+CREATE TABLE clash_p001 (x int);
+SELECT tenancy.partition_table('unlogged_t', 4);
+-- (the temporary schema's number depends on the backend: masked)
+DO $$ BEGIN PERFORM tenancy.partition_table('temp_t', 4);
+EXCEPTION WHEN OTHERS THEN RAISE NOTICE '% %', SQLSTATE, regexp_replace(SQLERRM, 'pg_temp_[0-9]+', 'pg_temp_N'); END $$;
+SELECT tenancy.partition_table('inh_child', 4);
+SELECT tenancy.partition_table('inh_parent', 4);
+SELECT tenancy.partition_table('viewed_v', 4);
+SELECT tenancy.partition_table('excluded', 4);
+SELECT tenancy.create_partitions('clash', 2);
+SELECT tenancy.create_partitions('customers', 4);
+SELECT tenancy.isolate_tenant('empty_hash', '00000000-0000-4000-8000-000000000001');
+SELECT tenancy.unisolate_tenant('orders', '00000000-0000-4000-8000-000000000001');
+RESET ROLE;
+CREATE OPERATOR CLASS regress_part_uuid_ops FOR TYPE uuid USING hash AS
+  OPERATOR 1 = (uuid, uuid), FUNCTION 1 uuid_hash(uuid), FUNCTION 2 uuid_hash_extended(uuid, bigint);
+SET ROLE regress_part_owner;
+CREATE TABLE odd_opclass (tenant_id uuid NOT NULL) PARTITION BY HASH (tenant_id regress_part_uuid_ops);
+SELECT tenancy.create_partitions('odd_opclass', 2);
 \set VERBOSITY sqlstate
 -- nothing half-done is left behind by the refusals
+SELECT count(*) FROM pg_inherits WHERE inhparent IN ('clash'::regclass, 'odd_opclass'::regclass);
 SELECT relkind FROM pg_class WHERE oid = 'pk_without_tenant'::regclass;
 SELECT count(*) FROM pg_class WHERE relname LIKE 'tenancy\_%' AND relnamespace = 'public'::regnamespace;
 RESET ROLE;
@@ -289,7 +316,9 @@ SELECT changed_tenants();
 SET client_min_messages = warning;
 DROP TABLE order_lines, orders, customers, events, snapshot, by_list, by_range, by_other, by_two, no_tenant,
   text_tenant, pk_without_tenant, unique_without_tenant, index_without_tenant, viewed, ruled, foreign_sub CASCADE;
-DROP TABLE empty_hash, part_tenants;
+DROP TABLE empty_hash, part_tenants, unlogged_t, temp_t, inh_child, inh_parent, excluded, clash, clash_p001,
+  odd_opclass;
+DROP OPERATOR FAMILY regress_part_uuid_ops USING hash;
 DROP FUNCTION orders_checksum(), changed_tenants(), orders_touch();
 REVOKE CREATE ON SCHEMA public FROM regress_part_owner;
 DROP ROLE regress_part_owner, regress_part_stranger, regress_part_app;
