@@ -6,6 +6,8 @@
 #include "tenancy/pg/privilege.hpp"
 #include "tenancy/pg/tenant_context.hpp"
 
+#include <string_view>
+
 extern "C" {
 #include "postgres.h"
 #include "miscadmin.h"
@@ -66,7 +68,8 @@ RequireQuotaAccess(const pg_uuid_t *tenant)
 core::QuotaMetric
 QuotaMetricArg(text *name)
 {
-	const char *metric = text_to_cstring(name);
+	/* compared in place: consume parses its metric on every call, and a copy would be an allocation per call */
+	std::string_view metric(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
 	return CallCore([&] { return core::ParseQuotaMetricOrThrow(metric); });
 }
 

@@ -154,12 +154,12 @@ extern "C" Datum
 tenancy_rate_limit(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t *tenant = PG_GETARG_UUID_P(0);
-	const char *key_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	text *key_text = PG_GETARG_TEXT_PP(1);
 	double per_second = PG_GETARG_FLOAT8(2);
 	int32 burst = PG_GETARG_INT32(3);
 
 	pg::RequireQuotaAccess(tenant);
-	size_t key_length = strlen(key_text);
+	size_t key_length = VARSIZE_ANY_EXHDR(key_text);
 	if (key_length == 0 || key_length > kMaxKeyLength)
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
 		                errmsg("rate limit key must have 1 to %d bytes", kMaxKeyLength)));
@@ -180,7 +180,7 @@ tenancy_rate_limit(PG_FUNCTION_ARGS)
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	memcpy(key.tenant.data, tenant->data, UUID_LEN);
-	memcpy(key.key, key_text, key_length);
+	memcpy(key.key, VARDATA_ANY(key_text), key_length); /* in place: no copy of the text per call */
 	TimestampTz now = GetCurrentTimestamp();
 	Bucket *b = FindOrCreateBucket(&key, burst, now);
 	if (b == NULL)
