@@ -195,12 +195,13 @@ QuotaEnsureRows(const pg_uuid_t *tenant, core::QuotaMetric metric)
 		return true;
 	Oid types[1] = {UUIDOID};
 	Datum values[1] = {UUIDPGetDatum(tenant)};
-	SpiCall exists = {"SELECT true FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1", 1, types, values, true};
-	SpiAsOwner(&exists);
-	if (exists.processed == 0)
-		return false;
-	SpiCall insert = {"SELECT tenancy._quota_create_counters($1)", 1, types, values, false};
+	/* one statement: no row when the tenant does not exist */
+	SpiCall insert = {"SELECT tenancy._quota_create_counters(t.id) FROM tenancy.tenants t"
+	                  " WHERE t.id OPERATOR(pg_catalog.=) $1",
+	                  1, types, values, false};
 	SpiAsOwner(&insert);
+	if (insert.processed == 0)
+		return false;
 	/* the rows must be visible to the in-place writer's scan in this same command */
 	CommandCounterIncrement();
 	return true;
@@ -211,10 +212,7 @@ QuotaLimit(const pg_uuid_t *tenant, core::QuotaMetric metric)
 {
 	Oid types[2] = {UUIDOID, TEXTOID};
 	Datum values[2] = {UUIDPGetDatum(tenant), CStringGetTextDatum(core::QuotaMetricName(metric))};
-	SpiCall exists = {"SELECT true FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1", 1, types, values, true};
-	SpiAsOwner(&exists);
-	if (exists.processed == 0)
-		QuotaTenantNotFound(tenant);
+	/* _effective_limit raises TN001 itself for an unknown tenant */
 	SpiCall limit = {"SELECT tenancy._effective_limit($1, $2)", 2, types, values, true};
 	SpiAsOwner(&limit);
 	/* no limit configured: nothing may be consumed (fail closed) */
@@ -264,9 +262,7 @@ RunChainQuery(void *arg)
 pg_uuid_t *
 QuotaTenantChain(const pg_uuid_t *tenant, int *count)
 {
-	QuotaRow row;
-	if (!QuotaRowRead(tenant, core::QuotaMetric::kUsers, &row))
-		QuotaTenantNotFound(tenant);
+	/* tenant_ancestors raises TN001 itself for an unknown tenant */
 	ChainCall call = {tenant, CurrentMemoryContext, NULL};
 	RunAsExtensionOwner(RunChainQuery, &call);
 	int n = call.ancestors ? ArrayGetNItems(ARR_NDIM(call.ancestors), ARR_DIMS(call.ancestors)) : 0;

@@ -30,6 +30,14 @@ SELECT t.slug, l.after->>'limit' AS lim FROM tenancy.audit_log l JOIN tenancy.te
  WHERE l.action = 'quota_exceeded' AND t.slug LIKE 'pool-%' ORDER BY l.id;
 -- usage with descendants sums the subtree
 SELECT tenancy.usage(:'root', true) -> 'current_usage' -> 'ai_requests_today' AS subtree;
+-- a tenant without counter rows (as if created before the counter trigger existed) is metered like any other:
+-- its rows are made on first use, and the pool counts it
+SELECT id AS c FROM tenancy.create_tenant('Pool C', 'pool-c', 'team', parent_tenant_id => :'root') \gset
+DELETE FROM tenancy.quota_counters WHERE tenant_id = :'c';
+SELECT tenancy.release(:'root', 'ai_requests', 1);
+SELECT tenancy.consume_pooled(:'c', 'ai_requests', 1);
+SELECT pg_temp.used(:'c') AS c, pg_temp.used(:'root') AS root;
+SELECT count(*) AS rows_made FROM tenancy.quota_counters WHERE tenant_id = :'c';
 -- invalid input:
 \set VERBOSITY sqlstate
 SELECT tenancy.consume_pooled(:'a1', 'ai_requests', 0);
