@@ -3,6 +3,7 @@
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/module.hpp"
 #include "tenancy/pg/quota_access.hpp"
+#include "tenancy/pg/quota_store.hpp"
 #include "tenancy/pg/tenant_cache.hpp"
 
 #include <cmath>
@@ -172,9 +173,7 @@ tenancy_rate_limit(PG_FUNCTION_ARGS)
 		                errmsg("rate_limit needs tenancy in shared_preload_libraries"),
 		                errhint("Add tenancy to shared_preload_libraries and restart the server.")));
 	if (pg::LookupTenantUsability(tenant) == pg::TenantUsability::kNotFound)
-		ereport(ERROR, (errcode(TENANCY_ERRCODE_TENANT_NOT_FOUND),
-		                errmsg("tenant \"%s\" does not exist",
-		                       DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(tenant))))));
+		pg::QuotaTenantNotFound(tenant);
 
 	BucketKey key;
 	memset(&key, 0, sizeof(key));
