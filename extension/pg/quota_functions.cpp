@@ -98,26 +98,30 @@ Consume(const pg_uuid_t *tenant, QuotaMetric metric, int64 amount, int64 now_us,
 	return false;
 }
 
+// consume and consume_or_raise: (tenant_id, metric, amount) checked for the caller, counted now.
+Datum
+ConsumeNow(FunctionCallInfo fcinfo, bool raise)
+{
+	pg_uuid_t *tenant = PG_GETARG_UUID_P(0);
+	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
+	pg::RequireQuotaAccess(tenant);
+	PG_RETURN_BOOL(Consume(tenant, metric, PG_GETARG_INT64(2), pg::QuotaNowMicros(), raise));
+}
+
 } // namespace
 
 // tenancy.consume(tenant_id uuid, metric text, amount bigint = 1) -> boolean
 extern "C" Datum
 tenancy_consume(PG_FUNCTION_ARGS)
 {
-	pg_uuid_t *tenant = PG_GETARG_UUID_P(0);
-	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
-	pg::RequireQuotaAccess(tenant);
-	PG_RETURN_BOOL(Consume(tenant, metric, PG_GETARG_INT64(2), pg::QuotaNowMicros(), false));
+	return ConsumeNow(fcinfo, false);
 }
 
 // tenancy.consume_or_raise(tenant_id uuid, metric text, amount bigint = 1) -> boolean (true, or TN003)
 extern "C" Datum
 tenancy_consume_or_raise(PG_FUNCTION_ARGS)
 {
-	pg_uuid_t *tenant = PG_GETARG_UUID_P(0);
-	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
-	pg::RequireQuotaAccess(tenant);
-	PG_RETURN_BOOL(Consume(tenant, metric, PG_GETARG_INT64(2), pg::QuotaNowMicros(), true));
+	return ConsumeNow(fcinfo, true);
 }
 
 // tenancy.release(tenant_id uuid, metric text, amount bigint = 1)
