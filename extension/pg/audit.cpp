@@ -135,34 +135,30 @@ const Oid kInsertEventTypes[11] = {INT8OID, TIMESTAMPTZOID, TEXTOID,  TEXTOID,  
                                    TEXTOID, JSONBOID,       JSONBOID, BYTEAOID, BYTEAOID};
 const Oid kMoveHeadTypes[2] = {INT8OID, BYTEAOID};
 
+// Text of each statement, indexed by AppendStatement.
+struct AppendStatementText {
+	const char *sql;
+	int nargs;
+	const Oid *types;
+};
+const AppendStatementText kAppendStatements[kAppendStatementCount] = {
+    {"SELECT last_hash FROM tenancy.audit_chain_head", 0, NULL},
+    {"SELECT pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass)", 0, NULL},
+    {"INSERT INTO tenancy.audit_log (id, occurred_at, session_user_name, current_user_name, context_tenant_id, "
+     "tenant_id, action, before, after, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+     11, kInsertEventTypes},
+    {"INSERT INTO tenancy.audit_chain_head AS h (singleton, last_id, last_hash) VALUES (true, $1, $2) "
+     "ON CONFLICT (singleton) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash",
+     2, kMoveHeadTypes},
+};
+
 SPIPlanPtr
 AppendPlan(AppendStatement which)
 {
 	if (append_plans[which] != NULL)
 		return append_plans[which];
-	SPIPlanPtr plan = NULL;
-	switch (which) {
-	case kReadHead:
-		plan = SPI_prepare("SELECT last_hash FROM tenancy.audit_chain_head", 0, NULL);
-		break;
-	case kNextId:
-		plan = SPI_prepare("SELECT pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass)", 0, NULL);
-		break;
-	case kInsertEvent:
-		plan = SPI_prepare("INSERT INTO tenancy.audit_log (id, occurred_at, session_user_name, current_user_name, "
-		                   "context_tenant_id, tenant_id, action, before, after, prev_hash, hash) "
-		                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-		                   11, const_cast<Oid *>(kInsertEventTypes));
-		break;
-	case kMoveHead:
-		plan = SPI_prepare("INSERT INTO tenancy.audit_chain_head AS h (singleton, last_id, last_hash) "
-		                   "VALUES (true, $1, $2) ON CONFLICT (singleton) DO UPDATE "
-		                   "SET last_id = excluded.last_id, last_hash = excluded.last_hash",
-		                   2, const_cast<Oid *>(kMoveHeadTypes));
-		break;
-	case kAppendStatementCount:
-		break;
-	}
+	const AppendStatementText &text = kAppendStatements[which];
+	SPIPlanPtr plan = SPI_prepare(text.sql, text.nargs, const_cast<Oid *>(text.types));
 	if (plan == NULL || SPI_keepplan(plan) != 0)
 		elog(ERROR, "could not prepare an audit log statement: %s", SPI_result_code_string(SPI_result));
 	append_plans[which] = plan;
