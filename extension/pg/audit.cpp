@@ -11,7 +11,6 @@
 
 extern "C" {
 #include "postgres.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -433,10 +432,10 @@ namespace tenancy::pg {
 namespace {
 
 void
-ReportProblem(ReturnSetInfo *rsinfo, int64 id, bool id_null, const char *problem)
+ReportProblem(ReturnSetInfo *rsinfo, int64 id, const char *problem)
 {
 	Datum values[2] = {Int64GetDatum(id), CStringGetTextDatum(problem)};
-	bool nulls[2] = {id_null, false};
+	bool nulls[2] = {false, false};
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -492,7 +491,7 @@ tenancy_verify_audit_log(PG_FUNCTION_ARGS)
 		head_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		if (!pg::ByteaDigest(d, isnull, &head_hash))
-			pg::ReportProblem(rsinfo, head_id, false, "the chain head holds a malformed hash");
+			pg::ReportProblem(rsinfo, head_id, "the chain head holds a malformed hash");
 	}
 
 	SPIPlanPtr plan = SPI_prepare("SELECT id, occurred_at, session_user_name, current_user_name, context_tenant_id, "
@@ -541,21 +540,21 @@ tenancy_verify_audit_log(PG_FUNCTION_ARGS)
 			d = SPI_getbinval(tuple, desc, 11, &isnull);
 			bool stored_ok = pg::ByteaDigest(d, isnull, &stored);
 			if (!prev_ok || !stored_ok || !t.session_user || !t.current_user || !t.action)
-				pg::ReportProblem(rsinfo, t.id, false, "malformed event: a required column is missing or malformed");
+				pg::ReportProblem(rsinfo, t.id, "malformed event: a required column is missing or malformed");
 			else {
 				if (prev != expected_prev)
-					pg::ReportProblem(rsinfo, t.id, false,
+					pg::ReportProblem(rsinfo, t.id,
 					                  "broken link: prev_hash does not match the previous event (an event was removed "
 					                  "or inserted before this one)");
 				if (pg::HashEvent(prev, t) != stored)
-					pg::ReportProblem(rsinfo, t.id, false, "hash mismatch: the event was altered");
+					pg::ReportProblem(rsinfo, t.id, "hash mismatch: the event was altered");
 			}
 			if (has_head && t.id > head_id)
-				pg::ReportProblem(rsinfo, t.id, false, "event lies beyond the chain head (not written by tenancy)");
+				pg::ReportProblem(rsinfo, t.id, "event lies beyond the chain head (not written by tenancy)");
 			if (has_head && t.id == head_id) {
 				head_seen = true;
 				if (stored != head_hash)
-					pg::ReportProblem(rsinfo, t.id, false, "the chain head does not match this event");
+					pg::ReportProblem(rsinfo, t.id, "the chain head does not match this event");
 			}
 			MemoryContextSwitchTo(old);
 			expected_prev = stored;
@@ -568,10 +567,10 @@ tenancy_verify_audit_log(PG_FUNCTION_ARGS)
 
 	MemoryContext old = MemoryContextSwitchTo(outer);
 	if (has_head && !head_seen)
-		pg::ReportProblem(rsinfo, head_id, false,
+		pg::ReportProblem(rsinfo, head_id,
 		                  "event named by the chain head is missing (events were removed from the end of the log)");
 	if (!has_head && any_row)
-		pg::ReportProblem(rsinfo, first_id, false, "the audit chain head is missing");
+		pg::ReportProblem(rsinfo, first_id, "the audit chain head is missing");
 	MemoryContextSwitchTo(old);
 
 	SPI_finish();
