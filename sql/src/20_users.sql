@@ -63,6 +63,38 @@ END
 $$;
 COMMENT ON FUNCTION tenancy._user_not_found(uuid) IS 'internal: raises TN005 for an unknown user id';
 
+-- A user row locked for a change: its tenant first (as every user change of that tenant), then the row, read again
+-- after the tenant lock. TN005 for an unknown user.
+CREATE FUNCTION tenancy._lock_user(user_id uuid) RETURNS tenancy.users
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tenant uuid;
+  u tenancy.users;
+BEGIN
+  SELECT x.tenant_id INTO v_tenant FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id;
+  IF NOT FOUND THEN
+    PERFORM tenancy._user_not_found(user_id);
+  END IF;
+  PERFORM tenancy._lock_tenant_for_users(v_tenant);
+  SELECT * INTO u FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM tenancy._user_not_found(user_id);
+  END IF;
+  RETURN u;
+END
+$$;
+COMMENT ON FUNCTION tenancy._lock_user(uuid) IS
+  'internal: locks a user (after its tenant) for a role change or removal, or TN005';
+
+CREATE FUNCTION tenancy._is_last_owner(u tenancy.users) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT u.role OPERATOR(pg_catalog.=) 'owner' AND NOT EXISTS (
+           SELECT 1 FROM tenancy.users x
+            WHERE x.tenant_id OPERATOR(pg_catalog.=) u.tenant_id AND x.role OPERATOR(pg_catalog.=) 'owner'
+              AND x.id OPERATOR(pg_catalog.<>) u.id)
+$$;
+COMMENT ON FUNCTION tenancy._is_last_owner(tenancy.users) IS 'internal: true for the only owner of its tenant';
+
 CREATE FUNCTION tenancy.add_user(tenant_id uuid, email text, first_name text DEFAULT NULL,
                                  last_name text DEFAULT NULL, role text DEFAULT 'developer',
                                  send_invitation boolean DEFAULT true)
@@ -145,26 +177,13 @@ CREATE FUNCTION tenancy.set_user_role(user_id uuid, role text) RETURNS tenancy.u
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_role tenancy.user_role := tenancy._parse_role(role);
-  v_tenant uuid;
-  old_row tenancy.users;
+  old_row tenancy.users := tenancy._lock_user(user_id);
   u tenancy.users;
 BEGIN
-  SELECT x.tenant_id INTO v_tenant FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id;
-  IF NOT FOUND THEN
-    PERFORM tenancy._user_not_found(user_id);
-  END IF;
-  PERFORM tenancy._lock_tenant_for_users(v_tenant);
-  SELECT * INTO old_row FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id FOR UPDATE;
-  IF NOT FOUND THEN
-    PERFORM tenancy._user_not_found(user_id);
-  END IF;
   IF old_row.role OPERATOR(pg_catalog.=) v_role THEN
     RETURN old_row;
   END IF;
-  IF old_row.role OPERATOR(pg_catalog.=) 'owner' AND NOT EXISTS (
-       SELECT 1 FROM tenancy.users x
-        WHERE x.tenant_id OPERATOR(pg_catalog.=) old_row.tenant_id AND x.role OPERATOR(pg_catalog.=) 'owner'
-          AND x.id OPERATOR(pg_catalog.<>) old_row.id) THEN
+  IF tenancy._is_last_owner(old_row) THEN
     PERFORM tenancy._invalid_input('cannot demote the last owner of a tenant', NULL,
                                    'Make another user owner first.');
   END IF;
@@ -180,22 +199,9 @@ COMMENT ON FUNCTION tenancy.set_user_role(uuid, text) IS 'changes a user''s role
 CREATE FUNCTION tenancy.remove_user(user_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_tenant uuid;
-  old_row tenancy.users;
+  old_row tenancy.users := tenancy._lock_user(user_id);
 BEGIN
-  SELECT x.tenant_id INTO v_tenant FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id;
-  IF NOT FOUND THEN
-    PERFORM tenancy._user_not_found(user_id);
-  END IF;
-  PERFORM tenancy._lock_tenant_for_users(v_tenant);
-  SELECT * INTO old_row FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id FOR UPDATE;
-  IF NOT FOUND THEN
-    PERFORM tenancy._user_not_found(user_id);
-  END IF;
-  IF old_row.role OPERATOR(pg_catalog.=) 'owner' AND NOT EXISTS (
-       SELECT 1 FROM tenancy.users x
-        WHERE x.tenant_id OPERATOR(pg_catalog.=) old_row.tenant_id AND x.role OPERATOR(pg_catalog.=) 'owner'
-          AND x.id OPERATOR(pg_catalog.<>) old_row.id) THEN
+  IF tenancy._is_last_owner(old_row) THEN
     PERFORM tenancy._invalid_input('cannot remove the last owner of a tenant', NULL,
                                    'Make another user owner first.');
   END IF;
@@ -214,7 +220,7 @@ BEGIN
   FOREACH f IN ARRAY ARRAY[
     'tenancy.add_user(uuid, text, text, text, text, boolean)', 'tenancy.list_users(uuid, text)',
     'tenancy.set_user_role(uuid, text)', 'tenancy.remove_user(uuid)', 'tenancy._lock_tenant_for_users(uuid)',
-    'tenancy._user_not_found(uuid)'] LOOP
+    'tenancy._user_not_found(uuid)', 'tenancy._lock_user(uuid)', 'tenancy._is_last_owner(tenancy.users)'] LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO tenancy_admin', f);
   END LOOP;

@@ -73,6 +73,77 @@ BEGIN
 END
 $$;
 
+-- set_user_role and remove_user share the user lock and the last-owner check.
+-- A user row locked for a change: its tenant first (as every user change of that tenant), then the row, read again
+-- after the tenant lock. TN005 for an unknown user.
+CREATE FUNCTION tenancy._lock_user(user_id uuid) RETURNS tenancy.users
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_tenant uuid;
+  u tenancy.users;
+BEGIN
+  SELECT x.tenant_id INTO v_tenant FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id;
+  IF NOT FOUND THEN
+    PERFORM tenancy._user_not_found(user_id);
+  END IF;
+  PERFORM tenancy._lock_tenant_for_users(v_tenant);
+  SELECT * INTO u FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM tenancy._user_not_found(user_id);
+  END IF;
+  RETURN u;
+END
+$$;
+COMMENT ON FUNCTION tenancy._lock_user(uuid) IS
+  'internal: locks a user (after its tenant) for a role change or removal, or TN005';
+
+CREATE FUNCTION tenancy._is_last_owner(u tenancy.users) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT u.role OPERATOR(pg_catalog.=) 'owner' AND NOT EXISTS (
+           SELECT 1 FROM tenancy.users x
+            WHERE x.tenant_id OPERATOR(pg_catalog.=) u.tenant_id AND x.role OPERATOR(pg_catalog.=) 'owner'
+              AND x.id OPERATOR(pg_catalog.<>) u.id)
+$$;
+COMMENT ON FUNCTION tenancy._is_last_owner(tenancy.users) IS 'internal: true for the only owner of its tenant';
+REVOKE ALL ON FUNCTION tenancy._lock_user(uuid), tenancy._is_last_owner(tenancy.users) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._lock_user(uuid), tenancy._is_last_owner(tenancy.users) TO tenancy_admin;
+
+CREATE OR REPLACE FUNCTION tenancy.set_user_role(user_id uuid, role text) RETURNS tenancy.users
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_role tenancy.user_role := tenancy._parse_role(role);
+  old_row tenancy.users := tenancy._lock_user(user_id);
+  u tenancy.users;
+BEGIN
+  IF old_row.role OPERATOR(pg_catalog.=) v_role THEN
+    RETURN old_row;
+  END IF;
+  IF tenancy._is_last_owner(old_row) THEN
+    PERFORM tenancy._invalid_input('cannot demote the last owner of a tenant', NULL,
+                                   'Make another user owner first.');
+  END IF;
+  UPDATE tenancy.users x SET role = v_role, updated_at = pg_catalog.now()
+   WHERE x.id OPERATOR(pg_catalog.=) user_id
+  RETURNING * INTO u;
+  PERFORM tenancy._audit('user_role_changed', u.tenant_id, pg_catalog.to_jsonb(old_row), pg_catalog.to_jsonb(u));
+  RETURN u;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.remove_user(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  old_row tenancy.users := tenancy._lock_user(user_id);
+BEGIN
+  IF tenancy._is_last_owner(old_row) THEN
+    PERFORM tenancy._invalid_input('cannot remove the last owner of a tenant', NULL,
+                                   'Make another user owner first.');
+  END IF;
+  DELETE FROM tenancy.users x WHERE x.id OPERATOR(pg_catalog.=) user_id;
+  PERFORM tenancy._audit('user_removed', old_row.tenant_id, pg_catalog.to_jsonb(old_row), NULL);
+END
+$$;
+
 -- Signed context mode (tenancy.context_mode = 'signed'): a context that SQL injection cannot switch.
 CREATE FUNCTION tenancy.set_tenant_token(token text) RETURNS uuid
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_set_tenant_token';

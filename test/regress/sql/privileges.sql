@@ -96,6 +96,8 @@ DECLARE
     $c$SELECT tenancy._effective_quotas(NULL)$c$,
     $c$SELECT tenancy._check_ancestry(NULL, NULL)$c$,
     $c$SELECT tenancy._lock_tenant_for_users(NULL)$c$,
+    $c$SELECT tenancy._lock_user(NULL)$c$,
+    $c$SELECT tenancy._is_last_owner(NULL)$c$,
     $c$SELECT tenancy._validate_slug('abc')$c$];
   c text;
 BEGIN
