@@ -116,6 +116,7 @@ ROLLBACK;
 RESET ROLE;
 SELECT tenancy._audit(NULL, NULL, NULL, NULL);
 SELECT tenancy._audit('', NULL, NULL, NULL);
+SELECT tenancy._audit(repeat('x', 101), NULL, NULL, NULL);
 \set VERBOSITY terse
 
 -- tampering by someone who switches the guard off is found (each case rolled back)
@@ -169,6 +170,29 @@ ALTER TABLE tenancy.audit_chain_head DISABLE TRIGGER audit_chain_head_guard;
 DELETE FROM tenancy.audit_chain_head;
 SELECT problem FROM tenancy.verify_audit_log();
 ROLLBACK;
+-- a chain head naming the right event with another hash
+BEGIN;
+ALTER TABLE tenancy.audit_chain_head DISABLE TRIGGER audit_chain_head_guard;
+UPDATE tenancy.audit_chain_head SET last_hash = sha256('forged');
+SELECT id = :last_id AS at_head, problem FROM tenancy.verify_audit_log();
+ROLLBACK;
+-- an event whose hash is not a SHA-256 digest: malformed, and the next event's link is broken
+BEGIN;
+ALTER TABLE tenancy.audit_log DISABLE TRIGGER audit_log_append_only;
+UPDATE tenancy.audit_log SET hash = '\x00' WHERE id = :first_id;
+SELECT id - :first_id AS offset, problem FROM tenancy.verify_audit_log();
+ROLLBACK;
+-- a malformed chain head is reported, and no event can be linked to it: the commit fails (XX001), nothing is kept
+SELECT count(*) AS events_before FROM tenancy.audit_log \gset
+BEGIN;
+ALTER TABLE tenancy.audit_chain_head DISABLE TRIGGER audit_chain_head_guard;
+UPDATE tenancy.audit_chain_head SET last_hash = '\x00';
+SELECT id = :last_id AS at_head, problem FROM tenancy.verify_audit_log();
+SELECT tenancy._audit('linked_to_corrupt_head', NULL, NULL, NULL);
+\set VERBOSITY sqlstate
+COMMIT;
+\set VERBOSITY terse
+SELECT count(*) = :events_before AS nothing_appended FROM tenancy.audit_log;
 -- after the rollbacks the log verifies again
 SELECT * FROM tenancy.verify_audit_log();
 
