@@ -5,13 +5,7 @@
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
-start_cluster src
-SRC_PORT=$CLUSTER_PORT
-start_cluster dst
-DST_PORT=$CLUSTER_PORT
-DUMP="$TENANCY_TMP/crypto.dump"
-src_psql() { PGPORT_OVERRIDE=$SRC_PORT cluster_psql "$@"; }
-dst_psql() { PGPORT_OVERRIDE=$DST_PORT cluster_psql "$@"; }
+start_src_dst_clusters
 
 src_psql -d postgres -c "CREATE DATABASE app"
 src_psql -d app <<'SQL'
@@ -38,9 +32,7 @@ KEYS="SELECT md5(string_agg(k::text, ',' ORDER BY tenant_id, version)) FROM tena
       UNION ALL SELECT md5(string_agg(coalesce(encryption_key_id, '-'), ',' ORDER BY slug)) FROM tenancy.tenants"
 before=$(src_psql -d app -At -c "$KEYS")
 
-as_pg pg_dump -h 127.0.0.1 -p "$SRC_PORT" -U postgres -Fc -f "$DUMP" app
-dst_psql -d postgres -c "CREATE DATABASE app"
-as_pg pg_restore -h 127.0.0.1 -p "$DST_PORT" -U postgres -d app --exit-on-error "$DUMP"
+dump_restore_db app "$TENANCY_TMP/crypto.dump"
 
 after=$(dst_psql -d app -At -c "$KEYS")
 [ "$before" = "$after" ] || { echo "restored keys differ"; diff <(echo "$before") <(echo "$after"); exit 1; }

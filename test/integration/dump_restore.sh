@@ -5,14 +5,7 @@
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
-start_cluster src
-SRC_PORT=$CLUSTER_PORT
-start_cluster dst
-DST_PORT=$CLUSTER_PORT
-DUMP="$TENANCY_TMP/app.dump"
-
-src_psql() { PGPORT_OVERRIDE=$SRC_PORT cluster_psql "$@"; }
-dst_psql() { PGPORT_OVERRIDE=$DST_PORT cluster_psql "$@"; }
+start_src_dst_clusters
 
 src_psql -d postgres -c "CREATE DATABASE app"
 src_psql -d app <<'SQL'
@@ -56,9 +49,7 @@ echo "source: $before"
 problems=$(src_psql -d app -At -c "SELECT count(*) FROM tenancy.verify_audit_log()")
 [ "$problems" = 0 ] || { echo "source audit log does not verify"; exit 1; }
 
-as_pg pg_dump -h 127.0.0.1 -p "$SRC_PORT" -U postgres -Fc -f "$DUMP" app
-dst_psql -d postgres -c "CREATE DATABASE app"
-as_pg pg_restore -h 127.0.0.1 -p "$DST_PORT" -U postgres -d app --exit-on-error "$DUMP"
+dump_restore_db app "$TENANCY_TMP/app.dump"
 
 after=$(dst_psql -d app -At -c "$FINGERPRINT")
 echo "restored: $after"

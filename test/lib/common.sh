@@ -55,6 +55,25 @@ cluster_psql() {
   as_pg psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PGPORT_OVERRIDE:-$CLUSTER_PORT}" -U postgres "$@"
 }
 
+# start_src_dst_clusters: the two clusters of a dump/restore test, src and dst (SRC_PORT, DST_PORT); src_psql and
+# dst_psql run cluster_psql against each.
+start_src_dst_clusters() {
+  start_cluster src
+  SRC_PORT=$CLUSTER_PORT
+  start_cluster dst
+  DST_PORT=$CLUSTER_PORT
+}
+src_psql() { PGPORT_OVERRIDE=$SRC_PORT cluster_psql "$@"; }
+dst_psql() { PGPORT_OVERRIDE=$DST_PORT cluster_psql "$@"; }
+
+# dump_restore_db DB FILE: pg_dump -Fc of database DB on src into FILE, restored into a new database DB on dst;
+# fails at the first error of either.
+dump_restore_db() {
+  as_pg pg_dump -h 127.0.0.1 -p "$SRC_PORT" -U postgres -Fc -f "$2" "$1"
+  dst_psql -d postgres -c "CREATE DATABASE \"$1\""
+  as_pg pg_restore -h 127.0.0.1 -p "$DST_PORT" -U postgres -d "$1" --exit-on-error "$2"
+}
+
 stop_all_clusters() {
   [ -f "$TENANCY_TMP/clusters.list" ] || return 0
   while read -r d; do
