@@ -94,6 +94,10 @@ SELECT tenancy.create_tenant('Bad', NULL);
 SELECT tenancy.create_tenant('', 'empty-org');
 SELECT tenancy.create_tenant(NULL, 'null-org');
 SELECT tenancy.create_tenant(repeat('x', 256), 'long-org');
+\set VERBOSITY terse
+SELECT tenancy.create_tenant('Long', 'long-display', display_name => repeat('x', 256));
+SELECT tenancy.update_tenant(pg_temp.tid('globex'), jsonb_build_object('display_name', repeat('x', 256)));
+\set VERBOSITY sqlstate
 SELECT tenancy.create_tenant('Bad', 'bad-plan', plan => 'platinum');
 SELECT tenancy.create_tenant('Bad', 'bad-region', data_residency => 'mars');
 SELECT tenancy.create_tenant('Bad', 'bad-email', admin_email => 'not-an-email');
