@@ -34,6 +34,13 @@ RESET ROLE;
 -- protect it, twice: the same result (idempotent)
 SELECT tenancy.enable_isolation('orders');
 SELECT tenancy.enable_isolation('orders');
+-- but not with another tenant column
+CREATE TABLE twice (tenant_id uuid, other_tenant uuid);
+SELECT tenancy.enable_isolation('twice');
+\set VERBOSITY terse
+SELECT tenancy.enable_isolation('twice', 'other_tenant');
+\set VERBOSITY sqlstate
+DROP TABLE twice;
 SELECT polname, polcmd, polpermissive, polroles::regrole[], pg_get_expr(polqual, polrelid) AS using_expr,
        pg_get_expr(polwithcheck, polrelid) AS check_expr
   FROM pg_policy WHERE polrelid = 'orders'::regclass ORDER BY polname;

@@ -141,6 +141,9 @@ COMMIT;
 FETCH ALL FROM c2;
 CLOSE c2;
 RESET ROLE;
+-- nor can a superuser switch the cross-tenant flag on around begin_cross_tenant (which audits the read)
+SET tenancy.cross_tenant = on;
+SELECT set_config('tenancy.cross_tenant', 'on', true);
 RESET tenancy.missing_context;
 SET ROLE regress_adv_app;
 -- a cursor without HOLD dies with its transaction
