@@ -108,6 +108,10 @@ DecodeTextEnvelope(const text *ciphertext)
 	Envelope env;
 	const char *chars = VARDATA_ANY(ciphertext);
 	size_t n = VARSIZE_ANY_EXHDR(ciphertext);
+	// The text usually comes straight from a shared buffer that is not in the CPU cache: ask for all of its lines
+	// at once rather than one stall after another as the decoder walks through it.
+	for (size_t offset = 0; offset < n && offset < 16384; offset += 64)
+		__builtin_prefetch(chars + offset);
 	env.result = static_cast<struct varlena *>(PallocOrThrow(VARHDRSZ + core::Base64MaxDecodedSize(n)));
 	env.data = reinterpret_cast<uint8 *>(VARDATA(env.result));
 	auto size = core::Base64Decode(chars, n, env.data);
