@@ -3,10 +3,10 @@
 # tenancy.encrypt/decrypt against pgcrypto (raw AES-256-CBC and pgp_sym_*) and openssl speed, side by side in one run.
 #   usage: PGHOST=... PGPORT=... PGUSER=<superuser> bench/crypto/crypto_bench.sh [rows=100000] [pgbench_seconds=5] [rounds=7]
 # Needs a server with tenancy (tenancy.master_key_file set) and pgcrypto installable; creates and drops the database
-# "tenancy_bench_crypto". Prints medians of interleaved timings for the 1 KB and 16 KB cases, the median of the
-# per-round ratios, and the ratios the issue asks for. The 1 KB tables take about 450 MB: with a smaller
-# shared_buffers every timing also reads pages from the OS cache (the base64 table is the largest), so give the
-# server shared_buffers >= 1GB to compare the functions rather than page reads.
+# "tenancy_bench_crypto". Prints medians of interleaved timings for the 1 KB and 16 KB cases, the medians of the
+# per-round ratios (wall clock and the backend's CPU time), and the ratios the issue asks for. The 1 KB tables take
+# about 450 MB: with a smaller shared_buffers every timing also reads pages from the OS cache (the base64 table is
+# the largest), so give the server shared_buffers >= 1GB to compare the functions rather than page reads.
 set -euo pipefail
 ROWS=${1:-100000}
 PGB_SECONDS=${2:-5}
@@ -39,12 +39,15 @@ CREATE TABLE ct_pgp AS SELECT i, pgp_sym_encrypt(v, 'k') AS c FROM plain_pgp;
 VACUUM ANALYZE;
 CREATE EXTENSION IF NOT EXISTS pg_prewarm;
 SELECT pg_prewarm(c::regclass) FROM unnest(ARRAY['plain_text', 'plain_bytea', 'ct_tenancy', 'ct_tenancy_bytea', 'ct_raw']) c;
--- seconds taken by one statement
-CREATE FUNCTION timed(sql text) RETURNS float8 LANGUAGE plpgsql AS \$\$
-DECLARE t0 timestamptz := clock_timestamp();
+-- CPU seconds this backend has run so far (Linux /proc/self/schedstat, in ns; the backend reads its own file)
+CREATE FUNCTION cpu_now() RETURNS float8 LANGUAGE sql AS
+  \$\$ SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::float8 / 1e9 \$\$;
+-- {wall seconds, CPU seconds of this backend} taken by one statement
+CREATE FUNCTION timed(sql text) RETURNS float8[] LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp(); c0 float8 := cpu_now();
 BEGIN
   EXECUTE sql;
-  RETURN extract(epoch FROM clock_timestamp() - t0);
+  RETURN ARRAY[extract(epoch FROM clock_timestamp() - t0), cpu_now() - c0];
 END \$\$;
 SQL
 
@@ -70,7 +73,7 @@ for name in "${ORDER[@]}"; do cols="$cols, timed(\$q\$${SQLS[$name]}\$q\$) AS $n
 q -c "CREATE TABLE timings AS SELECT r $cols FROM generate_series(0, $ROUNDS) r"   # round 0 warms caches and keys
 declare -A MEDIAN
 for name in "${ORDER[@]}"; do
-  MEDIAN[$name]=$(q -c "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY $name) FROM timings WHERE r > 0")
+  MEDIAN[$name]=$(q -c "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY $name[1]) FROM timings WHERE r > 0")
 done
 rate() { echo "scale=0; $1 / ${MEDIAN[$2]}" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
@@ -83,10 +86,13 @@ printf '%-10s %14s %18s %16s %12s %12s\n' encrypt "$te" "$re" "$pe" "$(ratio "$t
 printf '%-10s %14s %18s %16s %12s %12s\n' decrypt "$td" "$rd" "$pd" "$(ratio "$td" "$rd")" "$(ratio "$td" "$pd")"
 # Each round timed ours and raw AES back to back: the median of the per-round ratios is the least noisy figure on a
 # shared machine (a load swing then hits both sides of one ratio alike).
-round_ratio() { q -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY $1 / $2)::numeric, 2) FROM timings WHERE r > 0"; }
-echo "== median of the $ROUNDS per-round ratios tenancy/raw (rows/s): encrypt $(round_ratio raw_aes_encrypt tenancy_encrypt)," \
-  "decrypt $(round_ratio raw_aes_decrypt tenancy_decrypt), encrypt_bytea $(round_ratio raw_aes_encrypt bytea_encrypt)," \
-  "decrypt_bytea $(round_ratio raw_aes_decrypt bytea_decrypt)"
+round_ratio() { q -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY $1[$3] / $2[$3])::numeric, 2) FROM timings WHERE r > 0"; }
+for what in "1 wall clock" "2 CPU time of the backend"; do
+  i=${what%% *}
+  echo "== median of the $ROUNDS per-round ratios tenancy/raw (rows/s), ${what#* }: encrypt $(round_ratio raw_aes_encrypt tenancy_encrypt $i)," \
+    "decrypt $(round_ratio raw_aes_decrypt tenancy_decrypt $i), encrypt_bytea $(round_ratio raw_aes_encrypt bytea_encrypt $i)," \
+    "decrypt_bytea $(round_ratio raw_aes_decrypt bytea_decrypt $i)"
+done
 # The same without the base64 text form (encrypt_bytea/decrypt_bytea), like raw encrypt() which returns bytea.
 be=$(rate "$ROWS" bytea_encrypt); bd=$(rate "$ROWS" bytea_decrypt)
 printf '%-10s %14s %18s %16s %12s %12s\n' enc_bytea "$be" "$re" "$pe" "$(ratio "$be" "$re")" "$(ratio "$be" "$pe")"
