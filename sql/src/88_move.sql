@@ -1,0 +1,844 @@
+-- sql/src/88_move.sql
+-- Live tenant move between region clusters with logical replication: publication, slot, subscription, write freeze.
+
+-- The protocol (docs/residency.md section 4). S = source cluster, T = target cluster, run by an orchestrator
+-- (tenancyd, or psql) holding an admin connection to each:
+--   S move_source_prepare    publication of the tenant's rows, guards, move record       phase prepare
+--   S move_source_create_slot  logical slot (its own transaction: no writes before it)
+--   T move_target_prepare    tenant row (target residency), guards refusing app writes   phase copying
+--   T move_target_subscribe  subscription on S's publication and slot (initial copy, then streaming)
+--   T move_target_progress / S move_source_progress until every table is ready          phase catching_up
+--   S move_source_freeze     writes refused (55006); returns the marker epoch            phase freezing
+--   T move_target_caught_up until the marker epoch arrived: everything S committed before is applied
+--   T move_target_transport_key, S move_source_handover (counters, sequences, audit, sealed keys)
+--   T move_target_switch     keys re-wrapped, counters, sequences, audit; subscription dropped; tenant live
+--   S move_source_finish(switched)  publication and slot dropped, rows erased, keys destroyed     phase done
+-- A failure before the switch: S move_source_finish(rolled_back) and T move_target_abort (retried until T answers).
+
+-- One row per tenant being moved, on each side. Kept apart from tenancy.tenants (no foreign key): the source's row
+-- outlives nothing (finish deletes it), the target's exists before the subscription brings the tenant's rows.
+CREATE TABLE tenancy.tenant_moves (
+  tenant_id uuid PRIMARY KEY,
+  side text NOT NULL CHECK (side IN ('source', 'target')),
+  source_region text,
+  target_region text NOT NULL,
+  phase text NOT NULL CHECK (phase IN ('prepare', 'copying', 'catching_up', 'freezing', 'switched', 'cleaning',
+                                       'done', 'failed', 'rolled_back')),
+  frozen boolean NOT NULL DEFAULT false,
+  publication_name name,
+  slot_name name,
+  subscription_name name,
+  started_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  frozen_at timestamptz
+);
+COMMENT ON TABLE tenancy.tenant_moves IS
+  'live moves in progress on this cluster (source or target side); frozen refuses the tenant''s writes (55006)';
+
+-- Published with the tenant's rows: the source bumps the epoch in the freeze transaction, so seeing it on the target
+-- proves every change the source committed before the freeze has been applied there.
+CREATE TABLE tenancy.move_markers (
+  tenant_id uuid PRIMARY KEY,
+  epoch bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE tenancy.move_markers IS 'catch-up marker of a live move, replicated with the tenant''s rows';
+
+-- Replica identities a move changed to FULL (a row filter on a column outside the replica identity would make every
+-- UPDATE and DELETE of the table fail while the publication exists); restored when the last move ends.
+CREATE TABLE tenancy.move_replica_identities (
+  relid regclass PRIMARY KEY,
+  identity "char" NOT NULL,
+  index_name name
+);
+COMMENT ON TABLE tenancy.move_replica_identities IS 'replica identities set to FULL for live moves, to restore';
+
+-- Publication, slot and subscription name of a tenant's move (63 bytes fit: 13 + 32).
+CREATE FUNCTION tenancy._move_name(tenant uuid) RETURNS name
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ('tenancy_move_' OPERATOR(pg_catalog.||) pg_catalog.replace(tenant::text, '-', ''))::name
+$$;
+COMMENT ON FUNCTION tenancy._move_name(uuid) IS 'internal: publication, slot and subscription name of a tenant move';
+
+-- The tables a move replicates, with their tenant column: every isolated table that is not a partition (a
+-- partitioned root is published via its root, so every partition is covered) and the per-tenant registry tables.
+-- Not replicated: tenancy.tenants (the target creates the row with its own residency), tenancy.tenant_keys
+-- (re-wrapped under the target's master key), tenancy.audit_log (each cluster has its own hash chain),
+-- tenancy.quota_counters (written in place, outside MVCC): move_target_switch carries those over.
+CREATE FUNCTION tenancy._move_tables()
+RETURNS TABLE (relid regclass, tenant_column name, kind text)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT c.relid, c.tenant_column, 'isolated'
+    FROM tenancy.isolation_config c JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.relid::oid
+   WHERE NOT k.relispartition AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+  UNION ALL
+  SELECT v.t::regclass, 'tenant_id'::name, 'registry'
+    FROM (VALUES ('tenancy.users'), ('tenancy.quota_overrides'), ('tenancy.usage_history'),
+                 ('tenancy.move_markers')) v(t)
+   WHERE pg_catalog.to_regclass(v.t) IS NOT NULL
+$$;
+COMMENT ON FUNCTION tenancy._move_tables() IS 'internal: the tables a live move replicates, with their tenant column';
+
+-- The tables the guard trigger protects: the replicated ones plus the registry row and the keys.
+CREATE FUNCTION tenancy._move_guarded_tables()
+RETURNS TABLE (relid regclass, tenant_column name)
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT t.relid, t.tenant_column FROM tenancy._move_tables() t
+   WHERE t.relid OPERATOR(pg_catalog.<>) 'tenancy.move_markers'::regclass
+  UNION ALL SELECT 'tenancy.tenants'::regclass, 'id'::name
+  UNION ALL SELECT 'tenancy.tenant_keys'::regclass, 'tenant_id'::name
+$$;
+COMMENT ON FUNCTION tenancy._move_guarded_tables() IS 'internal: the tables whose writes a move freeze refuses';
+
+-- Raises 55006 when the tenant's writes are frozen here. Locks the move row FOR SHARE, so the freeze (an UPDATE of
+-- that row) waits for every writer that passed this check to commit: nothing the source acknowledged after the
+-- freeze began can exist, and nothing acknowledged before it is missed by the catch-up.
+CREATE FUNCTION tenancy._move_check(tenants uuid[]) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+BEGIN
+  FOR m IN SELECT * FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) ANY (tenants)
+            ORDER BY mv.tenant_id FOR SHARE LOOP
+    CONTINUE WHEN NOT m.frozen;
+    IF m.side OPERATOR(pg_catalog.=) 'source' THEN
+      RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+        MESSAGE = format('tenant "%s" is being moved to region "%s"', m.tenant_id, m.target_region),
+        DETAIL = 'Writes are paused for the final switch of a live move.',
+        HINT = 'Retry in a moment: the tenant is then served by its new region.';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+      MESSAGE = format('tenant "%s" is being moved into this region', m.tenant_id),
+      DETAIL = format('Its data is still being copied; region "%s" serves it until the switch.', m.source_region),
+      HINT = 'Send the request to the tenant''s current region.';
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_check(uuid[]) IS 'internal: raises 55006 when a tenant''s writes are frozen by a move';
+
+-- BEFORE INSERT/UPDATE/DELETE row trigger on the guarded tables while a move runs (TG_ARGV[0]: tenant column).
+-- SECURITY DEFINER: application roles cannot read tenancy.tenant_moves. Not ENABLE ALWAYS: apply workers on the
+-- target (replica mode) must write the rows the guard refuses to applications there.
+CREATE FUNCTION tenancy._move_guard() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ids uuid[] := '{}';
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
+    ids := ids || (pg_catalog.to_jsonb(NEW) ->> TG_ARGV[0])::uuid;
+  END IF;
+  IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+    ids := ids || (pg_catalog.to_jsonb(OLD) ->> TG_ARGV[0])::uuid;
+  END IF;
+  PERFORM tenancy._move_check(ids);
+  IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+    RETURN OLD;
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_guard() IS 'internal: trigger refusing writes of a tenant frozen by a live move';
+
+-- For writes that bypass the guarded tables (quota counters are written in place): call it in the same statement
+-- before consume, e.g. SELECT CASE WHEN tenancy.move_guard($1) THEN tenancy.consume($1, $2, $3) END.
+CREATE FUNCTION tenancy.move_guard(tenant_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM tenancy._move_check(ARRAY[tenant_id]);
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_guard(uuid) IS
+  'true, or 55006 while a live move freezes the tenant''s writes; holds them off the freeze until commit';
+
+-- Guards on or off: installed with the first move of the cluster, removed with the last one.
+CREATE FUNCTION tenancy._move_set_guards(enable boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN SELECT * FROM tenancy._move_guarded_tables() ORDER BY relid::text LOOP
+    IF enable AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+                               WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::oid
+                                 AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard') THEN
+      EXECUTE format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
+                     ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column);
+    ELSIF NOT enable THEN
+      EXECUTE format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid);
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_set_guards(boolean) IS 'internal: installs or removes the move guard triggers';
+
+-- REPLICA IDENTITY FULL on every published table (and partition) whose identity does not cover its tenant column;
+-- the originals are kept in tenancy.move_replica_identities.
+CREATE FUNCTION tenancy._move_widen_identities() RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT p.rel, t.tenant_column, k.relreplident,
+           (SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
+             WHERE i.indrelid OPERATOR(pg_catalog.=) p.rel::oid AND i.indisreplident) AS ident_index,
+           (SELECT a.attnum FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) p.rel::oid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column) AS col
+      FROM tenancy._move_tables() t,
+           -- pg_partition_tree lists nothing for a table that is not partitioned: the table itself, then its tree.
+           LATERAL (SELECT t.relid AS rel UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(t.relid) pt) p
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.rel::oid
+     WHERE k.relkind OPERATOR(pg_catalog.=) 'r'
+  LOOP
+    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'f';
+    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'd' AND EXISTS (
+      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::oid AND i.indisprimary
+        AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
+    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'i' AND EXISTS (
+      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::oid AND i.indisreplident
+        AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
+    INSERT INTO tenancy.move_replica_identities VALUES (r.rel, r.relreplident, r.ident_index)
+      ON CONFLICT (relid) DO NOTHING;
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_widen_identities() IS
+  'internal: REPLICA IDENTITY FULL where a move''s row filter column is outside the replica identity';
+
+CREATE FUNCTION tenancy._move_restore_identities() RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r tenancy.move_replica_identities;
+BEGIN
+  FOR r IN DELETE FROM tenancy.move_replica_identities RETURNING * LOOP
+    CONTINUE WHEN pg_catalog.to_regclass(r.relid::text) IS NULL;
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
+                   CASE r.identity WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
+                                   ELSE format('USING INDEX %I', r.index_name) END);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_restore_identities() IS 'internal: restores the replica identities moves widened';
+
+-- What the target needs to know about a replicated table: name, kind, tenant column, source row count.
+CREATE FUNCTION tenancy._move_table_list(tenant uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t record;
+  n bigint;
+  out jsonb := '[]';
+BEGIN
+  FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::text LOOP
+    EXECUTE format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
+                   t.tenant_column) INTO n USING tenant;
+    out := out || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::text, 'kind', t.kind, 'tenant_column', t.tenant_column, 'rows', n));
+  END LOOP;
+  RETURN out;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_table_list(uuid) IS 'internal: the replicated tables of a move with row counts';
+
+CREATE FUNCTION tenancy._move_record(tenant uuid, want_side text) RETURNS tenancy.tenant_moves
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+BEGIN
+  SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) tenant FOR UPDATE;
+  IF NOT FOUND OR m.side OPERATOR(pg_catalog.<>) want_side THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('tenant "%s" is not being moved %s this cluster', tenant,
+                       CASE want_side WHEN 'source' THEN 'out of' ELSE 'into' END);
+  END IF;
+  RETURN m;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_record(uuid, text) IS 'internal: the move row of a tenant on one side, locked';
+
+---------------------------------------------------------------------------------------------------------------------
+-- Source side.
+
+-- Starts a move out of this cluster: checks, the move row (phase prepare), the publication of the tenant's rows
+-- with row filters, wider replica identities where needed, and the guard triggers. Returns what the target needs:
+-- {publication, slot, tenant (registry row), tables [{table, kind, tenant_column, rows}]}.
+CREATE FUNCTION tenancy.move_source_prepare(tenant_id uuid, target_region text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t tenancy.tenants;
+  target tenancy.data_residency;
+  pub name := tenancy._move_name(tenant_id);
+  tables text;
+  list jsonb;
+BEGIN
+  SELECT * INTO t FROM tenancy.tenants x WHERE x.id OPERATOR(pg_catalog.=) tenant_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM tenancy._tenant_not_found(tenant_id);
+  END IF;
+  IF NOT target_region OPERATOR(pg_catalog.=) ANY (pg_catalog.enum_range(NULL::tenancy.data_residency)::text[]) THEN
+    PERFORM tenancy._invalid_input(format('invalid data residency "%s"', target_region), NULL,
+                                   'Valid residencies are us, eu, uk, canada and australia.');
+  END IF;
+  target := target_region::tenancy.data_residency;
+  IF target OPERATOR(pg_catalog.=) t.data_residency THEN
+    PERFORM tenancy._invalid_input(format('tenant "%s" already resides in region "%s"', t.slug, target_region));
+  END IF;
+  IF EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent_tenant_id OPERATOR(pg_catalog.=) tenant_id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN007', MESSAGE = format('tenant "%s" has child tenants', t.slug),
+      HINT = 'Move or re-parent the child tenants first.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) move_source_prepare.tenant_id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_in_use', MESSAGE = format('tenant "%s" is already being moved', t.slug),
+      HINT = 'Wait for the move to finish, or roll it back with tenancy.move_source_finish(id, ''rolled_back'').';
+  END IF;
+  IF pg_catalog.current_setting('wal_level') OPERATOR(pg_catalog.<>) 'logical' THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = 'a live move needs wal_level = logical on the source cluster',
+      HINT = 'Set wal_level = logical (and max_replication_slots, max_wal_senders) and restart the server.';
+  END IF;
+
+  INSERT INTO tenancy.tenant_moves (tenant_id, side, source_region, target_region, phase, publication_name, slot_name)
+  VALUES (tenant_id, 'source', t.data_residency::text, target_region, 'prepare', pub, pub);
+  INSERT INTO tenancy.move_markers (tenant_id) VALUES (tenant_id)
+    ON CONFLICT ON CONSTRAINT move_markers_pkey DO UPDATE SET epoch = 0;
+
+  -- A quoted literal of the id in every row filter (PG15 filters take no parameters).
+  SELECT pg_catalog.string_agg(format('%s WHERE (%I OPERATOR(pg_catalog.=) %L::uuid)', m.relid, m.tenant_column,
+                                      tenant_id), ', ' ORDER BY m.relid::text)
+    INTO tables FROM tenancy._move_tables() m;
+  -- No TRUNCATE: truncating a shared table on the source must never empty it on the target.
+  EXECUTE format('CREATE PUBLICATION %I FOR TABLE %s WITH (publish = %L, publish_via_partition_root = true)',
+                 pub, tables, 'insert, update, delete');
+  PERFORM tenancy._move_widen_identities();
+  PERFORM tenancy._move_set_guards(true);
+  list := tenancy._move_table_list(tenant_id);
+  PERFORM tenancy._audit('tenant_move_started', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'side', 'source', 'source_region', t.data_residency, 'target_region', target_region, 'publication', pub,
+    'tables', list, 'by', session_user));
+  RETURN pg_catalog.jsonb_build_object('publication', pub, 'slot', pub, 'tenant', pg_catalog.to_jsonb(t),
+                                       'tables', list);
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_source_prepare(uuid, text) IS
+  'live move, source: publication of the tenant''s rows (row filters), guards, move record; see docs/residency.md';
+
+-- The logical slot of the move. Its own transaction, and before any write in it (PostgreSQL refuses a slot in a
+-- transaction that wrote): the publication must exist before the slot's start, so it is not made by prepare.
+CREATE FUNCTION tenancy.move_source_create_slot(tenant_id uuid) RETURNS pg_lsn
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  slot name;
+  lsn pg_lsn;
+BEGIN
+  SELECT m.slot_name INTO slot FROM tenancy.tenant_moves m
+   WHERE m.tenant_id OPERATOR(pg_catalog.=) move_source_create_slot.tenant_id
+     AND m.side OPERATOR(pg_catalog.=) 'source' AND m.phase OPERATOR(pg_catalog.=) 'prepare';
+  IF slot IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('tenant "%s" has no move being prepared on this cluster', tenant_id);
+  END IF;
+  SELECT s.lsn INTO lsn FROM pg_catalog.pg_create_logical_replication_slot(slot, 'pgoutput') s;
+  UPDATE tenancy.tenant_moves SET phase = 'copying'
+   WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_source_create_slot.tenant_id;
+  PERFORM tenancy._audit('tenant_move_slot_created', tenant_id, NULL,
+                         pg_catalog.jsonb_build_object('slot', slot, 'lsn', lsn::text));
+  RETURN lsn;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_source_create_slot(uuid) IS
+  'live move, source: the logical replication slot (call in a transaction of its own, before anything else)';
+
+-- Progress as the source sees it: phase, slot activity and lag in bytes (WAL not yet confirmed by the target).
+CREATE FUNCTION tenancy.move_source_progress(tenant_id uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+  s record;
+BEGIN
+  SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_source_progress.tenant_id
+     AND mv.side OPERATOR(pg_catalog.=) 'source';
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT r.active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.confirmed_flush_lsn)::bigint AS lag
+    INTO s FROM pg_catalog.pg_replication_slots r WHERE r.slot_name OPERATOR(pg_catalog.=) m.slot_name;
+  RETURN pg_catalog.jsonb_build_object('phase', m.phase, 'frozen', m.frozen, 'target_region', m.target_region,
+    'slot_active', s.active, 'lag_bytes', s.lag, 'started_at', tenancy._rfc3339(m.started_at),
+    'frozen_at', tenancy._rfc3339(m.frozen_at));
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_source_progress(uuid) IS 'live move, source: phase, slot activity and lag in bytes';
+
+-- The write freeze. Waits for every writer of the tenant that passed the guard, then refuses new ones (55006), and
+-- bumps the replicated marker in the same transaction. Returns the marker epoch to wait for on the target.
+CREATE FUNCTION tenancy.move_source_freeze(tenant_id uuid) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'source');
+  e bigint;
+BEGIN
+  IF m.phase OPERATOR(pg_catalog.<>) ALL (ARRAY['copying', 'catching_up', 'freezing']) THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('the move of tenant "%s" cannot freeze in phase %s', tenant_id, m.phase);
+  END IF;
+  UPDATE tenancy.tenant_moves SET frozen = true, phase = 'freezing', frozen_at = pg_catalog.clock_timestamp()
+   WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_source_freeze.tenant_id;
+  UPDATE tenancy.move_markers SET epoch = move_markers.epoch + 1
+   WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_source_freeze.tenant_id RETURNING epoch INTO e;
+  PERFORM tenancy._audit('tenant_move_frozen', tenant_id, NULL, pg_catalog.jsonb_build_object('epoch', e));
+  RETURN e;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_source_freeze(uuid) IS
+  'live move, source: refuses the tenant''s writes from now on (55006) and returns the catch-up marker epoch';
+
+-- What does not travel by replication, read after the freeze: the registry row, quota usage per metric, the last
+-- value of the sequences behind the replicated tables, the audit events, and the data keys sealed to the target's
+-- recipient key (the plain keys never leave the server: tenancy._move_seal_key unwraps and seals in one call).
+CREATE FUNCTION tenancy.move_source_handover(tenant_id uuid, recipient_key bytea) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'source');
+  quota jsonb := '{}';
+  seqs jsonb := '{}';
+  keys jsonb;
+  audit jsonb;
+  metric text;
+  s record;
+BEGIN
+  IF NOT m.frozen THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('the move of tenant "%s" is not frozen', tenant_id),
+      HINT = 'Call tenancy.move_source_freeze() first.';
+  END IF;
+  IF to_regprocedure('tenancy._quota_state(uuid,text,timestamptz)') IS NOT NULL THEN
+    FOREACH metric IN ARRAY ARRAY['users', 'projects', 'api_calls', 'storage_mb', 'ai_requests', 'concurrent_sessions']
+    LOOP
+      quota := quota || pg_catalog.jsonb_build_object(metric, (SELECT q.used FROM tenancy._quota_state(tenant_id, metric) q));
+    END LOOP;
+  END IF;
+  FOR s IN SELECT DISTINCT d.objid::regclass AS seq FROM tenancy._move_tables() t
+             JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) t.relid::oid
+              AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+              AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+              AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[])
+             JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) d.objid AND k.relkind OPERATOR(pg_catalog.=) 'S'
+  LOOP
+    seqs := seqs || pg_catalog.jsonb_build_object(s.seq::text, pg_catalog.pg_sequence_last_value(s.seq));
+  END LOOP;
+  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+           'version', k.version, 'created_at', k.created_at, 'destroyed_at', k.destroyed_at,
+           'sealed', CASE WHEN k.wrapped_key IS NOT NULL THEN
+                       pg_catalog.encode(tenancy._move_seal_key(k.tenant_id, k.version, k.wrapped_key, recipient_key),
+                                         'base64') END) ORDER BY k.version), '[]')
+    INTO keys FROM tenancy.tenant_keys k WHERE k.tenant_id OPERATOR(pg_catalog.=) move_source_handover.tenant_id;
+  SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(a) ORDER BY a.id), '[]') INTO audit
+    FROM tenancy.audit_log a WHERE a.tenant_id OPERATOR(pg_catalog.=) move_source_handover.tenant_id;
+  PERFORM tenancy._audit('tenant_move_handover', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'keys', pg_catalog.jsonb_array_length(keys), 'audit_events', pg_catalog.jsonb_array_length(audit),
+    'quota', quota, 'sequences', seqs));
+  RETURN pg_catalog.jsonb_build_object(
+    'tenant', (SELECT pg_catalog.to_jsonb(t) FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) move_source_handover.tenant_id),
+    'quota', quota, 'sequences', seqs, 'keys', keys, 'audit', audit);
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_source_handover(uuid, bytea) IS
+  'live move, source (frozen): registry row, quota usage, sequence values, audit events and keys sealed to the target';
+
+-- Ends a move on the source. 'switched' (the target serves the tenant): publication and slot dropped, then the
+-- tenant's rows erased and its keys destroyed here. 'rolled_back': publication and slot dropped, writes allowed
+-- again; the tenant stays here. subscription_oid names the target's tablesync slots to drop as well.
+CREATE FUNCTION tenancy.move_source_finish(tenant_id uuid, outcome text, subscription_oid oid DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+  slot record;
+  waited integer := 0;
+BEGIN
+  IF tenant_id IS NULL OR outcome IS NULL OR outcome OPERATOR(pg_catalog.<>) ALL (ARRAY['switched', 'rolled_back']) THEN
+    PERFORM tenancy._invalid_input('outcome must be ''switched'' or ''rolled_back''');
+  END IF;
+  m := tenancy._move_record(tenant_id, 'source');
+  IF outcome OPERATOR(pg_catalog.=) 'switched' AND NOT m.frozen THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('the move of tenant "%s" was never frozen; it cannot have switched', tenant_id);
+  END IF;
+  EXECUTE format('DROP PUBLICATION IF EXISTS %I', m.publication_name);
+  -- The slot (and tablesync slots of the target's subscription) once their walsenders are gone: the target drops
+  -- its subscription first; a target that died leaves them inactive.
+  FOR slot IN SELECT r.slot_name, r.active_pid FROM pg_catalog.pg_replication_slots r
+               WHERE r.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+                 AND (r.slot_name OPERATOR(pg_catalog.=) m.slot_name
+                      OR (subscription_oid IS NOT NULL
+                          AND r.slot_name::text LIKE format('pg\_%s\_sync\_%%', subscription_oid)))
+  LOOP
+    WHILE EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r WHERE r.slot_name OPERATOR(pg_catalog.=) slot.slot_name
+                     AND r.active) AND waited < 100 LOOP
+      PERFORM pg_catalog.pg_sleep(0.05);
+      waited := waited + 1;
+    END LOOP;
+    -- Still streaming after 5 s: the move is over either way, end that walsender.
+    PERFORM pg_catalog.pg_terminate_backend(r.active_pid, 5000) FROM pg_catalog.pg_replication_slots r
+      WHERE r.slot_name OPERATOR(pg_catalog.=) slot.slot_name AND r.active;
+    PERFORM pg_catalog.pg_drop_replication_slot(slot.slot_name);
+  END LOOP;
+  DELETE FROM tenancy.tenant_moves WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_source_finish.tenant_id;
+  DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_source_finish.tenant_id;
+  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves mv WHERE mv.side OPERATOR(pg_catalog.=) 'source') THEN
+    PERFORM tenancy._move_restore_identities();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
+    PERFORM tenancy._move_set_guards(false);
+  END IF;
+  IF outcome OPERATOR(pg_catalog.=) 'switched' THEN
+    PERFORM tenancy._audit('tenant_moved_out', tenant_id, NULL, pg_catalog.jsonb_build_object(
+      'target_region', m.target_region, 'frozen_at', tenancy._rfc3339(m.frozen_at), 'by', session_user));
+    PERFORM tenancy.delete_tenant(tenant_id, erase => true);
+  ELSE
+    PERFORM tenancy._audit('tenant_move_rolled_back', tenant_id, NULL, pg_catalog.jsonb_build_object(
+      'side', 'source', 'target_region', m.target_region, 'phase', m.phase, 'by', session_user));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_source_finish(uuid, text, oid) IS
+  'live move, source: ends it (''switched'': erase the tenant here; ''rolled_back'': writes allowed again)';
+
+---------------------------------------------------------------------------------------------------------------------
+-- Target side.
+
+-- Starts a move into this cluster: the tables must exist and be isolated alike, the tenant (and its slug) must not
+-- exist here. Creates the registry row with this cluster's residency (so tenants_enforce_region accepts it) and the
+-- move row, frozen: applications cannot write the tenant here before the switch; the apply worker can (replica
+-- mode does not fire the guard).
+CREATE FUNCTION tenancy.move_target_prepare(tenant jsonb, tables jsonb, target_region text) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r tenancy.tenants;
+  e jsonb;
+  tbl regclass;
+  region text := NULLIF(pg_catalog.current_setting('tenancy.region', true), '');
+BEGIN
+  r := pg_catalog.jsonb_populate_record(NULL::tenancy.tenants, tenant);
+  IF r.id IS NULL OR r.slug IS NULL THEN
+    PERFORM tenancy._invalid_input('invalid tenant row for a move', 'The row must carry at least id and slug.');
+  END IF;
+  IF region IS NOT NULL AND region OPERATOR(pg_catalog.<>) target_region THEN
+    PERFORM tenancy._invalid_input(format('this cluster serves region "%s", not "%s"', region, target_region));
+  END IF;
+  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) r.id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = format('tenant "%s" already exists', r.id);
+  END IF;
+  IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) r.id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_in_use', MESSAGE = format('tenant "%s" is already being moved', r.id),
+      HINT = 'Remove the leftovers of the earlier attempt with tenancy.move_target_abort().';
+  END IF;
+  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(tables) x LOOP
+    tbl := pg_catalog.to_regclass(e ->> 'table');
+    IF tbl IS NULL THEN
+      PERFORM tenancy._invalid_input(format('table "%s" of the tenant does not exist in this database', e ->> 'table'),
+        NULL, 'Create the application''s tables (and isolate them) on the target before moving a tenant.');
+    END IF;
+    IF e ->> 'kind' OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
+         SELECT 1 FROM tenancy.isolation_config ic WHERE ic.relid OPERATOR(pg_catalog.=) tbl
+            AND ic.tenant_column::text OPERATOR(pg_catalog.=) (e ->> 'tenant_column')) THEN
+      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', tbl,
+                                            e ->> 'tenant_column'), NULL,
+        format('Run SELECT tenancy.enable_isolation(%L, %L) first.', tbl::text, e ->> 'tenant_column'));
+    END IF;
+  END LOOP;
+
+  -- A parent that is not here is dropped (the tenant becomes a root), as import_tenant does.
+  INSERT INTO tenancy.tenants (id, organization_name, display_name, slug, status, plan, data_residency,
+                               encryption_key_id, configuration, parent_tenant_id, created_at, updated_at, trial_ends_at)
+  VALUES (r.id, r.organization_name, r.display_name, r.slug, r.status, r.plan, target_region::tenancy.data_residency,
+          r.encryption_key_id, r.configuration,
+          (SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) r.parent_tenant_id),
+          r.created_at, r.updated_at, r.trial_ends_at);
+  -- After the row: the guard (installed next) refuses writes of a frozen tenant, ours included.
+  INSERT INTO tenancy.tenant_moves (tenant_id, side, source_region, target_region, phase, frozen, subscription_name)
+  VALUES (r.id, 'target', r.data_residency::text, target_region, 'copying', true, tenancy._move_name(r.id));
+  PERFORM tenancy._move_set_guards(true);
+  PERFORM tenancy._audit('tenant_move_started', r.id, NULL, pg_catalog.jsonb_build_object(
+    'side', 'target', 'source_region', r.data_residency, 'target_region', target_region, 'by', session_user));
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_prepare(jsonb, jsonb, text) IS
+  'live move, target: checks the tables, creates the tenant row (this region) frozen until the switch';
+
+-- The subscription on the source's publication and slot: initial copy of the tenant's rows (row filters apply to
+-- it), then streaming. SECURITY DEFINER because CREATE SUBSCRIPTION needs a superuser in PostgreSQL 15; the
+-- connection string is quoted as a literal and every name is derived from the tenant id. disable_on_error: a
+-- conflict stops the subscription instead of retrying forever, and the orchestrator rolls back. Returns its oid.
+CREATE FUNCTION tenancy.move_target_subscribe(tenant_id uuid, source_conninfo text) RETURNS oid
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
+  sub name := tenancy._move_name(tenant_id);
+  subid oid;
+BEGIN
+  IF m.phase OPERATOR(pg_catalog.<>) 'copying' THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
+  END IF;
+  EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false, slot_name = %L,'
+                 ' copy_data = true, enabled = true, disable_on_error = true)', sub, source_conninfo, sub, sub);
+  SELECT s.oid INTO subid FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) sub
+     AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
+  PERFORM tenancy._audit('tenant_move_subscribed', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'subscription', sub, 'by', session_user));
+  RETURN subid;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_subscribe(uuid, text) IS
+  'live move, target: subscribes to the source''s publication (initial copy, then streaming); returns its oid';
+
+-- Progress on the target: per table its sync state (pg_subscription_rel: i init, d copying, f copied, s synced,
+-- r ready) and the tenant's rows here, the marker epoch applied so far, and the subscription's health.
+CREATE FUNCTION tenancy.move_target_progress(tenant_id uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+  sub record;
+  t record;
+  n bigint;
+  tables jsonb := '[]';
+  copied bigint := 0;
+  ready boolean := true;
+BEGIN
+  SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id
+     AND mv.side OPERATOR(pg_catalog.=) 'target';
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT s.oid, s.subenabled INTO sub FROM pg_catalog.pg_subscription s
+   WHERE s.subname OPERATOR(pg_catalog.=) m.subscription_name;
+  FOR t IN SELECT x.relid, x.tenant_column,
+                  (SELECT r.srsubstate FROM pg_catalog.pg_subscription_rel r
+                    WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::oid) AS state
+             FROM tenancy._move_tables() x ORDER BY x.relid::text LOOP
+    EXECUTE format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
+                   t.tenant_column) INTO n USING tenant_id;
+    tables := tables || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::text, 'state', t.state, 'rows', n));
+    copied := copied + n;
+    ready := ready AND coalesce(t.state OPERATOR(pg_catalog.=) 'r', false);
+  END LOOP;
+  RETURN pg_catalog.jsonb_build_object(
+    'phase', m.phase, 'subscribed', sub.oid IS NOT NULL, 'subscription_oid', sub.oid,
+    'subscription_enabled', coalesce(sub.subenabled, false), 'all_ready', ready AND sub.oid IS NOT NULL,
+    'rows_copied', copied, 'tables', tables,
+    'marker_epoch', (SELECT k.epoch FROM tenancy.move_markers k WHERE k.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id),
+    'received_lsn', (SELECT st.latest_end_lsn::text FROM pg_catalog.pg_stat_subscription st
+                      WHERE st.subid OPERATOR(pg_catalog.=) sub.oid AND st.relid IS NULL));
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_progress(uuid) IS
+  'live move, target: per-table sync state and rows copied, marker epoch, subscription health';
+
+-- Cheap check for the freeze's wait (no row counts): the marker epoch of the freeze has been applied here and every
+-- table is ready, so everything the source committed before its freeze is here.
+CREATE FUNCTION tenancy.move_target_caught_up(tenant_id uuid, epoch bigint) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce((SELECT k.epoch >= move_target_caught_up.epoch FROM tenancy.move_markers k
+                    WHERE k.tenant_id OPERATOR(pg_catalog.=) move_target_caught_up.tenant_id), false)
+     AND EXISTS (SELECT 1 FROM tenancy.tenant_moves m JOIN pg_catalog.pg_subscription s
+                   ON s.subname OPERATOR(pg_catalog.=) m.subscription_name
+                  WHERE m.tenant_id OPERATOR(pg_catalog.=) move_target_caught_up.tenant_id
+                    AND m.side OPERATOR(pg_catalog.=) 'target'
+                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel r
+                                     WHERE r.srsubid OPERATOR(pg_catalog.=) s.oid
+                                       AND r.srsubstate OPERATOR(pg_catalog.<>) 'r'))
+$$;
+COMMENT ON FUNCTION tenancy.move_target_caught_up(uuid, bigint) IS
+  'live move, target: true once the freeze''s marker epoch is applied and every table is ready';
+
+-- The recipient key the source seals the tenant's data keys to: derived from this cluster's master key and a fresh
+-- nonce, so nothing is stored; returns {nonce, public_key} (hex), both safe to pass through the orchestrator.
+CREATE FUNCTION tenancy.move_target_transport_key(tenant_id uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
+  nonce bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
+BEGIN
+  RETURN pg_catalog.jsonb_build_object('nonce', pg_catalog.encode(nonce, 'hex'),
+                                       'public_key', pg_catalog.encode(tenancy._move_transport_key(nonce), 'hex'));
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_transport_key(uuid) IS
+  'live move, target: a recipient public key (and its nonce) for the source to seal the tenant''s data keys to';
+
+CREATE FUNCTION tenancy._move_drop_subscription(sub name) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) sub) THEN
+    RETURN false;
+  END IF;
+  -- Without a slot name DROP SUBSCRIPTION runs inside a transaction and never needs the source: the source drops
+  -- its own slot (move_source_finish).
+  EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', sub);
+  EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
+  EXECUTE format('DROP SUBSCRIPTION %I', sub);
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_drop_subscription(name) IS 'internal: drops a move''s subscription, leaving its slot';
+
+-- The switch, on the target, while the source is frozen: checks that the marker epoch of the freeze has arrived
+-- and every table is ready, drops the subscription, re-wraps the sealed keys under this cluster's master key, and
+-- carries over the registry row (but its residency), quota usage, sequence values and audit events. The tenant is
+-- then live here: the orchestrator switches the directory and calls move_source_finish(id, 'switched').
+CREATE FUNCTION tenancy.move_target_switch(tenant_id uuid, epoch bigint, handover jsonb, nonce text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
+  k jsonb;
+  src tenancy.tenants;
+  fp bytea;
+  stored bytea;
+  q record;
+  s record;
+  ev jsonb;
+  nkeys integer := 0;
+  nevents integer := 0;
+BEGIN
+  IF NOT tenancy.move_target_caught_up(tenant_id, epoch) THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('the move of tenant "%s" has not caught up with the freeze', tenant_id),
+      DETAIL = format('Marker epoch %s has not been applied here, or a table is not ready yet.', epoch),
+      HINT = 'Wait until tenancy.move_target_caught_up() is true.';
+  END IF;
+  PERFORM tenancy._move_drop_subscription(m.subscription_name);
+  DELETE FROM tenancy.tenant_moves WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
+  DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
+
+  -- Keys: wrapped by the source's master key there, sealed to our recipient key in transit, wrapped by ours here.
+  IF pg_catalog.jsonb_array_length(handover -> 'keys') > 0 THEN
+    fp := tenancy._move_master_fingerprint();
+    SELECT f.fingerprint INTO stored FROM tenancy.master_key_fingerprint f;
+    IF stored IS NULL THEN
+      INSERT INTO tenancy.master_key_fingerprint (fingerprint) VALUES (fp);
+    ELSIF stored OPERATOR(pg_catalog.<>) fp THEN
+      RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+        MESSAGE = 'the master key of this cluster does not match tenancy.master_key_fingerprint',
+        HINT = 'Fix tenancy.master_key_file before moving tenants here.';
+    END IF;
+  END IF;
+  DELETE FROM tenancy.tenant_keys tk WHERE tk.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
+  FOR k IN SELECT x.value FROM pg_catalog.jsonb_array_elements(handover -> 'keys') x LOOP
+    INSERT INTO tenancy.tenant_keys (tenant_id, version, wrapped_key, created_at, destroyed_at)
+    VALUES (tenant_id, (k ->> 'version')::integer,
+            CASE WHEN k ->> 'sealed' IS NOT NULL THEN
+              tenancy._move_open_key(tenant_id, (k ->> 'version')::integer, pg_catalog.decode(k ->> 'sealed', 'base64'),
+                                     pg_catalog.decode(nonce, 'hex')) END,
+            (k ->> 'created_at')::timestamptz, (k ->> 'destroyed_at')::timestamptz);
+    nkeys := nkeys + 1;
+  END LOOP;
+
+  src := pg_catalog.jsonb_populate_record(NULL::tenancy.tenants, handover -> 'tenant');
+  UPDATE tenancy.tenants t SET organization_name = src.organization_name, display_name = src.display_name,
+         slug = src.slug, status = src.status, plan = src.plan, encryption_key_id = src.encryption_key_id,
+         configuration = src.configuration, updated_at = src.updated_at, trial_ends_at = src.trial_ends_at
+   WHERE t.id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
+
+  IF to_regprocedure('tenancy._quota_set_count(uuid,text,bigint)') IS NOT NULL THEN
+    FOR q IN SELECT x.key, x.value FROM pg_catalog.jsonb_each(handover -> 'quota') x
+              WHERE pg_catalog.jsonb_typeof(x.value) OPERATOR(pg_catalog.=) 'number' LOOP
+      PERFORM tenancy._quota_set_count(tenant_id, q.key, (q.value #>> '{}')::bigint);
+    END LOOP;
+  END IF;
+  -- Sequences are shared by every tenant of a table: never moved backwards.
+  FOR s IN SELECT pg_catalog.to_regclass(x.key) AS seq, (x.value #>> '{}')::bigint AS v
+             FROM pg_catalog.jsonb_each(handover -> 'sequences') x
+            WHERE pg_catalog.jsonb_typeof(x.value) OPERATOR(pg_catalog.=) 'number' LOOP
+    CONTINUE WHEN s.seq IS NULL;
+    IF s.v > coalesce(pg_catalog.pg_sequence_last_value(s.seq), 0) THEN
+      PERFORM pg_catalog.setval(s.seq, s.v);
+    END IF;
+  END LOOP;
+  -- History is re-appended to this cluster's own chain, each event carrying the original with its hashes.
+  FOR ev IN SELECT x.value FROM pg_catalog.jsonb_array_elements(handover -> 'audit') WITH ORDINALITY x(value, i)
+             ORDER BY x.i LOOP
+    PERFORM tenancy._audit('audit_event_imported', tenant_id, NULL, ev);
+    nevents := nevents + 1;
+  END LOOP;
+
+  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
+    PERFORM tenancy._move_set_guards(false);
+  END IF;
+  PERFORM tenancy._audit('tenant_moved_in', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'source_region', m.source_region, 'epoch', epoch, 'keys', nkeys, 'audit_events', nevents, 'by', session_user));
+  RETURN pg_catalog.jsonb_build_object('keys', nkeys, 'audit_events', nevents);
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_switch(uuid, bigint, jsonb, text) IS
+  'live move, target (source frozen, caught up): re-wrapped keys, registry row, quota, sequences, audit; tenant live';
+
+-- Removes the leftovers of a failed move into this cluster: the subscription, the tenant's rows and keys, the move
+-- row. Only a tenant this cluster holds as a move target (never a tenant that lives here). Safe to repeat; returns
+-- whether there was anything to remove.
+CREATE FUNCTION tenancy.move_target_abort(tenant_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+BEGIN
+  SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_target_abort.tenant_id
+     AND mv.side OPERATOR(pg_catalog.=) 'target' FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  PERFORM tenancy._move_drop_subscription(m.subscription_name);
+  DELETE FROM tenancy.tenant_moves WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_target_abort.tenant_id;
+  DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_target_abort.tenant_id;
+  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
+    PERFORM tenancy._move_set_guards(false);
+  END IF;
+  PERFORM tenancy._audit('tenant_move_rolled_back', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'side', 'target', 'source_region', m.source_region, 'by', session_user));
+  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) move_target_abort.tenant_id) THEN
+    PERFORM tenancy.delete_tenant(tenant_id, erase => true);
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_abort(uuid) IS
+  'live move, target: removes a failed move''s subscription and copied rows (never a tenant living here)';
+
+-- The key hand-over primitives (extension/pg/move_keys.cpp); called only by the functions above, as the owner.
+CREATE FUNCTION tenancy._move_transport_key(nonce bytea) RETURNS bytea
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_move_transport_key';
+COMMENT ON FUNCTION tenancy._move_transport_key(bytea) IS
+  'internal: X25519 public key derived from the master key and a nonce (recipient of a move''s data keys)';
+CREATE FUNCTION tenancy._move_seal_key(tenant uuid, version integer, wrapped bytea, recipient bytea) RETURNS bytea
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_move_seal_key';
+COMMENT ON FUNCTION tenancy._move_seal_key(uuid, integer, bytea, bytea) IS
+  'internal: unwraps a data key with the master key and seals it to a recipient key';
+CREATE FUNCTION tenancy._move_open_key(tenant uuid, version integer, sealed bytea, nonce bytea) RETURNS bytea
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_move_open_key';
+COMMENT ON FUNCTION tenancy._move_open_key(uuid, integer, bytea, bytea) IS
+  'internal: opens a sealed data key and wraps it under the master key';
+CREATE FUNCTION tenancy._move_master_fingerprint() RETURNS bytea
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_move_master_fingerprint';
+COMMENT ON FUNCTION tenancy._move_master_fingerprint() IS 'internal: fingerprint of the current master key';
+
+REVOKE ALL ON tenancy.tenant_moves, tenancy.move_markers, tenancy.move_replica_identities FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy._move_guarded_tables(),
+  tenancy._move_check(uuid[]), tenancy._move_guard(), tenancy.move_guard(uuid), tenancy._move_set_guards(boolean),
+  tenancy._move_widen_identities(), tenancy._move_restore_identities(), tenancy._move_table_list(uuid),
+  tenancy._move_record(uuid, text), tenancy.move_source_prepare(uuid, text), tenancy.move_source_create_slot(uuid),
+  tenancy.move_source_progress(uuid), tenancy.move_source_freeze(uuid), tenancy.move_source_handover(uuid, bytea),
+  tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
+  tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
+  tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
+  tenancy._move_drop_subscription(name),
+  tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_abort(uuid),
+  tenancy._move_transport_key(bytea), tenancy._move_seal_key(uuid, integer, bytea, bytea),
+  tenancy._move_open_key(uuid, integer, bytea, bytea), tenancy._move_master_fingerprint() FROM PUBLIC;
+GRANT SELECT ON tenancy.tenant_moves TO tenancy_admin;
+-- Applications call move_guard before writes that bypass the guarded tables (consume); the rest is admin only.
+GRANT EXECUTE ON FUNCTION tenancy.move_guard(uuid) TO tenancy_admin, tenancy_app;
+GRANT EXECUTE ON FUNCTION tenancy.move_source_prepare(uuid, text), tenancy.move_source_create_slot(uuid),
+  tenancy.move_source_progress(uuid), tenancy.move_source_freeze(uuid), tenancy.move_source_handover(uuid, bytea),
+  tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
+  tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
+  tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
+  tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_abort(uuid) TO tenancy_admin;
