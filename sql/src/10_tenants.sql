@@ -28,8 +28,15 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.quota_overrides', '');
 CREATE FUNCTION tenancy._invalid_input(message text, detail text DEFAULT NULL, hint text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = coalesce(detail, ''),
-                        HINT = coalesce(hint, '');
+  -- RAISE refuses a NULL option and sends an empty one (an empty "DETAIL:" line): only the parts that are given.
+  IF detail IS NULL AND hint IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message;
+  ELSIF hint IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = detail;
+  ELSIF detail IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, HINT = hint;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = detail, HINT = hint;
 END
 $$;
 COMMENT ON FUNCTION tenancy._invalid_input(text, text, text) IS 'internal: raises TN005 (invalid input)';

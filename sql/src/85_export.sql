@@ -165,22 +165,6 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
 $$;
 COMMENT ON FUNCTION tenancy._export_summary(jsonb) IS 'internal: what the audit event of an export or import records';
 
-CREATE FUNCTION tenancy._import_failed(message text, detail text DEFAULT NULL, hint text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  -- RAISE refuses a NULL option and prints an empty one: only the parts that are given.
-  IF detail IS NULL AND hint IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message;
-  ELSIF hint IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = detail;
-  ELSIF detail IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, HINT = hint;
-  END IF;
-  RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = detail, HINT = hint;
-END
-$$;
-COMMENT ON FUNCTION tenancy._import_failed(text, text, text) IS 'internal: raises TN005 for a refused import';
-
 -- The import of staged rows (staging: table_name text, row jsonb, ord bigint; document order by ord), all or
 -- nothing. Everything is checked before the first row is written: the manifest's shape, each table's row count and
 -- SHA-256, that every row belongs to the exported tenant (a forged document cannot write into another tenant), that
@@ -211,7 +195,7 @@ BEGIN
   IF pg_catalog.jsonb_typeof(manifest) IS DISTINCT FROM 'object'
      OR pg_catalog.jsonb_typeof(manifest -> 'tables') IS DISTINCT FROM 'array'
      OR coalesce(manifest ->> 'tenant_id', '') !~ uuid_re THEN
-    PERFORM tenancy._import_failed('invalid export manifest',
+    PERFORM tenancy._invalid_input('invalid export manifest',
       'A manifest is an object with the tenant_id and the tables of the export.',
       'Import a document written by tenancy.export_tenant() or tenancy.export_manifest().');
   END IF;
@@ -228,19 +212,19 @@ BEGIN
        OR pg_catalog.jsonb_typeof(e -> 'rows') IS DISTINCT FROM 'number'
        OR pg_catalog.jsonb_typeof(e -> 'sha256') IS DISTINCT FROM 'string'
        OR NOT (e ->> 'tenant_column') OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e -> 'columns'))) THEN
-      PERFORM tenancy._import_failed('invalid export manifest',
+      PERFORM tenancy._invalid_input('invalid export manifest',
         format('Table entry %s lacks table, kind, tenant_column, columns, rows or sha256.', e));
     END IF;
   END LOOP;
   IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x
        WHERE x.value ->> 'table' OPERATOR(pg_catalog.=) 'tenancy.tenants') OPERATOR(pg_catalog.<>) 1 THEN
-    PERFORM tenancy._import_failed('invalid export manifest', 'The manifest must list tenancy.tenants once.');
+    PERFORM tenancy._invalid_input('invalid export manifest', 'The manifest must list tenancy.tenants once.');
   END IF;
   EXECUTE format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
                  staging)
     INTO stray USING ARRAY(SELECT x.value ->> 'table' FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x);
   IF stray IS NOT NULL THEN
-    PERFORM tenancy._import_failed(format('rows of table "%s" are not listed in the export manifest', stray));
+    PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', stray));
   END IF;
 
   -- The kind and tenant column of each table are ours to decide, not the document's: a forged manifest naming
@@ -257,7 +241,7 @@ BEGIN
                     ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
                  WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(e ->> 'table')) OPERATOR(pg_catalog.=) 'tenancy')
     THEN
-      PERFORM tenancy._import_failed(format('table "%s" cannot be imported as %s data keyed by "%s"', e ->> 'table',
+      PERFORM tenancy._invalid_input(format('table "%s" cannot be imported as %s data keyed by "%s"', e ->> 'table',
                                             e ->> 'kind', e ->> 'tenant_column'),
         'The manifest does not match what tenancy exports.');
     END IF;
@@ -271,20 +255,20 @@ BEGIN
                    e ->> 'tenant_column', src, staging)
       INTO n, checksum, foreign_rows USING e ->> 'table';
     IF n OPERATOR(pg_catalog.<>) (e ->> 'rows')::bigint OR checksum OPERATOR(pg_catalog.<>) (e ->> 'sha256') THEN
-      PERFORM tenancy._import_failed(format('checksum of table "%s" does not match the export manifest', e ->> 'table'),
+      PERFORM tenancy._invalid_input(format('checksum of table "%s" does not match the export manifest', e ->> 'table'),
         format('The manifest promises %s rows with SHA-256 %s; the document holds %s rows with SHA-256 %s.',
                e ->> 'rows', e ->> 'sha256', n, checksum),
         'The document was altered or truncated after it was exported; export the tenant again.');
     END IF;
     IF foreign_rows > 0 THEN
-      PERFORM tenancy._import_failed(format('table "%s" of the export holds rows of another tenant', e ->> 'table'),
+      PERFORM tenancy._invalid_input(format('table "%s" of the export holds rows of another tenant', e ->> 'table'),
         format('%s rows do not belong to tenant %s.', foreign_rows, src));
     END IF;
   END LOOP;
   EXECUTE format('SELECT s.row ->> ''slug'' FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) ''tenancy.tenants''',
                  staging) INTO v_slug;
   IF v_slug IS NULL THEN
-    PERFORM tenancy._import_failed('the export holds no tenant row');
+    PERFORM tenancy._invalid_input('the export holds no tenant row');
   END IF;
 
   -- Conflicts: the same tenant or slug here already.
@@ -303,7 +287,7 @@ BEGIN
     tbl := pg_catalog.to_regclass(e ->> 'table');
     IF tbl IS NULL THEN
       IF (e ->> 'rows')::bigint > 0 THEN
-        PERFORM tenancy._import_failed(format('table "%s" of the export does not exist in this database', e ->> 'table'),
+        PERFORM tenancy._invalid_input(format('table "%s" of the export does not exist in this database', e ->> 'table'),
           NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
       END IF;
       CONTINUE;
@@ -311,7 +295,7 @@ BEGIN
     IF e ->> 'kind' OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
          SELECT 1 FROM tenancy.isolation_config ic
           WHERE ic.relid OPERATOR(pg_catalog.=) tbl AND ic.tenant_column::text OPERATOR(pg_catalog.=) (e ->> 'tenant_column')) THEN
-      PERFORM tenancy._import_failed(format('table "%s" is not isolated on column "%s" in this database', tbl,
+      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', tbl,
                                             e ->> 'tenant_column'),
         'Imported rows are only written into tables that keep them apart from other tenants.',
         format('Run SELECT tenancy.enable_isolation(%L, %L) first.', tbl::text, e ->> 'tenant_column'));
@@ -319,7 +303,7 @@ BEGIN
     SELECT c2.name INTO c FROM pg_catalog.jsonb_array_elements_text(e -> 'columns') c2(name)
      WHERE NOT c2.name OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(tbl)) LIMIT 1;
     IF c IS NOT NULL THEN
-      PERFORM tenancy._import_failed(format('column "%s" of table "%s" does not exist in this database', c, tbl),
+      PERFORM tenancy._invalid_input(format('column "%s" of table "%s" does not exist in this database', c, tbl),
         'Every exported column must have a stored column of the same name here.');
     END IF;
   END LOOP;
@@ -408,12 +392,12 @@ BEGIN
      OR pg_catalog.jsonb_typeof(doc -> 'data') IS DISTINCT FROM 'object'
      OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(doc -> 'data') d
                  WHERE pg_catalog.jsonb_typeof(d.value) OPERATOR(pg_catalog.<>) 'array') THEN
-    PERFORM tenancy._import_failed('invalid export document',
+    PERFORM tenancy._invalid_input('invalid export document',
       'An export document is an object with format "tenancy-tenant-export", a manifest and the data of each table.',
       'Import a document written by tenancy.export_tenant().');
   END IF;
   IF doc ->> 'format_version' IS DISTINCT FROM '1' THEN
-    PERFORM tenancy._import_failed(format('unsupported export format version %s', doc -> 'format_version'),
+    PERFORM tenancy._invalid_input(format('unsupported export format version %s', doc -> 'format_version'),
       'This version of tenancy reads format version 1.');
   END IF;
   CREATE TEMP TABLE IF NOT EXISTS tenancy_import_doc_rows (table_name text, row jsonb, ord bigint) ON COMMIT DROP;
@@ -460,7 +444,7 @@ COMMENT ON FUNCTION tenancy.import_tenant_staged(jsonb, regclass, uuid) IS
 
 REVOKE ALL ON FUNCTION tenancy._sha256_agg_transfn(internal, text), tenancy._sha256_agg_finalfn(internal),
   tenancy._sha256_agg(text), tenancy._export_columns(oid), tenancy._export_select(oid, name), tenancy._export_plan(),
-  tenancy._export_tenant(uuid, boolean), tenancy._export_summary(jsonb), tenancy._import_failed(text, text, text),
+  tenancy._export_tenant(uuid, boolean), tenancy._export_summary(jsonb),
   tenancy._import_staged(jsonb, regclass, uuid), tenancy._import_tenant(jsonb, uuid),
   tenancy.export_tenant(uuid), tenancy.export_manifest(uuid), tenancy.export_rows(uuid, regclass),
   tenancy.import_tenant(jsonb, uuid), tenancy.import_tenant_staged(jsonb, regclass, uuid) FROM PUBLIC;

@@ -6,6 +6,21 @@
 -- The raising helpers are VOLATILE: an IMMUTABLE one would be folded (and raise) at plan time when called with
 -- constant arguments inside a CASE branch that never runs.
 ALTER FUNCTION tenancy._invalid_input(text, text, text) VOLATILE;
+-- ... and send no empty DETAIL or HINT.
+CREATE OR REPLACE FUNCTION tenancy._invalid_input(message text, detail text DEFAULT NULL, hint text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- RAISE refuses a NULL option and sends an empty one (an empty "DETAIL:" line): only the parts that are given.
+  IF detail IS NULL AND hint IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message;
+  ELSIF hint IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = detail;
+  ELSIF detail IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, HINT = hint;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = message, DETAIL = detail, HINT = hint;
+END
+$$;
 ALTER FUNCTION tenancy._tenant_not_found(uuid) VOLATILE;
 ALTER FUNCTION tenancy._user_not_found(uuid) VOLATILE;
 
