@@ -122,9 +122,10 @@ BEGIN
     IF with_data THEN
       -- One pass over each row's canonical jsonb text: hashed, and joined into the array text. The document is
       -- assembled as text and parsed once at the end: building it with jsonb_agg and jsonb || would take the
-      -- whole document apart and put it together again several times.
+      -- whole document apart and put it together again several times. OFFSET 0 keeps s a subquery: pulled up,
+      -- each aggregate would convert the row to text on its own (twice the jsonb_out).
       EXECUTE format('SELECT pg_catalog.string_agg(s.j, '',''), pg_catalog.count(*), tenancy._sha256_agg(s.j)'
-                     ' FROM (SELECT x.j::text FROM (%s) x(j)) s(j)', p.select_sql)
+                     ' FROM (SELECT x.j::text FROM (%s) x(j) OFFSET 0) s(j)', p.select_sql)
         INTO rows_text, n, checksum USING tenant;
       data_parts := data_parts || (pg_catalog.to_json(p.qualified_name)::text || ': ['
                                    || coalesce(rows_text, '') || ']');
