@@ -152,7 +152,8 @@ RunExportRows(void *arg)
 	Oid cursor_types[1] = {UUIDOID};
 	Datum cursor_values[1] = {call->tenant};
 	for (int i = 0; i < ntables; i++) {
-		char *table_name = SPI_getvalue(plan->vals[i], plan->tupdesc, 1);
+		// The table name as text once per table: tuplestore_putvalues copies it into every row.
+		Datum table_name = CStringGetTextDatum(SPI_getvalue(plan->vals[i], plan->tupdesc, 1));
 		char *select_sql = SPI_getvalue(plan->vals[i], plan->tupdesc, 2);
 		Portal portal = SPI_cursor_open_with_args(NULL, select_sql, 1, cursor_types, cursor_values, NULL, true, 0);
 		for (;;) {
@@ -162,7 +163,7 @@ RunExportRows(void *arg)
 			for (uint64 r = 0; r < SPI_processed; r++) {
 				Datum out[2];
 				bool out_nulls[2] = {false, false};
-				out[0] = CStringGetTextDatum(table_name);
+				out[0] = table_name;
 				out[1] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &out_nulls[1]);
 				tuplestore_putvalues(call->store, call->desc, out, out_nulls);
 				call->rows++;
