@@ -148,6 +148,21 @@ SELECT exp_import_error(jsonb_set(:'doc', ARRAY['manifest', 'tables', (
   SELECT (e.i - 1)::text FROM jsonb_array_elements(:'doc'::jsonb -> 'manifest' -> 'tables') WITH ORDINALITY e(v, i)
    WHERE e.v ->> 'table' = 'exp.events'), 'rows'], '99'));
 SELECT exp_import_error(jsonb_set(:'doc', '{data,exp.unknown}', '[{"tenant_id": "a1000000-0000-0000-0000-00000000000a"}]'));
+-- a table entry without its checksum; a document without the tenant row (its empty table's checksum recomputed)
+SELECT exp_import_error(jsonb_set(:'doc', '{manifest,tables,0,sha256}', 'null'));
+SELECT exp_import_error(jsonb_set(jsonb_set(jsonb_set(:'doc', '{data,tenancy.tenants}', '[]'),
+                                            '{manifest,tables,0,rows}', '0'),
+                                  '{manifest,tables,0,sha256}', to_jsonb(encode(sha256(''), 'hex'))));
+-- a column or a table with rows that this database lacks
+CREATE TEMP VIEW exp_entry AS SELECT e.v ->> 'table' AS tbl, (e.i - 1)::text AS i
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'manifest' -> 'tables') WITH ORDINALITY e(v, i);
+SELECT exp_import_error(jsonb_set(:'doc', ARRAY['manifest', 'tables', i, 'columns'],
+                                  (:'doc'::jsonb -> 'manifest' -> 'tables' -> i::int -> 'columns') || '"nonexistent"'))
+  FROM exp_entry WHERE tbl = 'exp.tasks';
+SELECT exp_import_error(jsonb_set(jsonb_set(:'doc'::jsonb #- '{data,exp.events}', '{data,exp.gone}',
+                                            :'doc'::jsonb -> 'data' -> 'exp.events'),
+                                  ARRAY['manifest', 'tables', i, 'table'], '"exp.gone"'))
+  FROM exp_entry WHERE tbl = 'exp.events';
 -- a forged row of tenant B with a recomputed checksum: refused, it would write into another tenant
 CREATE FUNCTION exp_forge(d jsonb, tbl text, extra jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -262,6 +277,6 @@ SELECT * FROM tenancy.verify_audit_log();
 SELECT tenancy.delete_tenant(id, erase => true) FROM tenancy.tenants WHERE slug LIKE 'exp-%';
 DROP FUNCTION exp_import_error(jsonb), exp_forge(jsonb, text, jsonb);
 DROP TABLE staged;
-DROP VIEW exp_tables;
+DROP VIEW exp_tables, exp_entry;
 DROP SCHEMA exp CASCADE;
 DROP ROLE regress_exp_admin, regress_exp_app;
