@@ -291,6 +291,8 @@ CREATE OPERATOR CLASS regress_part_uuid_ops FOR TYPE uuid USING hash AS
 SET ROLE regress_part_owner;
 CREATE TABLE odd_opclass (tenant_id uuid NOT NULL) PARTITION BY HASH (tenant_id regress_part_uuid_ops);
 SELECT tenancy.create_partitions('odd_opclass', 2);
+CREATE TABLE by_expr (tenant_id uuid NOT NULL) PARTITION BY HASH ((tenant_id::text));
+SELECT tenancy.partitions('by_expr');
 \set VERBOSITY sqlstate
 -- nothing half-done is left behind by the refusals
 SELECT count(*) FROM pg_inherits WHERE inhparent IN ('clash'::regclass, 'odd_opclass'::regclass);
@@ -317,7 +319,7 @@ SET client_min_messages = warning;
 DROP TABLE order_lines, orders, customers, events, snapshot, by_list, by_range, by_other, by_two, no_tenant,
   text_tenant, pk_without_tenant, unique_without_tenant, index_without_tenant, viewed, ruled, foreign_sub CASCADE;
 DROP TABLE empty_hash, part_tenants, unlogged_t, temp_t, inh_child, inh_parent, excluded, clash, clash_p001,
-  odd_opclass;
+  odd_opclass, by_expr;
 DROP OPERATOR FAMILY regress_part_uuid_ops USING hash;
 DROP FUNCTION orders_checksum(), changed_tenants(), orders_touch();
 REVOKE CREATE ON SCHEMA public FROM regress_part_owner;
