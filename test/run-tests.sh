@@ -21,8 +21,9 @@ PG_PKGLIBDIR=$($PG_CONFIG --pkglibdir)
 PGXS_DIR=$(dirname "$($PG_CONFIG --pgxs)")/../..
 
 echo "== build"
-make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"${TMPDIR:-/tmp}/tenancy-build.log" 2>&1 || {
-  tail -50 "${TMPDIR:-/tmp}/tenancy-build.log"; echo "0 passed, 1 failed"; exit 1; }
+BUILD_LOG=$PWD/build/make.log # per checkout: two worktrees testing at once must not share one log
+mkdir -p build
+make -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"$BUILD_LOG" 2>&1 || { tail -50 "$BUILD_LOG"; echo "0 passed, 1 failed"; exit 1; }
 
 # Scratch dir, readable and writable by the postgres OS user; removed on exit unless TENANCY_KEEP=1.
 export TENANCY_TMP=$(mktemp -d /tmp/tenancy-check.XXXXXX)
