@@ -1,8 +1,8 @@
 -- sql/src/85_export.sql
--- Tenant export/import: one self-describing document (manifest with per-table SHA-256), or streamed rows for COPY.
+-- Tenant export/import: one self-describing document (manifest with per-table SHA-256), or per-table COPY streams.
 
 -- SHA-256 (hex) of values in aggregation order, each followed by a newline; the checksum of an export table is
--- this aggregate over its rows' jsonb text in document order.
+-- this aggregate over its rows' COPY text lines (format 2; format 1: each row's jsonb text) in document order.
 CREATE FUNCTION tenancy._sha256_agg_transfn(internal, text) RETURNS internal
 LANGUAGE c PARALLEL SAFE AS 'MODULE_PATHNAME', 'tenancy_sha256_agg_transfn';
 CREATE FUNCTION tenancy._sha256_agg_finalfn(internal) RETURNS text
@@ -16,6 +16,17 @@ COMMENT ON FUNCTION tenancy._sha256_agg_finalfn(internal) IS 'internal: final fu
 COMMENT ON AGGREGATE tenancy._sha256_agg(text) IS
   'internal: hex SHA-256 of the values in order, each followed by a newline (export checksums)';
 
+-- The values of a COPY text line as export_tenant writes it (the inverse of _copy_line; other escapes refused).
+CREATE FUNCTION tenancy._copy_fields(text) RETURNS text[]
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tenancy_copy_fields';
+COMMENT ON FUNCTION tenancy._copy_fields(text) IS 'internal: the values of one row of a format-2 export document';
+
+-- A row's COPY text line (values escaped as COPY's text format, tab-separated, NULL as \N; without the newline).
+CREATE FUNCTION tenancy._copy_line(text[]) RETURNS text
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tenancy_copy_line';
+COMMENT ON FUNCTION tenancy._copy_line(text[]) IS
+  'internal: the values as one COPY text-format line, the unit of format-2 export checksums';
+
 -- Columns an import writes: not dropped, not generated, in column order.
 CREATE FUNCTION tenancy._export_columns(tbl oid) RETURNS text[]
 LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -25,7 +36,8 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
 $$;
 COMMENT ON FUNCTION tenancy._export_columns(oid) IS 'internal: the stored, non-generated columns of a table';
 
--- The query reading one table's rows of the tenant ($1) as jsonb, in primary-key order. Identifiers are quoted.
+-- The query reading one table's exported columns of the tenant's ($1) rows, in primary-key order (whole-row order
+-- without one). Identifiers are quoted.
 CREATE FUNCTION tenancy._export_select(tbl oid, tenant_column name) RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -38,7 +50,9 @@ BEGIN
          pg_catalog.pg_attribute a
    WHERE c.conrelid OPERATOR(pg_catalog.=) tbl AND c.contype OPERATOR(pg_catalog.=) 'p'
      AND a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
-  RETURN format('SELECT pg_catalog.to_jsonb(t) FROM %s%s t WHERE t.%I OPERATOR(pg_catalog.=) $1 ORDER BY %s',
+  RETURN format('SELECT %s FROM %s%s t WHERE t.%I OPERATOR(pg_catalog.=) $1 ORDER BY %s',
+                (SELECT pg_catalog.string_agg(format('t.%I', c.name), ', ' ORDER BY c.i)
+                   FROM pg_catalog.unnest(tenancy._export_columns(tbl)) WITH ORDINALITY c(name, i)),
                 only_kw, tbl::regclass, tenant_column, coalesce(order_by, 't::text'));
 END
 $$;
@@ -51,7 +65,7 @@ COMMENT ON FUNCTION tenancy._export_select(oid, name) IS 'internal: the query re
 --             inheritance parent is read with ONLY and each child on its own), ordered by their foreign keys;
 --   audit:    the audit events about the tenant (re-appended to the target's own chain on import).
 -- Rows come in primary-key order (whole-row order without one), so exporting the same data twice gives the same
--- checksums. select_sql takes the tenant id as $1 and yields one jsonb per row.
+-- checksums. select_sql takes the tenant id as $1 and yields the exported columns of each row.
 CREATE FUNCTION tenancy._export_plan()
 RETURNS TABLE (ord integer, table_name regclass, qualified_name text, kind text, tenant_column name, columns text[], select_sql text)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -94,8 +108,10 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
          'audit',
          'tenant_id'::name, tenancy._export_columns('tenancy.audit_log'::regclass),
          -- Not the events of the exporting transaction itself (export_manifest's own event, say), so the
-         -- manifest and export_rows of one streaming export agree.
-         'SELECT pg_catalog.to_jsonb(t) FROM tenancy.audit_log t WHERE t.tenant_id OPERATOR(pg_catalog.=) $1'
+         -- manifest and the COPYs of one COPY-form export agree.
+         (SELECT 'SELECT ' || pg_catalog.string_agg(format('t.%I', c.name), ', ' ORDER BY c.i)
+            FROM pg_catalog.unnest(tenancy._export_columns('tenancy.audit_log'::regclass)) WITH ORDINALITY c(name, i))
+         || ' FROM tenancy.audit_log t WHERE t.tenant_id OPERATOR(pg_catalog.=) $1'
          ' AND (pg_catalog.pg_current_xact_id_if_assigned() IS NULL OR t.xmin OPERATOR(pg_catalog.<>)'
          ' pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned())) ORDER BY t.id'
   ORDER BY 1
@@ -103,58 +119,26 @@ $$;
 COMMENT ON FUNCTION tenancy._export_plan() IS
   'internal: the tables of a tenant export in restore order, with the query that reads each one''s rows';
 
--- The export document. Without data: the same manifest (counts and checksums), for the streaming form.
--- STABLE on purpose: every query inside then reads the one snapshot of the calling statement, so the tables of a
--- document are consistent with each other even under READ COMMITTED while the application keeps writing.
-CREATE FUNCTION tenancy._export_tenant(tenant uuid, with_data boolean) RETURNS jsonb
-LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  t tenancy.tenants := tenancy.get_tenant(tenant);
-  p record;
-  rows_text text;
-  n bigint;
-  checksum text;
-  tables jsonb := '[]';
-  data_parts text[] := '{}';
-  manifest jsonb;
-BEGIN
-  FOR p IN SELECT * FROM tenancy._export_plan() ORDER BY ord LOOP
-    IF with_data THEN
-      -- One pass over each row's canonical jsonb text: hashed, and joined into the array text. The document is
-      -- assembled as text and parsed once at the end: building it with jsonb_agg and jsonb || would take the
-      -- whole document apart and put it together again several times. OFFSET 0 keeps s a subquery: pulled up,
-      -- each aggregate would convert the row to text on its own (twice the jsonb_out).
-      EXECUTE format('SELECT pg_catalog.string_agg(s.j, '',''), pg_catalog.count(*), tenancy._sha256_agg(s.j)'
-                     ' FROM (SELECT x.j::text FROM (%s) x(j) OFFSET 0) s(j)', p.select_sql)
-        INTO rows_text, n, checksum USING tenant;
-      data_parts := data_parts || (pg_catalog.to_json(p.qualified_name)::text || ': ['
-                                   || coalesce(rows_text, '') || ']');
-    ELSE
-      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(s.j::text) FROM (%s) s(j)', p.select_sql)
-        INTO n, checksum USING tenant;
-    END IF;
-    tables := tables || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-      'table', p.qualified_name, 'kind', p.kind, 'tenant_column', p.tenant_column, 'columns', p.columns,
-      'rows', n, 'sha256', checksum));
-  END LOOP;
-  manifest := pg_catalog.jsonb_build_object(
-    'tenant_id', t.id, 'slug', t.slug, 'data_residency', t.data_residency,
+-- The manifest's fields other than its tables (extension/pg/export_document.cpp adds those); TN001 for an unknown
+-- tenant. Format 2: each row is its COPY text line (values rendered under fixed settings, so the bytes do not
+-- depend on the session), and a table's checksum covers exactly those lines, each with its newline: what COPY ...
+-- TO STDOUT of the table's export_table sends.
+CREATE FUNCTION tenancy._export_head(tenant uuid) RETURNS jsonb
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.jsonb_build_object(
+    'format_version', 2, 'tenant_id', t.id, 'slug', t.slug, 'data_residency', t.data_residency,
     'source_region', NULLIF(pg_catalog.current_setting('tenancy.region', true), ''),
     'extension_version', (SELECT e.extversion FROM pg_catalog.pg_extension e
                            WHERE e.extname OPERATOR(pg_catalog.=) 'tenancy'),
     'exported_at', tenancy._rfc3339(pg_catalog.statement_timestamp()),
-    'checksum_algorithm', 'sha256 of each row''s jsonb text followed by a newline, in document order',
-    'tables', tables);
-  IF NOT with_data THEN
-    RETURN pg_catalog.jsonb_build_object('format', 'tenancy-tenant-export', 'format_version', 1,
-                                         'manifest', manifest);
-  END IF;
-  RETURN ('{"format": "tenancy-tenant-export", "format_version": 1, "manifest": ' || manifest::text
-          || ', "data": {' || pg_catalog.array_to_string(data_parts, ', ') || '}}')::jsonb;
-END
+    'encoding', pg_catalog.getdatabaseencoding(),
+    'text_settings', '{"DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "TimeZone": "UTC",
+                       "extra_float_digits": 1, "bytea_output": "hex", "lc_monetary": "C"}'::jsonb,
+    'checksum_algorithm', 'sha256 of each row''s COPY text line (values escaped as COPY text format, tab-separated,'
+                          ' newline-terminated), in document order')
+    FROM tenancy.get_tenant(tenant) t
 $$;
-COMMENT ON FUNCTION tenancy._export_tenant(uuid, boolean) IS
-  'internal (export_tenant, export_manifest as the extension owner): the export document, with or without rows';
+COMMENT ON FUNCTION tenancy._export_head(uuid) IS 'internal: the manifest fields of a tenant export besides its tables';
 
 CREATE FUNCTION tenancy._export_summary(manifest jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -166,50 +150,32 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
 $$;
 COMMENT ON FUNCTION tenancy._export_summary(jsonb) IS 'internal: what the audit event of an export or import records';
 
--- The import of staged rows (staging: table_name text, row jsonb, ord bigint; document order by ord), all or
--- nothing. Everything is checked before the first row is written: the manifest's shape, each table's row count and
--- SHA-256, that every row belongs to the exported tenant (a forged document cannot write into another tenant), that
--- neither the tenant nor its slug exists here (23505), and that each table exists here, is isolated on the same
--- column and has every exported column. With new_id, the tenant id and every single-column uuid primary key are
--- replaced by fresh ids, and every uuid column holding one of the old ids (foreign keys) follows.
-CREATE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid) RETURNS uuid
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+-- The shape of an export manifest (format 1 or 2), checked before anything else is read.
+CREATE FUNCTION tenancy._import_check_manifest(manifest jsonb, version integer) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  src uuid;
-  target uuid;
   e jsonb;
-  tbl regclass;
-  col text;
-  n bigint;
-  checksum text;
-  foreign_rows bigint;
-  stray text;
-  v_slug text;
-  pk text;
-  c text;
-  ctype regtype;
-  exprs text[];
-  ev jsonb;
-  remap boolean;
-  uuid_re constant text := '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 BEGIN
   IF pg_catalog.jsonb_typeof(manifest) IS DISTINCT FROM 'object'
      OR pg_catalog.jsonb_typeof(manifest -> 'tables') IS DISTINCT FROM 'array'
-     OR coalesce(manifest ->> 'tenant_id', '') !~ uuid_re THEN
+     OR coalesce(manifest ->> 'tenant_id', '') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
     PERFORM tenancy._invalid_input('invalid export manifest',
       'A manifest is an object with the tenant_id and the tables of the export.',
       'Import a document written by tenancy.export_tenant() or tenancy.export_manifest().');
   END IF;
-  src := (manifest ->> 'tenant_id')::uuid;
-  target := coalesce(new_id, src);
-  remap := target OPERATOR(pg_catalog.<>) src;
-
+  -- Format 1 manifests carry no version of their own (the document does); a format 2 manifest says so.
+  IF coalesce(manifest ->> 'format_version', '1') OPERATOR(pg_catalog.<>) version::text THEN
+    PERFORM tenancy._invalid_input(format('export manifest of format version %s does not match format version %s',
+                                          coalesce(manifest ->> 'format_version', '1'), version));
+  END IF;
   FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
     IF pg_catalog.jsonb_typeof(e) IS DISTINCT FROM 'object'
        OR pg_catalog.jsonb_typeof(e -> 'table') IS DISTINCT FROM 'string'
        OR NOT coalesce(e ->> 'kind', '') OPERATOR(pg_catalog.=) ANY (ARRAY['registry', 'isolated', 'audit'])
        OR pg_catalog.jsonb_typeof(e -> 'tenant_column') IS DISTINCT FROM 'string'
        OR pg_catalog.jsonb_typeof(e -> 'columns') IS DISTINCT FROM 'array'
+       OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e -> 'columns') c
+                   WHERE pg_catalog.jsonb_typeof(c) OPERATOR(pg_catalog.<>) 'string')
        OR pg_catalog.jsonb_typeof(e -> 'rows') IS DISTINCT FROM 'number'
        OR pg_catalog.jsonb_typeof(e -> 'sha256') IS DISTINCT FROM 'string'
        OR NOT (e ->> 'tenant_column') OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e -> 'columns'))) THEN
@@ -221,16 +187,13 @@ BEGIN
        WHERE x.value ->> 'table' OPERATOR(pg_catalog.=) 'tenancy.tenants') OPERATOR(pg_catalog.<>) 1 THEN
     PERFORM tenancy._invalid_input('invalid export manifest', 'The manifest must list tenancy.tenants once.');
   END IF;
-  EXECUTE format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
-                 staging)
-    INTO stray USING ARRAY(SELECT x.value ->> 'table' FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x);
-  IF stray IS NOT NULL THEN
-    PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', stray));
+  IF (SELECT pg_catalog.count(DISTINCT x.value ->> 'table') FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x)
+     OPERATOR(pg_catalog.<>) pg_catalog.jsonb_array_length(manifest -> 'tables') THEN
+    PERFORM tenancy._invalid_input('invalid export manifest', 'The manifest lists a table twice.');
   END IF;
-
   -- The kind and tenant column of each table are ours to decide, not the document's: a forged manifest naming
   -- another column as the tenant column (users' email holding the tenant id, say) would otherwise pass the owner
-  -- check above with rows of another tenant.
+  -- check with rows of another tenant.
   FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
     IF (e ->> 'kind' OPERATOR(pg_catalog.=) 'registry' AND NOT (e ->> 'table', e ->> 'tenant_column') IN (
           ('tenancy.tenants', 'id'), ('tenancy.users', 'tenant_id'), ('tenancy.quota_overrides', 'tenant_id'),
@@ -247,27 +210,114 @@ BEGIN
         'The manifest does not match what tenancy exports.');
     END IF;
   END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._import_check_manifest(jsonb, integer) IS 'internal: refuses a malformed export manifest';
 
-  -- Integrity: counts and checksums over the rows in document order, and the owner of every row.
-  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
-    EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.j::text),'
-                   ' pg_catalog.count(*) FILTER (WHERE x.j ->> %L IS DISTINCT FROM %L)'
-                   ' FROM (SELECT s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) $1 ORDER BY s.ord) x(j)',
-                   e ->> 'tenant_column', src, staging)
-      INTO n, checksum, foreign_rows USING e ->> 'table';
+-- The import, all or nothing, of rows staged either in one jsonb table (format 1: staging (table_name text, row
+-- jsonb, ord bigint), each row an object) or in one text table per manifest entry (format 2: staging NULL, tables
+-- pg_temp.<prefix><n> (ord bigint, c1 text, c2 text, ...) for the n-th entry, each column the text of the export).
+-- Everything is checked before the first row is written: the manifest's shape; each table's row count and SHA-256
+-- over the staged rows in order; that every row belongs to the exported tenant (a forged document cannot write into
+-- another tenant); that neither the tenant nor its slug exists here (23505); that each table exists here, is
+-- isolated on the same column and has every exported column; and that no unique key the import keeps is held here
+-- already (23505 with a hint). With new_id (a copy), the tenant id, every single-column uuid primary key and every
+-- single-column unique key drawn from a sequence (serial, identity) get fresh values; uuid columns holding an old
+-- id, and foreign keys referencing a renumbered key, follow; a taken slug gets the new id's first 8 characters.
+-- Afterwards every sequence behind an imported integer key is moved past the largest value.
+-- Values are read back under the settings they were written with (text_settings of the manifest), whatever the
+-- session says.
+CREATE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid, prefix text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD'
+  SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
+DECLARE
+  version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
+  src uuid;
+  target uuid;
+  remap boolean;
+  e jsonb;
+  i bigint;
+  tbl regclass;
+  tc text;
+  cols text[];
+  c text;
+  j integer;
+  n bigint;
+  checksum text;
+  foreign_rows bigint;
+  v_slug text;
+  new_slug text;
+  from_sql text;
+  exprs text[];
+  con record;
+  ref record;
+  seq text;
+BEGIN
+  PERFORM tenancy._import_check_manifest(manifest, version);
+  src := (manifest ->> 'tenant_id')::uuid;
+  target := coalesce(new_id, src);
+  remap := target OPERATOR(pg_catalog.<>) src;
+
+  -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
+  -- its value as the target column's type.
+  CREATE TEMP TABLE IF NOT EXISTS tenancy_import_entries (i bigint PRIMARY KEY, name text, kind text, tc text,
+    cols text[], rows bigint, sha256 text, tbl regclass, from_sql text) ON COMMIT DROP;
+  TRUNCATE pg_temp.tenancy_import_entries;
+  INSERT INTO pg_temp.tenancy_import_entries
+  SELECT x.i, x.v ->> 'table', x.v ->> 'kind', x.v ->> 'tenant_column',
+         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v -> 'columns')), (x.v ->> 'rows')::bigint,
+         x.v ->> 'sha256', pg_catalog.to_regclass(x.v ->> 'table'), NULL
+    FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') WITH ORDINALITY x(v, i);
+  IF version OPERATOR(pg_catalog.=) 1 THEN
+    EXECUTE format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
+                   staging)
+      INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
+    IF c IS NOT NULL THEN
+      PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', c));
+    END IF;
+    UPDATE pg_temp.tenancy_import_entries x SET from_sql =
+      format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
+  ELSE
+    FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
+      IF pg_catalog.to_regclass(format('pg_temp.%I', prefix || i)) IS NULL THEN
+        PERFORM tenancy._invalid_input(format('staging table "%s" does not exist', prefix || i), NULL,
+          'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
+      END IF;
+    END LOOP;
+    UPDATE pg_temp.tenancy_import_entries x SET from_sql = format('pg_temp.%I x', prefix || x.i);
+  END IF;
+
+  -- Integrity: counts and checksums over the rows in order, and the owner of every row.
+  FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
+    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e -> 'cols'));
+    IF version OPERATOR(pg_catalog.=) 1 THEN
+      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
+                     ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
+                     e ->> 'tc', src, e ->> 'from_sql')
+        INTO n, checksum, foreign_rows;
+    ELSE
+      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
+                     ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
+                     (SELECT pg_catalog.string_agg(format('x.%I', 'c' || k), ', ' ORDER BY k)
+                        FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
+                     'c' || pg_catalog.array_position(cols, e ->> 'tc'), src, e ->> 'from_sql')
+        INTO n, checksum, foreign_rows;
+    END IF;
     IF n OPERATOR(pg_catalog.<>) (e ->> 'rows')::bigint OR checksum OPERATOR(pg_catalog.<>) (e ->> 'sha256') THEN
-      PERFORM tenancy._invalid_input(format('checksum of table "%s" does not match the export manifest', e ->> 'table'),
-        format('The manifest promises %s rows with SHA-256 %s; the document holds %s rows with SHA-256 %s.',
+      PERFORM tenancy._invalid_input(format('checksum of table "%s" does not match the export manifest', e ->> 'name'),
+        format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
                e ->> 'rows', e ->> 'sha256', n, checksum),
-        'The document was altered or truncated after it was exported; export the tenant again.');
+        'The export was altered or truncated after it was written; export the tenant again.');
     END IF;
     IF foreign_rows > 0 THEN
-      PERFORM tenancy._invalid_input(format('table "%s" of the export holds rows of another tenant', e ->> 'table'),
+      PERFORM tenancy._invalid_input(format('table "%s" of the export holds rows of another tenant', e ->> 'name'),
         format('%s rows do not belong to tenant %s.', foreign_rows, src));
     END IF;
   END LOOP;
-  EXECUTE format('SELECT s.row ->> ''slug'' FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) ''tenancy.tenants''',
-                 staging) INTO v_slug;
+  SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
+  EXECUTE format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
+                   ELSE format('x.%I', 'c' || pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
+    INTO v_slug;
   IF v_slug IS NULL THEN
     PERFORM tenancy._invalid_input('the export holds no tenant row');
   END IF;
@@ -278,115 +328,236 @@ BEGIN
       HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = format('tenant with slug "%s" already exists', v_slug),
-      CONSTRAINT = 'tenants_slug_key';
+    -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
+    new_slug := pg_catalog.left(v_slug, 54) || '-' || pg_catalog.left(target::text, 8);
+    IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
+      RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+        MESSAGE = format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
+        CONSTRAINT = 'tenants_slug_key',
+        HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
+    END IF;
   END IF;
 
   -- The tables here: present, isolated alike, with every exported column.
-  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x
-            WHERE x.value ->> 'kind' OPERATOR(pg_catalog.<>) 'audit' LOOP
-    tbl := pg_catalog.to_regclass(e ->> 'table');
-    IF tbl IS NULL THEN
-      IF (e ->> 'rows')::bigint > 0 THEN
-        PERFORM tenancy._invalid_input(format('table "%s" of the export does not exist in this database', e ->> 'table'),
+  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
+    IF con.tbl IS NULL THEN
+      IF con.rows > 0 THEN
+        PERFORM tenancy._invalid_input(format('table "%s" of the export does not exist in this database', con.name),
           NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
       END IF;
       CONTINUE;
     END IF;
-    IF e ->> 'kind' OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
+    IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
          SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) tbl AND ic.tenant_column::text OPERATOR(pg_catalog.=) (e ->> 'tenant_column')) THEN
-      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', tbl,
-                                            e ->> 'tenant_column'),
+          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::text OPERATOR(pg_catalog.=) con.tc) THEN
+      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', con.tbl,
+                                            con.tc),
         'Imported rows are only written into tables that keep them apart from other tenants.',
-        format('Run SELECT tenancy.enable_isolation(%L, %L) first.', tbl::text, e ->> 'tenant_column'));
+        format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::text, con.tc));
     END IF;
-    SELECT c2.name INTO c FROM pg_catalog.jsonb_array_elements_text(e -> 'columns') c2(name)
-     WHERE NOT c2.name OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(tbl)) LIMIT 1;
+    SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
     IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(format('column "%s" of table "%s" does not exist in this database', c, tbl),
+      PERFORM tenancy._invalid_input(format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
         'Every exported column must have a stored column of the same name here.');
     END IF;
   END LOOP;
-
-  -- New ids: the tenant, then every single-column uuid primary key of the imported tables.
+  -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use them and
+  -- gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
   IF remap THEN
+    DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
+  END IF;
+  DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
+
+  -- Each imported column: its text and typed value expressions, and what it becomes in this import.
+  CREATE TEMP TABLE IF NOT EXISTS tenancy_import_columns (i bigint, tbl regclass, name text, pos integer,
+    type regtype, text_expr text, typed_expr text, renumber text, ref_tbl regclass, ref_name text,
+    PRIMARY KEY (i, name)) ON COMMIT DROP;
+  TRUNCATE pg_temp.tenancy_import_columns;
+  INSERT INTO pg_temp.tenancy_import_columns
+  SELECT x.i, x.tbl, c2.name, c2.pos::integer, a.atttypid::regtype,
+         CASE version WHEN 1 THEN format('(x.row ->> %L)', c2.name) ELSE format('x.%I', 'c' || c2.pos) END,
+         CASE version WHEN 1 THEN format('r.%I', c2.name)
+                      ELSE format('(x.%I)::%s', 'c' || c2.pos, a.atttypid::regtype) END,
+         NULL, NULL, NULL
+    FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
+         pg_catalog.pg_attribute a
+   WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
+     AND a.attname::text OPERATOR(pg_catalog.=) c2.name;
+  IF remap THEN
+    -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
+    -- keys other than the tenant column.
+    UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
+             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
+             ELSE 'sequence' END
+      FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
+     WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
+       AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
+       AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
+       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
+       AND a.attname::text OPERATOR(pg_catalog.=) m.name
+       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
+            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::text, m.name) IS NOT NULL));
+    -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
+    UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
+      FROM pg_catalog.pg_constraint f,
+           ROWS FROM (pg_catalog.unnest(f.conkey), pg_catalog.unnest(f.confkey)) u(k, fk),
+           pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
+     WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
+       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
+       AND a.attname::text OPERATOR(pg_catalog.=) m.name
+       AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
+       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::text
+       AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
+
+    -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
+    -- each renumbered key's own sequence.
     CREATE TEMP TABLE IF NOT EXISTS tenancy_import_id_map (old uuid PRIMARY KEY, new uuid NOT NULL) ON COMMIT DROP;
-    TRUNCATE pg_temp.tenancy_import_id_map;
+    CREATE TEMP TABLE IF NOT EXISTS tenancy_import_key_map (tbl regclass, name text, old text, new text,
+      PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
+    TRUNCATE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
     INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
-    FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x
-              WHERE x.value ->> 'kind' OPERATOR(pg_catalog.<>) 'audit' LOOP
-      tbl := pg_catalog.to_regclass(e ->> 'table');
-      CONTINUE WHEN tbl IS NULL;
-      SELECT a.attname::text INTO pk FROM pg_catalog.pg_constraint k
-        JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
-                                      AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       WHERE k.conrelid OPERATOR(pg_catalog.=) tbl AND k.contype OPERATOR(pg_catalog.=) 'p'
-         AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
-         AND a.atttypid OPERATOR(pg_catalog.=) 'uuid'::regtype;
-      IF pk IS NOT NULL AND pk OPERATOR(pg_catalog.<>) (e ->> 'tenant_column') THEN
-        EXECUTE format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (s.row ->> %L)::uuid,'
-                       ' pg_catalog.gen_random_uuid() FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) $1'
-                       ' AND s.row ->> %L IS NOT NULL ON CONFLICT DO NOTHING', pk, staging, pk)
-          USING e ->> 'table';
+    FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
+                 JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
+                WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
+      IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
+        EXECUTE format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
+                       ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
+                       con.text_expr, con.from_sql, con.text_expr);
+      ELSE
+        EXECUTE format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
+                       ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
+                       ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
+                       ' GROUP BY 1 ORDER BY 2) d',
+                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::text, con.name),
+                       con.text_expr, con.from_sql, con.text_expr);
       END IF;
-      pk := NULL;
     END LOOP;
   END IF;
 
-  -- The rows, table by table in manifest order (parents first), each in document order.
-  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') WITH ORDINALITY x(value, i)
-            ORDER BY x.i LOOP
-    IF e ->> 'kind' OPERATOR(pg_catalog.=) 'audit' THEN
+  -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
+  -- other uuid of a copy through the id map; else its value.
+  UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
+      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN format('%L::%s', target, m.type)
+      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
+        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
+        THEN format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
+      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
+           AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
+      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
+           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN format('%L::%s', new_slug, m.type)
+      WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
+        THEN format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
+                    ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
+                    coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
+      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::regtype
+        THEN format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
+                    ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
+      ELSE m.typed_expr END
+    FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
+  IF version OPERATOR(pg_catalog.=) 1 THEN
+    UPDATE pg_temp.tenancy_import_entries x
+       SET from_sql = x.from_sql || format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
+     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
+  END IF;
+
+  -- Unique keys the import keeps (not renumbered, no tenant column, no reference that follows a renumbered key)
+  -- must be free here, or the insert would fail half way: refused up front, naming the key.
+  FOR con IN
+    SELECT x.from_sql, x.tbl, k.conname,
+           pg_catalog.string_agg(format('t.%I OPERATOR(pg_catalog.=) %s', m.name, m.typed_expr), ' AND ') AS cond
+      FROM pg_temp.tenancy_import_entries x
+      JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) x.tbl
+                                     AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl
+                                    AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey)
+      LEFT JOIN pg_temp.tenancy_import_columns m ON m.i OPERATOR(pg_catalog.=) x.i
+                                               AND m.name OPERATOR(pg_catalog.=) a.attname::text
+     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit'
+     GROUP BY x.i, x.from_sql, x.tbl, x.tc, k.conname
+    HAVING pg_catalog.bool_and(m.name IS NOT NULL AND m.name OPERATOR(pg_catalog.<>) x.tc
+                               AND m.renumber IS NULL AND m.ref_tbl IS NULL
+                               AND NOT (remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::regtype))
+  LOOP
+    EXECUTE format('SELECT pg_catalog.count(*) FROM %s WHERE EXISTS (SELECT 1 FROM %s t WHERE %s)',
+                   con.from_sql, con.tbl, con.cond) INTO n;
+    IF n > 0 THEN
+      RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = con.conname,
+        MESSAGE = format('%s rows of table "%s" have keys that rows here hold already', n, con.tbl),
+        DETAIL = format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.',
+                        con.conname),
+        HINT = CASE WHEN remap
+          THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
+               'and keys drawn from a sequence get new values in a copy).'
+          ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
+               'gives uuid primary keys and keys drawn from a sequence new values.' END;
+    END IF;
+  END LOOP;
+
+  -- The rows, table by table in manifest order (parents first), each in export order.
+  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
+    IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
       -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
       -- event, carrying the original with its hashes as provenance.
-      FOR ev IN EXECUTE format('SELECT s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) $1 ORDER BY s.ord',
-                               staging) USING e ->> 'table' LOOP
-        PERFORM tenancy._audit('audit_event_imported', target, NULL, ev);
+      FOR e IN EXECUTE format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE format(
+                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(format('%L, (x.%I)::%s',
+                   c2.name, 'c' || c2.pos, a.atttypid::regtype), ', ' ORDER BY c2.pos)
+                   FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::regclass
+                    AND a.attname::text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
+        PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
       END LOOP;
       CONTINUE;
     END IF;
-    tbl := pg_catalog.to_regclass(e ->> 'table');
-    CONTINUE WHEN tbl IS NULL;
-    -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use
-    -- them and gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
-    CONTINUE WHEN remap AND tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
-    exprs := '{}';
-    FOR c IN SELECT x.name FROM pg_catalog.jsonb_array_elements_text(e -> 'columns') x(name) LOOP
-      SELECT a.atttypid::regtype INTO ctype FROM pg_catalog.pg_attribute a
-       WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname::text OPERATOR(pg_catalog.=) c;
-      IF tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass AND c OPERATOR(pg_catalog.=) 'parent_tenant_id' THEN
-        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        exprs := exprs || format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) r.%I)', c);
-      ELSIF remap AND tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
-            AND c OPERATOR(pg_catalog.=) 'encryption_key_id' THEN
-        exprs := exprs || 'NULL::text'::text;
-      ELSIF remap AND ctype OPERATOR(pg_catalog.=) 'uuid'::regtype THEN
-        exprs := exprs || format('coalesce((SELECT m.new FROM pg_temp.tenancy_import_id_map m'
-                                 ' WHERE m.old OPERATOR(pg_catalog.=) r.%I), r.%I)', c, c);
-      ELSE
-        exprs := exprs || format('r.%I', c);
-      END IF;
-    END LOOP;
-    EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s s,'
-                   ' LATERAL pg_catalog.jsonb_populate_record(NULL::%s, s.row) r'
-                   ' WHERE s.table_name OPERATOR(pg_catalog.=) $1 ORDER BY s.ord',
-                   tbl, (SELECT pg_catalog.string_agg(format('%I', x.name), ', ')
-                           FROM pg_catalog.jsonb_array_elements_text(e -> 'columns') x(name)),
-                   pg_catalog.array_to_string(exprs, ', '), staging, tbl)
-      USING e ->> 'table';
+    EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
+                   (SELECT pg_catalog.string_agg(format('%I', m.name), ', ' ORDER BY m.pos)
+                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
+                   (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
+                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
+                   con.from_sql);
   END LOOP;
+
+  -- Sequences catch up with the values kept (same-id import into another database): the application's next
+  -- insert must not draw a value an imported row holds.
+  FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
+              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::text, m.name) IS NOT NULL LOOP
+    seq := pg_catalog.pg_get_serial_sequence(con.tbl::text, con.name);
+    EXECUTE format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
+                   ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
+                   seq, con.name, con.tbl, seq::regclass);
+  END LOOP;
+  DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
   RETURN target;
 END
 $$;
-COMMENT ON FUNCTION tenancy._import_staged(jsonb, regclass, uuid) IS
-  'internal (import_tenant, import_tenant_staged as the extension owner): verifies and restores staged export rows';
+COMMENT ON FUNCTION tenancy._import_staged(jsonb, regclass, uuid, text) IS
+  'internal (import_tenant, import_tenant_copied as the extension owner): verifies and restores staged export rows';
 
--- The document form: its rows are staged in a temporary table, then imported like streamed rows.
+-- True when a row has as many values as its table has exported columns; raises TN005 otherwise.
+CREATE FUNCTION tenancy._import_field_count(fields text[], ncols integer, table_name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_catalog.cardinality(fields) OPERATOR(pg_catalog.<>) ncols THEN
+    PERFORM tenancy._invalid_input('invalid export document',
+      format('A row of table "%s" has %s values; the table has %s exported columns.', table_name,
+             pg_catalog.cardinality(fields), ncols));
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tenancy._import_field_count(text[], integer, text) IS
+  'internal: refuses a row of an export document with the wrong number of values';
+
+-- The document form: its rows are staged in temporary tables (format 1: one jsonb table; format 2: one text table
+-- per manifest entry), then imported like COPY-loaded ones.
 CREATE FUNCTION tenancy._import_tenant(doc jsonb, new_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   id uuid;
+  version integer;
+  e record;
+  stray text;
 BEGIN
   IF pg_catalog.jsonb_typeof(doc) IS DISTINCT FROM 'object'
      OR doc ->> 'format' IS DISTINCT FROM 'tenancy-tenant-export'
@@ -397,22 +568,102 @@ BEGIN
       'An export document is an object with format "tenancy-tenant-export", a manifest and the data of each table.',
       'Import a document written by tenancy.export_tenant().');
   END IF;
-  IF doc ->> 'format_version' IS DISTINCT FROM '1' THEN
+  IF NOT coalesce(doc ->> 'format_version', '') OPERATOR(pg_catalog.=) ANY (ARRAY['1', '2']) THEN
     PERFORM tenancy._invalid_input(format('unsupported export format version %s', doc -> 'format_version'),
-      'This version of tenancy reads format version 1.');
+      'This version of tenancy reads format versions 1 and 2.');
   END IF;
-  CREATE TEMP TABLE IF NOT EXISTS tenancy_import_doc_rows (table_name text, row jsonb, ord bigint) ON COMMIT DROP;
-  TRUNCATE pg_temp.tenancy_import_doc_rows;
-  INSERT INTO pg_temp.tenancy_import_doc_rows
-  SELECT d.key, r.value, r.ord
-    FROM pg_catalog.jsonb_each(doc -> 'data') d, pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord);
-  id := tenancy._import_staged(doc -> 'manifest', 'pg_temp.tenancy_import_doc_rows'::regclass, new_id);
-  TRUNCATE pg_temp.tenancy_import_doc_rows;
+  version := (doc ->> 'format_version')::integer;
+  IF version OPERATOR(pg_catalog.=) 1 THEN
+    CREATE TEMP TABLE IF NOT EXISTS tenancy_import_doc_rows (table_name text, row jsonb, ord bigint) ON COMMIT DROP;
+    TRUNCATE pg_temp.tenancy_import_doc_rows;
+    INSERT INTO pg_temp.tenancy_import_doc_rows
+    SELECT d.key, r.value, r.ord
+      FROM pg_catalog.jsonb_each(doc -> 'data') d, pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord);
+    id := tenancy._import_staged(doc -> 'manifest', 'pg_temp.tenancy_import_doc_rows'::regclass, new_id, NULL);
+    DROP TABLE pg_temp.tenancy_import_doc_rows;
+    RETURN id;
+  END IF;
+  PERFORM tenancy._import_check_manifest(doc -> 'manifest', 2);
+  SELECT d.key INTO stray FROM pg_catalog.jsonb_each(doc -> 'data') d
+   WHERE NOT d.key OPERATOR(pg_catalog.=) ANY (ARRAY(
+           SELECT x.value ->> 'table' FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') x))
+   LIMIT 1;
+  IF stray IS NOT NULL THEN
+    PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', stray));
+  END IF;
+  -- Format 2: each table's rows are COPY text lines; their values go into one text staging table per entry.
+  FOR e IN SELECT x.i, x.v ->> 'table' AS name, pg_catalog.jsonb_array_length(x.v -> 'columns') AS ncols,
+                  coalesce(doc -> 'data' -> (x.v ->> 'table'), '[]') AS rows
+             FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
+    IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e.rows) r
+                WHERE pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'string') THEN
+      PERFORM tenancy._invalid_input('invalid export document',
+        format('Each row of table "%s" must be a string (its COPY text line).', e.name));
+    END IF;
+    IF pg_catalog.to_regclass(format('pg_temp.%I', 'tenancy_import_doc_' || e.i)) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', 'tenancy_import_doc_' || e.i);
+    END IF;
+    EXECUTE format('CREATE TEMP TABLE %I (ord bigint, %s) ON COMMIT DROP', 'tenancy_import_doc_' || e.i,
+                   (SELECT pg_catalog.string_agg(format('%I text', 'c' || k), ', ' ORDER BY k)
+                      FROM pg_catalog.generate_series(1, e.ncols) k));
+    EXECUTE format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
+                   ' WITH ORDINALITY r(line, i), LATERAL tenancy._copy_fields(r.line) f(v)'
+                   ' WHERE tenancy._import_field_count(f.v, $2, $3)',
+                   'tenancy_import_doc_' || e.i,
+                   (SELECT pg_catalog.string_agg(format('f.v[%s]', k), ', ' ORDER BY k)
+                      FROM pg_catalog.generate_series(1, e.ncols) k))
+      USING e.rows, e.ncols, e.name;
+  END LOOP;
+  id := tenancy._import_staged(doc -> 'manifest', NULL, new_id, 'tenancy_import_doc_');
+  FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
+    EXECUTE format('DROP TABLE pg_temp.%I', 'tenancy_import_doc_' || e.i);
+  END LOOP;
   RETURN id;
 END
 $$;
 COMMENT ON FUNCTION tenancy._import_tenant(jsonb, uuid) IS
   'internal (import_tenant as the extension owner): stages a document''s rows and imports them';
+
+-- The COPY form's staging: one temporary table per manifest entry (the caller's own, dropped at commit), and the
+-- COPY ... FROM STDIN that loads that entry's file into it. Run it, the COPYs and import_tenant_copied in one
+-- transaction. Invoker's rights: it only creates the caller's own temporary tables.
+CREATE FUNCTION tenancy.import_tables(manifest jsonb)
+RETURNS TABLE (ord integer, table_name text, copy_sql text)
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e record;
+  staging text;
+BEGIN
+  IF pg_catalog.jsonb_typeof(manifest -> 'tables') IS DISTINCT FROM 'array'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x
+                 WHERE pg_catalog.jsonb_typeof(x.value -> 'table') IS DISTINCT FROM 'string'
+                    OR pg_catalog.jsonb_typeof(x.value -> 'columns') IS DISTINCT FROM 'array'
+                    OR pg_catalog.jsonb_array_length(x.value -> 'columns') OPERATOR(pg_catalog.=) 0) THEN
+    -- Raised here, not through tenancy._invalid_input: this function runs with the caller's rights.
+    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = 'invalid export manifest',
+      DETAIL = 'A manifest has the tables of the export, each with its columns.',
+      HINT = 'Use the manifest of tenancy.export_manifest().';
+  END IF;
+  FOR e IN SELECT x.i::integer AS i, x.v ->> 'table' AS name, pg_catalog.jsonb_array_length(x.v -> 'columns') AS ncols
+             FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') WITH ORDINALITY x(v, i) LOOP
+    staging := 'tenancy_import_' || e.i;
+    IF pg_catalog.to_regclass(format('pg_temp.%I', staging)) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', staging);
+    END IF;
+    EXECUTE format('CREATE TEMP TABLE %I (ord bigint GENERATED ALWAYS AS IDENTITY, %s) ON COMMIT DROP', staging,
+                   (SELECT pg_catalog.string_agg(format('%I text', 'c' || k), ', ' ORDER BY k)
+                      FROM pg_catalog.generate_series(1, e.ncols) k));
+    ord := e.i;
+    table_name := e.name;
+    copy_sql := format('COPY pg_temp.%I (%s) FROM STDIN', staging,
+                       (SELECT pg_catalog.string_agg(format('%I', 'c' || k), ', ' ORDER BY k)
+                          FROM pg_catalog.generate_series(1, e.ncols) k));
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy.import_tables(jsonb) IS
+  'the staging tables of a COPY-form import, with the COPY ... FROM STDIN that loads each table''s file';
 
 -- The public functions: C entry points that check the caller is an admin, run the work above as the extension
 -- owner and write the audit event in the caller's name (extension/pg/export_gate.cpp).
@@ -425,30 +676,38 @@ COMMENT ON FUNCTION tenancy.export_tenant(uuid) IS
 CREATE FUNCTION tenancy.export_manifest(tenant_id uuid) RETURNS jsonb
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_export_manifest';
 COMMENT ON FUNCTION tenancy.export_manifest(uuid) IS
-  'the export document without rows (counts and checksums), for streaming with export_rows in one snapshot';
+  'the export document without rows (counts and checksums); after the COPYs of export_tables in the same '
+  'transaction, the checksums of exactly what they sent';
 
-CREATE FUNCTION tenancy.export_rows(tenant_id uuid, tbl regclass DEFAULT NULL,
-                                    OUT table_name text, OUT "row" jsonb) RETURNS SETOF record
-LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 1000 AS 'MODULE_PATHNAME', 'tenancy_export_rows';
-COMMENT ON FUNCTION tenancy.export_rows(uuid, regclass) IS
-  'the rows of a tenant export (one table, or all in restore order) for COPY ... TO STDOUT; see docs/residency.md';
+CREATE FUNCTION tenancy.export_tables(tenant_id uuid) RETURNS TABLE (ord integer, table_name text, copy_sql text)
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE ROWS 10 AS 'MODULE_PATHNAME', 'tenancy_export_tables';
+COMMENT ON FUNCTION tenancy.export_tables(uuid) IS
+  'the COPY ... TO STDOUT statement of each table of a tenant export, in restore order (the COPY form)';
+
+CREATE FUNCTION tenancy.export_table(tenant_id uuid, tbl regclass) RETURNS SETOF record
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE ROWS 1000 AS 'MODULE_PATHNAME', 'tenancy_export_table';
+COMMENT ON FUNCTION tenancy.export_table(uuid, regclass) IS
+  'one table''s rows of a tenant export as text columns, for the COPY statements of export_tables';
 
 CREATE FUNCTION tenancy.import_tenant(doc jsonb, new_id uuid DEFAULT NULL) RETURNS uuid
 LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_import_tenant';
 COMMENT ON FUNCTION tenancy.import_tenant(jsonb, uuid) IS
-  'restores an export document, into the same tenant id or new_id (ids remapped); all or nothing';
+  'restores an export document (format 1 or 2), into the same tenant id or new_id (keys renumbered); all or nothing';
 
-CREATE FUNCTION tenancy.import_tenant_staged(manifest jsonb, staging regclass, new_id uuid DEFAULT NULL)
-RETURNS uuid LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_import_tenant_staged';
-COMMENT ON FUNCTION tenancy.import_tenant_staged(jsonb, regclass, uuid) IS
-  'restores a streamed export: the manifest plus rows COPYed into staging (table_name text, row jsonb, ord bigint)';
+CREATE FUNCTION tenancy.import_tenant_copied(manifest jsonb, new_id uuid DEFAULT NULL) RETURNS uuid
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_import_tenant_copied';
+COMMENT ON FUNCTION tenancy.import_tenant_copied(jsonb, uuid) IS
+  'restores a COPY-form export: the manifest plus each table''s file loaded with the COPY of import_tables';
 
 REVOKE ALL ON FUNCTION tenancy._sha256_agg_transfn(internal, text), tenancy._sha256_agg_finalfn(internal),
-  tenancy._sha256_agg(text), tenancy._export_columns(oid), tenancy._export_select(oid, name), tenancy._export_plan(),
-  tenancy._export_tenant(uuid, boolean), tenancy._export_summary(jsonb),
-  tenancy._import_staged(jsonb, regclass, uuid), tenancy._import_tenant(jsonb, uuid),
-  tenancy.export_tenant(uuid), tenancy.export_manifest(uuid), tenancy.export_rows(uuid, regclass),
-  tenancy.import_tenant(jsonb, uuid), tenancy.import_tenant_staged(jsonb, regclass, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenancy.export_tenant(uuid), tenancy.export_manifest(uuid),
-  tenancy.export_rows(uuid, regclass), tenancy.import_tenant(jsonb, uuid),
-  tenancy.import_tenant_staged(jsonb, regclass, uuid) TO tenancy_admin;
+  tenancy._sha256_agg(text), tenancy._copy_line(text[]), tenancy._copy_fields(text), tenancy._export_columns(oid),
+  tenancy._export_select(oid, name), tenancy._export_plan(), tenancy._export_head(uuid),
+  tenancy._export_summary(jsonb), tenancy._import_check_manifest(jsonb, integer),
+  tenancy._import_staged(jsonb, regclass, uuid, text), tenancy._import_field_count(text[], integer, text),
+  tenancy._import_tenant(jsonb, uuid),
+  tenancy.export_tenant(uuid), tenancy.export_manifest(uuid), tenancy.export_tables(uuid),
+  tenancy.export_table(uuid, regclass), tenancy.import_tenant(jsonb, uuid), tenancy.import_tables(jsonb),
+  tenancy.import_tenant_copied(jsonb, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy.export_tenant(uuid), tenancy.export_manifest(uuid), tenancy.export_tables(uuid),
+  tenancy.export_table(uuid, regclass), tenancy.import_tenant(jsonb, uuid), tenancy.import_tables(jsonb),
+  tenancy.import_tenant_copied(jsonb, uuid) TO tenancy_admin;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test/integration/export_import.sh
-# Two clusters: a tenant exported from one (document and COPY-streamed form) and imported into an empty database on
-# the other has identical per-table checksums and decrypts; a tampered document is refused; tenancy.region = 'eu'
-# refuses a US tenant however it arrives.
+# Two clusters: a tenant exported from one (document and COPY form) and imported into an empty database on the other
+# has identical per-table checksums, decrypts, and its identity keys do not collide with new rows; each COPY file's
+# sha256sum is its manifest checksum; a tampered document or COPY file (changed row, dropped row, changed manifest
+# count) is refused leaving nothing; tenancy.region = 'eu' refuses a US tenant however it arrives.
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
@@ -92,41 +93,98 @@ COMMIT;
 SQL
 )
 [ "$works" = "50 1000 300 secret 7 " ] || fail "imported tenant does not work on the target: $works"
+# Identity keys came along as they were; the target's sequence moved past them, so the application's next rows fit.
+next_task=$(eu_psql -At <<SQL | sed '/^$/d' | tail -1
+BEGIN;
+SELECT tenancy.set_tenant('$EU_ONE');
+INSERT INTO tasks (tenant_id, project_id, title) SELECT tenant_id, id, 'after import' FROM projects LIMIT 1 RETURNING id;
+ROLLBACK;
+SQL
+)
+[ "$next_task" -gt 1000 ] 2>/dev/null || fail "a new task after the import got id $next_task"
 # Nothing of any other tenant came along.
 others=$(eu_psql -At -c "SELECT (SELECT count(*) FROM tenancy.tenants WHERE id <> '$EU_ONE')
                               + (SELECT count(*) FROM tenancy.users WHERE tenant_id <> '$EU_ONE')")
 [ "$others" = 0 ] || fail "rows of other tenants on the target"
 [ "$(eu_psql -At -c "SELECT count(*) FROM tenancy.verify_audit_log()")" = 0 ] || fail "target audit chain broken"
 
-# 2. The streaming form: eu-two, manifest and rows in one snapshot, rows through COPY.
-src_psql -q <<SQL
-\\pset format unaligned
-\\pset tuples_only on
-BEGIN ISOLATION LEVEL REPEATABLE READ;
-\\o $TENANCY_TMP/eu-two.manifest.json
-SELECT tenancy.export_manifest('$EU_TWO');
-\\o
-\\copy (SELECT table_name, "row" FROM tenancy.export_rows('$EU_TWO')) TO '$TENANCY_TMP/eu-two.rows'
-COMMIT;
-SQL
-load_doc eu_psql "$TENANCY_TMP/eu-two.manifest.json"
-eu_psql -At <<SQL | grep -qx "$EU_TWO" || fail "streamed import failed"
-CREATE TEMP TABLE staging (ord bigint GENERATED ALWAYS AS IDENTITY, table_name text, "row" jsonb);
-\\copy staging (table_name, "row") FROM '$TENANCY_TMP/eu-two.rows'
-SELECT tenancy.import_tenant_staged((SELECT doc -> 'manifest' FROM import_doc), 'staging');
-SQL
-[ "$(checksums src_psql "$EU_TWO")" = "$(checksums eu_psql "$EU_TWO")" ] || fail "streamed import checksums differ"
+# 2. The COPY form: eu-two, every table's COPY into its own file and then the manifest, in one snapshot. Each file
+# is plain COPY text whose sha256sum is the manifest's checksum for that table.
+src_psql -At -c "SELECT ord || ' ' || copy_sql FROM tenancy.export_tables('$EU_TWO') ORDER BY ord" > "$TENANCY_TMP/eu-two.plan"
+{
+  echo "BEGIN ISOLATION LEVEL REPEATABLE READ;"
+  while read -r ord sql; do q=${sql#COPY }; echo "\\copy ${q% TO STDOUT} TO '$TENANCY_TMP/eu-two.$ord.copy'"; done \
+    < "$TENANCY_TMP/eu-two.plan"
+  echo "\\o $TENANCY_TMP/eu-two.manifest.json"
+  echo "SELECT tenancy.export_manifest('$EU_TWO');"
+  echo "\\o"
+  echo "COMMIT;"
+} > "$TENANCY_TMP/eu-two.export.sql"
+src_psql -q -At -v ON_ERROR_STOP=1 -f "$TENANCY_TMP/eu-two.export.sql" >/dev/null || fail "COPY-form export failed"
+while read -r ord _; do
+  want=$(jq -r ".manifest.tables[$((ord - 1))].sha256" "$TENANCY_TMP/eu-two.manifest.json")
+  got=$(sha256sum "$TENANCY_TMP/eu-two.$ord.copy" | cut -d' ' -f1)
+  [ "$want" = "$got" ] || fail "COPY file $ord: sha256sum $got, manifest $want"
+done < "$TENANCY_TMP/eu-two.plan"
+TASKS_ORD=$(jq -r '.manifest.tables | map(.table) | index("public.tasks") + 1' "$TENANCY_TMP/eu-two.manifest.json")
+[ "$(wc -l < "$TENANCY_TMP/eu-two.$TASKS_ORD.copy")" = 1000 ] || fail "tasks COPY file does not hold 1000 rows"
+# import_copied DIR MANIFEST [NEW_ID]: import_tables, each file through its COPY, import_tenant_copied, one transaction
+import_copied() {
+  load_doc eu_psql "$2"
+  eu_psql -At -c "SELECT ord || ' ' || copy_sql FROM tenancy.import_tables((SELECT doc -> 'manifest' FROM import_doc))" \
+    > "$TENANCY_TMP/import.plan"
+  {
+    echo "BEGIN;"
+    echo "SELECT count(*) > 0 FROM tenancy.import_tables((SELECT doc -> 'manifest' FROM import_doc));"
+    while read -r ord sql; do q=${sql#COPY }; echo "\\copy ${q% FROM STDIN} FROM '$1.$ord.copy'"; done \
+      < "$TENANCY_TMP/import.plan"
+    echo "\\set VERBOSITY sqlstate"
+    echo "SELECT tenancy.import_tenant_copied((SELECT doc -> 'manifest' FROM import_doc)${3:+, '$3'});"
+    echo "COMMIT;"
+  } > "$TENANCY_TMP/import.sql"
+  eu_psql -At -v ON_ERROR_STOP=1 -f "$TENANCY_TMP/import.sql" 2>&1 || true
+}
+out=$(import_copied "$TENANCY_TMP/eu-two" "$TENANCY_TMP/eu-two.manifest.json")
+echo "$out" | grep -qx "$EU_TWO" || fail "COPY-form import failed: $out"
+[ "$(checksums src_psql "$EU_TWO")" = "$(checksums eu_psql "$EU_TWO")" ] || fail "COPY-form import checksums differ"
+
+# A tampered COPY form is refused (TN005) and leaves nothing: a changed row, a dropped row, a changed manifest count.
+eu_psql -c "SELECT tenancy.delete_tenant('$EU_TWO', erase => true)" >/dev/null
+mkdir -p "$TENANCY_TMP/tampered"
+tamper_copy() { # tamper_copy NAME SED_EXPRESSION [JQ_FILTER]
+  for f in "$TENANCY_TMP"/eu-two.*.copy; do cp "$f" "$TENANCY_TMP/tampered/${f##*/}"; done
+  [ -z "$2" ] || sed -i "$2" "$TENANCY_TMP/tampered/eu-two.$TASKS_ORD.copy"
+  jq -c "${3:-.}" "$TENANCY_TMP/eu-two.manifest.json" > "$TENANCY_TMP/tampered/manifest.json"
+  out=$(import_copied "$TENANCY_TMP/tampered/eu-two" "$TENANCY_TMP/tampered/manifest.json")
+  echo "tampered COPY form ($1): $out"
+  echo "$out" | grep -q "TN005" || fail "tampered COPY form ($1) not refused with TN005"
+  [ "$(eu_psql -At -c "SELECT count(*) FROM tenancy.tenants WHERE id = '$EU_TWO'")" = 0 ] \
+    || fail "a refused COPY-form import ($1) left the tenant behind"
+}
+tamper_copy "changed row" '1s/task/tusk/'
+tamper_copy "dropped row" '$d'
+tamper_copy "changed count" '' ".manifest.tables[$((TASKS_ORD - 1))].rows += 1"
+# ... and the untouched files still import afterwards.
+out=$(import_copied "$TENANCY_TMP/eu-two" "$TENANCY_TMP/eu-two.manifest.json")
+echo "$out" | grep -qx "$EU_TWO" || fail "COPY-form import after the refused ones failed: $out"
 
 # 3. A tampered document is refused with TN005 and leaves nothing behind.
 eu_psql -c "SELECT tenancy.delete_tenant('$EU_ONE', erase => true)" >/dev/null
 load_doc eu_psql "$TENANCY_TMP/eu-one.json"
 out=$(eu_psql -At -v ON_ERROR_STOP=0 -v VERBOSITY=sqlstate 2>&1 <<'SQL'
 \set VERBOSITY sqlstate
-SELECT tenancy.import_tenant(jsonb_set(doc, '{data,public.projects,3,name}', '"changed"')) FROM import_doc;
+SELECT tenancy.import_tenant(jsonb_set(doc, '{data,public.projects,3}',
+                                      to_jsonb(replace(doc #>> '{data,public.projects,3}', 'project', 'changed'))))
+  FROM import_doc;
+SELECT tenancy.import_tenant(jsonb_set(doc, '{data,public.tasks}', (doc -> 'data' -> 'public.tasks') - 0)) FROM import_doc;
+SELECT tenancy.import_tenant(jsonb_set(doc, ARRAY['manifest', 'tables', (
+         SELECT (e.i - 1)::text FROM jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY e(v, i)
+          WHERE e.v ->> 'table' = 'public.events'), 'rows'], '301'))
+  FROM import_doc;
 SQL
 )
 echo "tampered: $out"
-echo "$out" | grep -q "TN005" || fail "tampered document not refused with TN005"
+[ "$(echo "$out" | grep -c "TN005")" = 3 ] || fail "tampered document (changed row, dropped row, changed count) not refused with TN005"
 [ "$(eu_psql -At -c "SELECT count(*) FROM tenancy.tenants WHERE id = '$EU_ONE'") $(eu_psql -At -c "SELECT count(*) FROM projects")" = "0 50" ] \
   || fail "a refused import left rows behind"
 
