@@ -25,7 +25,7 @@ median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 # A tenant of ROWS rows: 90 % items (identity keys), 10 % events (hash-partitioned), 20 projects with secrets.
 make_tenant() { # make_tenant SLUG -> prints its id
   eu_psql -At -v rows="$ROWS" -v slug="$1" <<'SQL' | tail -1
-SELECT tenancy.create_tenant('Bench ' || :'slug', :'slug', 'enterprise', 'eu') \gset t_
+SELECT (tenancy.create_tenant('Bench ' || :'slug', :'slug', 'enterprise', 'eu')).id AS id \gset t_
 INSERT INTO items (tenant_id, n, payload) SELECT :'t_id', g, repeat('x', 40) FROM generate_series(1, (:rows * 0.9)::int) g;
 INSERT INTO events SELECT :'t_id', g, 'event ' || g FROM generate_series(1, (:rows * 0.1)::int) g;
 INSERT INTO projects (tenant_id, name, secret) SELECT :'t_id', 'p' || g, tenancy.encrypt(:'t_id', 's' || g)
@@ -39,7 +39,8 @@ for run in $(seq 1 "$RUNS"); do
   # Live move.
   t=$(make_tenant "live-$run")
   echo eu > "$TENANCY_TMP/directory.$t"
-  move_tenant "$t" >/dev/null || { echo "live move failed"; exit 1; }
+  move_tenant "$t" > "$TENANCY_TMP/move.out" || { cat "$TENANCY_TMP/move.out"; echo "live move failed"; exit 1; }
+  grep "^move of" "$TENANCY_TMP/move.out"
   echo "$MOVE_FREEZE_MS" >> "$TENANCY_TMP/freeze"
   echo "$MOVE_TOTAL_MS" >> "$TENANCY_TMP/total"
   # Stop-the-world baseline (docs/residency.md 4.3): suspend, export, import on the target, erase on the source.

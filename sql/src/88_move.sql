@@ -11,7 +11,8 @@
 --   S move_source_freeze     writes refused (55006); returns the marker epoch            phase freezing
 --   T move_target_caught_up until the marker epoch arrived: everything S committed before is applied
 --   T move_target_transport_key, S move_source_handover (counters, sequences, audit, sealed keys)
---   T move_target_switch     keys re-wrapped, counters, sequences, audit; subscription dropped; tenant live
+--   T move_target_switch     keys re-wrapped, counters, sequences, audit; subscription disabled; tenant live
+--   T move_target_finish     subscription dropped (it was only disabled inside the freeze)
 --   S move_source_finish(switched)  publication and slot dropped, rows erased, keys destroyed     phase done
 -- A failure before the switch: S move_source_finish(rolled_back) and T move_target_abort (retried until T answers).
 
@@ -684,7 +685,7 @@ $$;
 COMMENT ON FUNCTION tenancy._move_drop_subscription(name) IS 'internal: drops a move''s subscription, leaving its slot';
 
 -- The switch, on the target, while the source is frozen: checks that the marker epoch of the freeze has arrived
--- and every table is ready, drops the subscription, re-wraps the sealed keys under this cluster's master key, and
+-- and every table is ready, disables the subscription, re-wraps the sealed keys under this cluster's master key, and
 -- carries over the registry row (but its residency), quota usage, sequence values and audit events. The tenant is
 -- then live here: the orchestrator switches the directory and calls move_source_finish(id, 'switched').
 CREATE FUNCTION tenancy.move_target_switch(tenant_id uuid, epoch bigint, handover jsonb, nonce text) RETURNS jsonb
@@ -707,7 +708,9 @@ BEGIN
       DETAIL = format('Marker epoch %s has not been applied here, or a table is not ready yet.', epoch),
       HINT = 'Wait until tenancy.move_target_caught_up() is true.';
   END IF;
-  PERFORM tenancy._move_drop_subscription(m.subscription_name);
+  -- Stopped, not dropped: DROP SUBSCRIPTION waits for its workers, and the freeze lasts until this commits.
+  -- Disabled it applies nothing more, and the source drops its slot before it deletes the tenant's rows.
+  EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', m.subscription_name);
   DELETE FROM tenancy.tenant_moves WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
   DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
 
@@ -762,9 +765,6 @@ BEGIN
     nevents := nevents + 1;
   END LOOP;
 
-  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
-    PERFORM tenancy._move_set_guards(false);
-  END IF;
   PERFORM tenancy._audit('tenant_moved_in', tenant_id, NULL, pg_catalog.jsonb_build_object(
     'source_region', m.source_region, 'epoch', epoch, 'keys', nkeys, 'audit_events', nevents, 'by', session_user));
   RETURN pg_catalog.jsonb_build_object('keys', nkeys, 'audit_events', nevents);
@@ -772,6 +772,28 @@ END
 $$;
 COMMENT ON FUNCTION tenancy.move_target_switch(uuid, bigint, jsonb, text) IS
   'live move, target (source frozen, caught up): re-wrapped keys, registry row, quota, sequences, audit; tenant live';
+
+-- After the switch, outside the freeze: drops the (disabled) subscription and, with the last move, the guards.
+-- Idempotent; returns whether a subscription was dropped.
+CREATE FUNCTION tenancy.move_target_finish(tenant_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  dropped boolean;
+BEGIN
+  IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) move_target_finish.tenant_id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = format('the move of tenant "%s" has not switched yet', tenant_id),
+      HINT = 'Call tenancy.move_target_switch() first, or tenancy.move_target_abort() to give up.';
+  END IF;
+  dropped := tenancy._move_drop_subscription(tenancy._move_name(tenant_id));
+  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
+    PERFORM tenancy._move_set_guards(false);
+  END IF;
+  RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_finish(uuid) IS
+  'live move, target (after the switch): drops the disabled subscription and, with the last move, the guards';
 
 -- Removes the leftovers of a failed move into this cluster: the subscription, the tenant's rows and keys, the move
 -- row. Only a tenant this cluster holds as a move target (never a tenant that lives here). Safe to repeat; returns
@@ -830,8 +852,8 @@ REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy
   tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
   tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
   tenancy._move_drop_subscription(name),
-  tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_abort(uuid),
-  tenancy._move_transport_key(bytea), tenancy._move_seal_key(uuid, integer, bytea, bytea),
+  tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_finish(uuid),
+  tenancy.move_target_abort(uuid), tenancy._move_transport_key(bytea), tenancy._move_seal_key(uuid, integer, bytea, bytea),
   tenancy._move_open_key(uuid, integer, bytea, bytea), tenancy._move_master_fingerprint() FROM PUBLIC;
 GRANT SELECT ON tenancy.tenant_moves TO tenancy_admin;
 -- Applications call move_guard before writes that bypass the guarded tables (consume); the rest is admin only.
@@ -841,4 +863,5 @@ GRANT EXECUTE ON FUNCTION tenancy.move_source_prepare(uuid, text), tenancy.move_
   tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
   tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
   tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
-  tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_abort(uuid) TO tenancy_admin;
+  tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_finish(uuid),
+  tenancy.move_target_abort(uuid) TO tenancy_admin;

@@ -101,6 +101,8 @@ move_steps() {
   echo "copied: $(jq -c '[.tables[] | {table, rows}]' <<<"$progress")"
   [ -n "$pre_freeze_hook" ] && "$pre_freeze_hook" "$tenant"
   key=$(sq dst "SELECT tenancy.move_target_transport_key('$tenant')") || return 1
+  local public_key nonce
+  public_key=$(jq -r .public_key <<<"$key"); nonce=$(jq -r .nonce <<<"$key")
 
   # The write freeze: from here until the switch the tenant's writes are refused (55006) in both regions.
   t_freeze=$(now_ms)
@@ -111,14 +113,15 @@ move_steps() {
     sleep 0.005
   done
   t_caught_up=$(now_ms)
-  handover=$(sq src "SELECT tenancy.move_source_handover('$tenant', decode('$(jq -r .public_key <<<"$key")', 'hex'))") \
+  handover=$(sq src "SELECT tenancy.move_source_handover('$tenant', decode('$public_key', 'hex'))") \
     || return 1
   sq dst "SELECT tenancy.move_target_switch('$tenant', $epoch, \$$tag\$$handover\$$tag\$::jsonb,
-                                           '$(jq -r .nonce <<<"$key")')" >/dev/null || return 1
+                                           '$nonce')" >/dev/null || return 1
   t_switched=$(now_ms)
   echo us > "$TENANCY_TMP/directory.$tenant"
   MOVE_FREEZE_MS=$(( $(now_ms) - t_freeze ))
   [ -n "$hook" ] && "$hook" "$tenant"
+  sq dst "SELECT tenancy.move_target_finish('$tenant')" >/dev/null || return 1
   sq src "SELECT tenancy.move_source_finish('$tenant', 'switched', $MOVE_SUBID)" >/dev/null || return 1
   MOVE_COPY_MS=$((t_copy - t0))
   MOVE_TOTAL_MS=$(( $(now_ms) - t0 ))
