@@ -53,7 +53,8 @@ sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(UPGRADE_CHANGES) $(NEW_P
 	$(ASSEMBLE_SQL)
 
 daemon:
-	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) $(CMAKE_OPTS) >/dev/null
+	cmake -S . -B $(CMAKE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(CMAKE_BUILD_TYPE) -DTENANCY_SANITIZE="$(TENANCY_SANITIZE)" \
+		$(CMAKE_OPTS) >/dev/null
 	cmake --build $(CMAKE_BUILD_DIR) -j$(shell nproc)
 
 install: install-daemon
@@ -72,8 +73,9 @@ else
 check:
 	bash test/run-tests.sh
 
+# A build dir of its own: TENANCY_SANITIZE is a CMake cache variable, and build/ keeps the plain build.
 check-asan:
-	TENANCY_SANITIZE=address,undefined bash test/run-tests.sh
+	TENANCY_SANITIZE=address,undefined CMAKE_BUILD_DIR=build-asan bash test/run-tests.sh
 
 deb:
 	bash packaging/build-deb.sh

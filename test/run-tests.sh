@@ -46,7 +46,8 @@ cp -a "$PG_SHAREDIR" "$INST$(dirname "$PG_SHAREDIR")/"
 make install DESTDIR="$INST" PG_CONFIG="$PG_CONFIG" >"$TENANCY_TMP/install.log" 2>&1 || {
   tail -30 "$TENANCY_TMP/install.log"; echo "0 passed, 1 failed"; exit 1; }
 export TENANCY_PGBIN="$INST$PG_BINDIR"
-export TENANCY_DAEMON="$ROOT/build/tenancyd"
+BUILD_DIR=${CMAKE_BUILD_DIR:-build} # make check-asan builds into build-asan
+export TENANCY_DAEMON="$ROOT/$BUILD_DIR/tenancyd"
 export TENANCY_ROOT="$ROOT"
 
 # Master key for the encryption tests: 64 hex characters, mode 0600, owned by the server's OS user.
@@ -82,7 +83,7 @@ record() { # record NAME STATUS
 # Unit tests: ctest's own counts.
 if want_suite unit; then
   echo "== unit tests (GoogleTest)"
-  out=$(cd build && ctest --output-on-failure -j"$(nproc)" 2>&1); status=$?
+  out=$(cd "$BUILD_DIR" && ctest --output-on-failure -j"$(nproc)" 2>&1); status=$?
   echo "$out" | tail -15
   n_total=$(echo "$out" | sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p')
   n_fail=$(echo "$out" | sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p')
