@@ -69,9 +69,15 @@ wrk_run usage_tenant "$TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage"
 awk "BEGIN { printf \"ratio daemon(admin token)/SQL = %.2f, daemon(tenant token, metered)/SQL = %.2f (goal >= 0.7)\n\", $usage_admin_RPS / $SQL_TPS, $usage_tenant_RPS / $SQL_TPS }"
 
 echo "== wrk POST /api/v1/tenants/{id}/users (unique e-mails, enterprise tenant)"
+# Each wrk thread runs its own Lua state with the same math.random sequence: setup() numbers the threads instead,
+# so their e-mails never collide.
 cat > "$TENANCY_TMP/users.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tag", threads)
+end
 local n = 0
-local tag = tostring(math.random(1, 1e9))
 request = function()
   n = n + 1
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
