@@ -59,8 +59,8 @@ Authorize(RequestContext &ctx, const Route &route)
 	if (!ctx.lease)
 		ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
 	std::string tenant_for_metering = ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id;
-	Result r = ctx.db().Exec(kAuthenticateSql, {"\\x" + ToHex(digest), tenant_for_metering,
-	                                            std::string(route.action ? route.action : "none")});
+	Result r = ctx.db().ExecPrepared(kAuthenticateSql, {"\\x" + ToHex(digest), tenant_for_metering,
+	                                                    std::string(route.action ? route.action : "none")});
 	if (r.rows() != 1)
 		throw Unauthorized();
 	auto stored = FromHex(r.get(0, 3).substr(2)); // bytea text output is \x<hex>

@@ -17,18 +17,44 @@ FirstLine(const char *text)
 	auto nl = s.find('\n');
 	return nl == std::string::npos ? s : s.substr(0, nl);
 }
-} // namespace
 
-Result
-Connection::Exec(const char *sql, const std::vector<Param> &params)
+std::vector<const char *>
+Values(const std::vector<Param> &params)
 {
 	std::vector<const char *> values;
 	values.reserve(params.size());
 	for (const Param &p : params)
 		values.push_back(p ? p->c_str() : nullptr);
+	return values;
+}
+} // namespace
+
+Result
+Connection::Exec(const char *sql, const std::vector<Param> &params)
+{
+	auto values = Values(params);
 	// Parameter types are left to the server, so it infers them from the function signature.
-	PGresult *res = PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-	                             nullptr, 0);
+	return Check(
+	    PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+}
+
+Result
+Connection::ExecPrepared(const char *sql, const std::vector<Param> &params)
+{
+	auto it = prepared_.find(sql);
+	if (it == prepared_.end()) {
+		std::string name = "tenancyd_" + std::to_string(prepared_.size());
+		Check(PQprepare(conn_, name.c_str(), sql, 0, nullptr));
+		it = prepared_.emplace(sql, std::move(name)).first;
+	}
+	auto values = Values(params);
+	return Check(
+	    PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0));
+}
+
+Result
+Connection::Check(PGresult *res)
+{
 	ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
 		return Result(res);
@@ -97,6 +123,7 @@ Pool::Connect(Connection &c)
 		throw DbError("", "could not connect to the database: " + message, "", true);
 	}
 	c.conn_ = conn;
+	c.prepared_.clear(); // prepared statements belonged to the old session
 	try {
 		Result r = c.Exec("SELECT pg_catalog.set_config('statement_timeout', $1, false), "
 		                  "pg_catalog.current_setting('is_superuser')",

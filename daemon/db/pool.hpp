@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace tenancyd {
@@ -66,6 +67,9 @@ class Connection {
 public:
 	// Runs one statement with out-of-line parameters (never interpolated). Throws DbError.
 	Result Exec(const char *sql, const std::vector<Param> &params = {});
+	// Like Exec for a statement run on every request: prepared once per session, so later calls skip parse and
+	// plan. `sql` must be a string literal (the cache is keyed by its address).
+	Result ExecPrepared(const char *sql, const std::vector<Param> &params);
 	// BEGIN; body(); COMMIT, rolling back when body throws.
 	template <typename Body>
 	auto Transaction(Body &&body) -> decltype(body())
@@ -89,7 +93,10 @@ public:
 private:
 	friend class Pool;
 	void RollbackQuietly();
+	// Turns a PGresult into a Result, or throws DbError (and frees it) when the statement failed.
+	Result Check(PGresult *res);
 	PGconn *conn_ = nullptr;
+	std::unordered_map<const char *, std::string> prepared_; // statement text -> prepared name in this session
 	bool in_use_ = false;
 	std::chrono::steady_clock::time_point last_used_{};
 };

@@ -22,7 +22,7 @@ const std::map<std::string, std::string> kTrendMetrics = {
 Reply
 GetUsage(RequestContext &ctx)
 {
-	Result r = ctx.db().Exec("SELECT tenancy.usage($1::uuid)", {ctx.tenant_id});
+	Result r = ctx.db().ExecPrepared("SELECT tenancy.usage($1::uuid)", {ctx.tenant_id});
 	if (r.rows() != 1 || r.null(0, 0))
 		throw ApiError(404, "tenant_not_found", "tenant \"" + ctx.tenant_id + "\" does not exist");
 	return Reply::RawJson(200, r.get(0, 0));
