@@ -3,6 +3,7 @@
 #include "auth/token.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdexcept>
@@ -56,23 +57,15 @@ ToHex(const std::string &bytes)
 std::optional<std::string>
 FromHex(const std::string &hex)
 {
-	if (hex.size() % 2)
+	// OpenSSL decodes either case and refuses odd lengths and non-hex characters; with no separator allowed
+	// (sep '\0'), "ab:cd" is refused too. It reads a C string, so an embedded NUL must not cut the input short.
+	std::string out(hex.size() / 2, '\0');
+	size_t len = 0;
+	if (hex.find('\0') != std::string::npos ||
+	    (!hex.empty() && OPENSSL_hexstr2buf_ex(reinterpret_cast<unsigned char *>(out.data()), out.size(), &len,
+	                                           hex.c_str(), '\0') != 1)) {
+		ERR_clear_error(); // a stale entry would confuse this thread's next TLS call
 		return std::nullopt;
-	auto nibble = [](char c) -> int {
-		if (c >= '0' && c <= '9')
-			return c - '0';
-		if (c >= 'a' && c <= 'f')
-			return c - 'a' + 10;
-		if (c >= 'A' && c <= 'F')
-			return c - 'A' + 10;
-		return -1;
-	};
-	std::string out;
-	for (size_t i = 0; i < hex.size(); i += 2) {
-		int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
-		if (hi < 0 || lo < 0)
-			return std::nullopt;
-		out.push_back(static_cast<char>(hi << 4 | lo));
 	}
 	return out;
 }

@@ -21,6 +21,9 @@ TEST(Token, HexRoundTrip)
 	EXPECT_EQ(FromHex("ABcd"), std::string("\xab\xcd"));
 	EXPECT_FALSE(FromHex("abc"));
 	EXPECT_FALSE(FromHex("zz"));
+	EXPECT_FALSE(FromHex("ab:cd"));                    // no separators
+	EXPECT_FALSE(FromHex(std::string("ab\0\0cd", 6))); // a NUL does not end the input early
+	EXPECT_EQ(FromHex(""), std::string());
 }
 
 TEST(Token, ConstantTimeEquals)
