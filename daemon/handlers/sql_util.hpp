@@ -1,8 +1,9 @@
 // daemon/handlers/sql_util.hpp
-// Small helpers the handlers share: calls with named optional arguments, and timestamp formatting in SQL.
+// Small helpers the handlers share: calls with named optional arguments, timestamp formatting in SQL, list pages.
 #pragma once
 
 #include "db/pool.hpp"
+#include "server/context.hpp"
 
 #include <string>
 #include <vector>
@@ -11,6 +12,10 @@ namespace tenancyd::handlers {
 
 // SQL text that renders a timestamptz column as RFC 3339 UTC ("2024-01-01T00:00:00Z").
 std::string Rfc3339Sql(const std::string &column);
+
+// The {"items": [...], "next_cursor": ...} page of a keyset query that fetched up to limit + 1 rows of (id, JSON
+// document): the extra row only tells that there is a next page, whose cursor is the last shown id.
+Reply PageReply(const Result &r, int limit);
 
 // Builds `name => $n` arguments for the arguments that are present, so absent ones keep the function's defaults.
 // Only the fixed argument names of our own code reach the SQL text; every value is a parameter.

@@ -66,13 +66,7 @@ ListTenants(RequestContext &ctx)
 	    "   AND ($4::uuid IS NULL OR t.id OPERATOR(pg_catalog.>) $4::uuid) "
 	    " ORDER BY t.id LIMIT $5::int",
 	    {ctx.Query("status"), ctx.Query("plan"), parent, cursor, std::to_string(limit + 1)});
-	std::string items = "[";
-	int n = std::min(r.rows(), limit);
-	for (int i = 0; i < n; i++)
-		items += (i ? "," : "") + r.get(i, 1);
-	items += "]";
-	std::string next = r.rows() > limit ? "\"" + EncodeCursor(r.get(limit - 1, 0)) + "\"" : "null";
-	return Reply::RawJson(200, "{\"items\":" + items + ",\"next_cursor\":" + next + "}");
+	return PageReply(r, limit);
 }
 
 Reply

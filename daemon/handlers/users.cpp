@@ -78,13 +78,7 @@ ListUsers(RequestContext &ctx)
 	    " ORDER BY u.id LIMIT $5::int";
 	Result r = ctx.db().Exec(sql.c_str(), {ctx.tenant_id, ctx.Query("status"), cursor,
 	                                       include_roles ? "true" : "false", std::to_string(limit + 1)});
-	std::string items = "[";
-	int n = std::min(r.rows(), limit);
-	for (int i = 0; i < n; i++)
-		items += (i ? "," : "") + r.get(i, 1);
-	items += "]";
-	std::string next = r.rows() > limit ? "\"" + EncodeCursor(r.get(limit - 1, 0)) + "\"" : "null";
-	return Reply::RawJson(200, "{\"items\":" + items + ",\"next_cursor\":" + next + "}");
+	return PageReply(r, limit);
 }
 
 } // namespace tenancyd::handlers
