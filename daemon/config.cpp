@@ -74,6 +74,18 @@ Same(T Config::*member)
 	return [member](const Config &a, const Config &b) { return a.*member == b.*member; };
 }
 
+// An integer key from min to max; a restart-only one reports a changed value on reload.
+template <typename T>
+Param
+IntParam(const char *name, bool reloadable, T Config::*member, long min, long max)
+{
+	return {name, reloadable, false,
+	        [member, min, max](Config &c, const YAML::Node &n, const std::string &k) {
+		        c.*member = static_cast<T>(AsInt(n, k, min, max));
+	        },
+	        reloadable ? nullptr : Same(member)};
+}
+
 const std::vector<Param> &
 Params()
 {
@@ -87,16 +99,8 @@ Params()
 		     c.admin_token_sha256 = *raw;
 	     },
 	     nullptr},
-	    {"database.acquire_timeout_ms", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.db_acquire_timeout_ms = static_cast<int>(AsInt(n, k, 10, 600000));
-	     },
-	     Same(&Config::db_acquire_timeout_ms)},
-	    {"database.connect_timeout_s", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.db_connect_timeout_s = static_cast<int>(AsInt(n, k, 2, 600));
-	     },
-	     Same(&Config::db_connect_timeout_s)},
+	    IntParam("database.acquire_timeout_ms", false, &Config::db_acquire_timeout_ms, 10, 600000),
+	    IntParam("database.connect_timeout_s", false, &Config::db_connect_timeout_s, 2, 600),
 	    {"database.conninfo", false, true,
 	     [](Config &c, const YAML::Node &n, const std::string &k) {
 		     c.db_conninfo = AsString(n, k);
@@ -104,26 +108,10 @@ Params()
 			     Fail(k, "must not be empty");
 	     },
 	     Same(&Config::db_conninfo)},
-	    {"database.health_check_interval_s", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.db_health_check_interval_s = static_cast<int>(AsInt(n, k, 1, 3600));
-	     },
-	     Same(&Config::db_health_check_interval_s)},
-	    {"database.pool_size", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.db_pool_size = static_cast<int>(AsInt(n, k, 1, 1000));
-	     },
-	     Same(&Config::db_pool_size)},
-	    {"database.statement_timeout_ms", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.db_statement_timeout_ms = static_cast<int>(AsInt(n, k, 1, 3600000));
-	     },
-	     Same(&Config::db_statement_timeout_ms)},
-	    {"limits.max_body_bytes", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.max_body_bytes = static_cast<size_t>(AsInt(n, k, 1, 1L << 30));
-	     },
-	     Same(&Config::max_body_bytes)},
+	    IntParam("database.health_check_interval_s", false, &Config::db_health_check_interval_s, 1, 3600),
+	    IntParam("database.pool_size", false, &Config::db_pool_size, 1, 1000),
+	    IntParam("database.statement_timeout_ms", false, &Config::db_statement_timeout_ms, 1, 3600000),
+	    IntParam("limits.max_body_bytes", false, &Config::max_body_bytes, 1, 1L << 30),
 	    {"listen.host", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) {
 		     c.listen_host = AsString(n, k);
@@ -131,27 +119,15 @@ Params()
 			     Fail(k, "must not be empty");
 	     },
 	     Same(&Config::listen_host)},
-	    {"listen.port", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.listen_port = static_cast<int>(AsInt(n, k, 1, 65535));
-	     },
-	     Same(&Config::listen_port)},
-	    {"listen.threads", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.listen_threads = static_cast<int>(AsInt(n, k, 1, 1024));
-	     },
-	     Same(&Config::listen_threads)},
+	    IntParam("listen.port", false, &Config::listen_port, 1, 65535),
+	    IntParam("listen.threads", false, &Config::listen_threads, 1, 1024),
 	    {"log.level", true, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) {
 		     if (!ParseLogLevel(AsString(n, k), c.log_level))
 			     Fail(k, "must be one of debug, info, warn, error");
 	     },
 	     nullptr},
-	    {"metrics.max_tenants", true, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.metrics_max_tenants = static_cast<int>(AsInt(n, k, 0, 100000));
-	     },
-	     nullptr},
+	    IntParam("metrics.max_tenants", true, &Config::metrics_max_tenants, 0, 100000),
 	    {"metrics.require_admin_token", true, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) { c.metrics_require_admin_token = AsBool(n, k); },
 	     nullptr},
@@ -168,16 +144,8 @@ Params()
 		     }
 	     },
 	     Same(&Config::pools_dedicated_for)},
-	    {"pools.dedicated_size", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.pools_dedicated_size = static_cast<int>(AsInt(n, k, 1, 1000));
-	     },
-	     Same(&Config::pools_dedicated_size)},
-	    {"sla.window_hours", true, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.sla_window_hours = static_cast<int>(AsInt(n, k, 1, 9600));
-	     },
-	     nullptr},
+	    IntParam("pools.dedicated_size", false, &Config::pools_dedicated_size, 1, 1000),
+	    IntParam("sla.window_hours", true, &Config::sla_window_hours, 1, 9600),
 	    {"tls.cert_file", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) { c.tls_cert_file = AsString(n, k); },
 	     Same(&Config::tls_cert_file)},
