@@ -74,6 +74,9 @@ expect() {
 
 jqb() { echo "$BODY" | jq -r "$@"; }
 
+# split_reply OUTPUT: STATUS and BODY of a raw `curl ... -w '\n%{http_code}'` (the brief's own commands).
+split_reply() { STATUS=$(echo "$1" | tail -1); BODY=$(echo "$1" | sed '$d'); }
+
 finish() {
   if grep -q '"level":"error".*AddressSanitizer\|runtime error' "$TENANCY_TMP/tenancyd.log" 2>/dev/null; then
     fail "sanitizer reports in tenancyd.log"

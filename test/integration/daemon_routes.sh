@@ -19,7 +19,7 @@ out=$(curl -sS -X POST "$HOST/v1/admin/tenants" \
     "data_residency": "us",
     "parent_tenant_id": null
   }' -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 201 "brief: create Acme"
 ACME=$(jqb .id)
 [ "$(jqb '.organization_name + "|" + .slug + "|" + .status + "|" + .plan + "|" + .data_residency')" = "Acme Corporation|acme-corp|trial|enterprise|us" ] \
@@ -52,14 +52,14 @@ out=$(curl -sS -X POST "$HOST/v1/tenants/$ACME/users" \
     "role": "developer",
     "send_invitation": true
   }' -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 201 "brief: add developer"
 [ "$(jqb '.email + "|" + .role + "|" + .status + "|" + .tenant_id')" = "developer@acme-corp.com|developer|invited|$ACME" ] && pass "brief: user document" || fail "user document: $BODY"
 DEV_USER=$(jqb .id)
 
 out=$(curl -sS -X GET "$HOST/v1/tenants/$ACME" \
   -H "Authorization: Bearer $TENANT_ADMIN" -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 200 "brief: get tenant"
 [ "$(jqb .slug)" = "acme-corp" ] && pass "brief: got Acme" || fail "get tenant: $BODY"
 
@@ -81,7 +81,7 @@ out=$(curl -sS -X PATCH "$HOST/v1/tenants/$ACME" \
       }
     }
   }' -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 200 "brief: patch tenant"
 [ "$(jqb '.display_name + "|" + .data_residency + "|" + .configuration.branding.primary_color + "|" + (.configuration.features.advanced_analytics | tostring)')" = "Updated Acme Corp|eu|#007ACC|true" ] \
   && pass "brief: patched fields" || fail "patch: $BODY"
@@ -89,14 +89,14 @@ expect 200 "brief: patch tenant"
 out=$(curl -sS -X GET "$HOST/v1/tenants/$ACME/users" \
   -H "Authorization: Bearer $TENANT_ADMIN" \
   -G -d "include_roles=true" -d "status=active" -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 200 "brief: list users with roles"
 echo "$BODY" | jq -e '(.items | type == "array") and has("next_cursor") and all(.items[]; .status == "active")' >/dev/null \
   && pass "brief: active users page" || fail "list users: $BODY"
 
 out=$(curl -sS -X GET "$HOST/v1/tenants/$ACME/usage" \
   -H "Authorization: Bearer $TENANT_ADMIN" -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 200 "brief: usage"
 echo "$BODY" | jq -e '.tenant_id and .current_usage.users_count != null and .quotas.max_users == 999999 and .utilization_percentages and .last_calculated_at' >/dev/null \
   && pass "brief: usage document" || fail "usage: $BODY"
@@ -104,7 +104,7 @@ echo "$BODY" | jq -e '.tenant_id and .current_usage.users_count != null and .quo
 out=$(curl -sS -X GET "$HOST/v1/tenants/$ACME/usage/trends" \
   -H "Authorization: Bearer $TENANT_ADMIN" \
   -G -d "period=30d" -d "metrics=api_calls,storage,ai_requests" -w '\n%{http_code}')
-STATUS=$(echo "$out" | tail -1); BODY=$(echo "$out" | sed '$d')
+split_reply "$out"
 expect 200 "brief: usage trends"
 [ "$(jqb '.period + "|" + (.metrics | keys | sort | join(","))')" = "30d|ai_requests,api_calls,storage" ] && pass "brief: trends keys" || fail "trends: $BODY"
 echo "$BODY" | jq -e '.metrics.api_calls | length > 0 and all(.[]; (.date | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}$")) and (.value | type == "number"))' >/dev/null \
