@@ -1,6 +1,6 @@
 // daemon/auth/authorizer.cpp
-// The token check runs in SQL (tenancy.authenticate_token decides validity and role permissions, tenancy.consume
-// meters the call); the daemon only hashes the presented token and compares digests in constant time.
+// The token check runs in SQL (tenancy.authorize_token decides validity and role permissions and meters the call);
+// the daemon only hashes the presented token and compares digests in constant time.
 #include "auth/authorizer.hpp"
 
 #include "auth/token.hpp"
@@ -18,12 +18,24 @@ Unauthorized()
 	return ApiError(401, "unauthorized", "missing, invalid, revoked or expired bearer token");
 }
 
-// One round trip: the token's tenant, role and permission, and for a permitted call to its own tenant the metering.
-constexpr const char *kAuthenticateSql =
-    "SELECT a.token_id, a.tenant_id, a.role, a.token_sha256, a.permitted, a.plan, "
-    "       CASE WHEN a.permitted AND a.tenant_id OPERATOR(pg_catalog.=) $2::uuid "
-    "            THEN tenancy.consume(a.tenant_id, 'api_calls') END "
-    "  FROM tenancy.authenticate_token($1::bytea, $3::text) a";
+// One round trip per request: the token's tenant, role and permission, the metering of a permitted call to its own
+// tenant, and for a route with answer_sql its answer once metered. One statement text per route (prepared once per
+// connection, keyed by address), so they are built once for the whole route table.
+const std::string &
+AuthorizeSql(const Route &route)
+{
+	static const std::vector<std::string> kSql = [] {
+		std::vector<std::string> sql;
+		for (const Route &r : Routes())
+			sql.push_back(std::string("SELECT a.token_id, a.tenant_id, a.role, a.token_sha256, a.permitted, a.plan, "
+			                          "a.within_quota, ") +
+			              (r.answer_sql ? std::string("CASE WHEN a.within_quota THEN ") + r.answer_sql + " END"
+			                            : std::string("NULL")) +
+			              " FROM tenancy.authorize_token($1::bytea, $2::uuid, $3::text) a");
+		return sql;
+	}();
+	return kSql.at(static_cast<size_t>(&route - Routes().data()));
+}
 
 } // namespace
 
@@ -59,8 +71,8 @@ Authorize(RequestContext &ctx, const Route &route)
 	if (!ctx.lease)
 		ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
 	std::string tenant_for_metering = ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id;
-	Result r = ctx.db().ExecPrepared(kAuthenticateSql, {"\\x" + ToHex(digest), tenant_for_metering,
-	                                                    std::string(route.action ? route.action : "none")});
+	Result r = ctx.db().ExecPrepared(AuthorizeSql(route).c_str(), {"\\x" + ToHex(digest), tenant_for_metering,
+	                                                               std::string(route.action ? route.action : "none")});
 	if (r.rows() != 1)
 		throw Unauthorized();
 	auto stored = FromHex(r.get(0, 3).substr(2)); // bytea text output is \x<hex>
@@ -85,6 +97,8 @@ Authorize(RequestContext &ctx, const Route &route)
 		e.retry_after = static_cast<int>(SecondsUntilNextMonthUtc(std::time(nullptr)));
 		throw e;
 	}
+	if (!r.null(0, 7))
+		ctx.answer = r.get(0, 7);
 }
 
 } // namespace tenancyd

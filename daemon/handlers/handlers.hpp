@@ -16,6 +16,7 @@ Reply AddUser(RequestContext &ctx);
 Reply ListUsers(RequestContext &ctx);
 // usage.cpp
 Reply GetUsage(RequestContext &ctx);
+inline constexpr const char *kUsageAnswerSql = "tenancy.usage($2::uuid)"; // GetUsage's Route::answer_sql
 Reply GetUsageTrends(RequestContext &ctx);
 // tokens.cpp
 Reply IssueToken(RequestContext &ctx);

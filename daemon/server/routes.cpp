@@ -17,7 +17,7 @@ Routes()
 	    {"PATCH",  "/api/v1/tenants/{id}",                       Access::kTenant,  "tenant.write", true,  true,  PatchTenant},
 	    {"POST",   "/api/v1/tenants/{id}/users",                 Access::kTenant,  "users.write",  true,  true,  AddUser},
 	    {"GET",    "/api/v1/tenants/{id}/users",                 Access::kTenant,  "users.read",   true,  false, ListUsers},
-	    {"GET",    "/api/v1/tenants/{id}/usage",                 Access::kTenant,  "usage.read",   true,  false, GetUsage},
+	    {"GET",    "/api/v1/tenants/{id}/usage",                 Access::kTenant,  "usage.read",   true,  false, GetUsage, kUsageAnswerSql},
 	    {"GET",    "/api/v1/tenants/{id}/usage/trends",          Access::kTenant,  "usage.read",   true,  false, GetUsageTrends},
 	    {"POST",   "/api/v1/tenants/{id}/tokens",                Access::kTenant,  "tokens.write", true,  true,  IssueToken},
 	    {"DELETE", "/api/v1/tenants/{id}/tokens/{token_id}",     Access::kTenant,  "tokens.write", true,  false, RevokeToken},

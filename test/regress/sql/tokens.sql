@@ -19,6 +19,17 @@ SELECT role, permitted FROM tenancy.authenticate_token(sha256('tnt_two'), 'token
 SELECT role, permitted FROM tenancy.authenticate_token(sha256('tnt_two'), 'usage.read');
 SELECT count(*) AS unknown_token FROM tenancy.authenticate_token(sha256('tnt_nope'), 'usage.read');
 
+-- authorize (tenancyd's one call per request): meters one api_calls unit only for a permitted call to its own tenant
+SELECT (tenancy.usage(:'a') -> 'current_usage' ->> 'api_calls_this_month')::bigint AS calls_before \gset
+SELECT tenant_id = :'a' AS own_tenant, role, permitted, within_quota
+  FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
+SELECT permitted, within_quota AS other_tenant_not_metered
+  FROM tenancy.authorize_token(sha256('tnt_two'), :'b', 'usage.read');
+SELECT permitted, within_quota AS refused_not_metered
+  FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'tokens.write');
+SELECT count(*) AS unknown_token FROM tenancy.authorize_token(sha256('tnt_nope'), :'a', 'usage.read');
+SELECT (tenancy.usage(:'a') -> 'current_usage' ->> 'api_calls_this_month')::bigint - :calls_before AS metered_calls;
+
 -- the role matrix of SPEC.md "What a tenant token may do"
 SELECT r AS role,
        tenancy.token_permits(r, 'tenant.read') AS get_tenant,
@@ -33,9 +44,11 @@ SELECT tenancy.token_may_grant('admin', 'owner') AS admin_to_owner, tenancy.toke
 -- expired and revoked tokens no longer authenticate
 UPDATE tenancy.tenant_tokens SET expires_at = now() - interval '1 second' WHERE token_sha256 = sha256('tnt_two');
 SELECT count(*) AS expired FROM tenancy.authenticate_token(sha256('tnt_two'), 'usage.read');
+SELECT count(*) AS expired FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
 SELECT tenancy.revoke_token(:'a', id)
   FROM tenancy.tenant_tokens WHERE token_sha256 = sha256('tnt_one');
 SELECT count(*) AS revoked FROM tenancy.authenticate_token(sha256('tnt_one'), 'usage.read');
+SELECT count(*) AS revoked FROM tenancy.authorize_token(sha256('tnt_one'), :'a', 'usage.read');
 
 -- invalid input:
 SELECT tenancy.revoke_token(:'a', id)
