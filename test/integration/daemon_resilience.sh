@@ -99,15 +99,22 @@ st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$TLS_
 kill -TERM "$TLS_PID"; wait "$TLS_PID"
 
 # --- SIGTERM with requests in flight: they complete, new connections are refused, exit status 0.
-cluster_psql -d app -c "BEGIN; LOCK TABLE tenancy.tenants IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null &
+cluster_psql -d app -c "BEGIN; LOCK TABLE tenancy.tenants IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT;" >/dev/null &
 LOCKER=$!
-sleep 0.5
+for _ in $(seq 1 40); do
+  [ "$(cluster_psql -d app -tAc "SELECT count(*) FROM pg_locks WHERE relation = 'tenancy.tenants'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+  sleep 0.1
+done
 INFLIGHT=()
 for i in 1 2 3 4; do
   curl -s -o /dev/null -w '%{http_code}\n' --max-time 20 "$URL/api/v1/tenants/$T" -H "Authorization: Bearer $ADMIN_TOKEN" > "$TENANCY_TMP/inflight.$i" &
   INFLIGHT+=($!)
 done
-sleep 0.7
+# SIGTERM only once all four wait on the lock inside tenancyd (a fixed sleep was too short on a loaded machine).
+for _ in $(seq 1 40); do
+  [ "$(cluster_psql -d app -tAc "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tenancyd' AND wait_event_type = 'Lock'")" = 4 ] && break
+  sleep 0.1
+done
 kill -TERM "$DAEMON_PID"
 sleep 0.5
 st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$URL/healthz")
