@@ -2,13 +2,15 @@
 # bench/daemon/run.sh
 # tenancyd throughput against the SQL it wraps, in one run: wrk on GET /tenants/{id}/usage vs pgbench -M prepared
 # running SELECT tenancy.usage(:id) (16 clients each), p99 latency, POST .../users creation rate, and the RSS of
-# tenancyd sampled over a longer run. Usage: bash bench/daemon/run.sh [seconds per phase, default 20] [rss seconds, 60]
-# Builds nothing: run `make` first. Installs tenancy into a private copy of the server, like make check.
+# tenancyd sampled over a longer run. Usage: bash bench/daemon/run.sh [seconds per phase, 20] [rss seconds, 60] [rounds, 3]
+# Each round runs pgbench and both wrk phases back to back and prints its ratios; the summary quotes the medians.
+# Run `make` first (make install here only copies). Installs tenancy into a private copy of the server, like make check.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 SECS=${1:-20}
 RSS_SECS=${2:-60}
+ROUNDS=${3:-3}
 export TENANCY_TMP=$(mktemp -d /tmp/tenancy-bench.XXXXXX)
 chmod 755 "$TENANCY_TMP"; [ "$(id -u)" = 0 ] && chown postgres: "$TENANCY_TMP"
 PG_BINDIR=$(pg_config --bindir); PG_SHAREDIR=$(pg_config --sharedir)
@@ -46,31 +48,45 @@ for _ in $(seq 50); do curl -fs "$URL/readyz" >/dev/null && break; sleep 0.1; do
 TENANT_TOKEN=$(curl -fsS -X POST "$URL/api/v1/tenants/$T/tokens" -H "Authorization: Bearer $ADMIN_TOKEN" -d '{"role": "viewer"}' | jq -r .token)
 
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (shared with other engineers' builds and tests)"
-echo "== pgbench -M prepared -c 16 -j 2 -T $SECS: SELECT tenancy.usage(:id) as role tenancyd"
 echo 'SELECT tenancy.usage(:id);' > "$TENANCY_TMP/usage.sql"
-PGPASSWORD=pw "$TENANCY_PGBIN/pgbench" -n -M prepared -c 16 -j 2 -T "$SECS" -D "id=$T" -f "$TENANCY_TMP/usage.sql" \
-  -h 127.0.0.1 -p "$CLUSTER_PORT" -U tenancyd app > "$TENANCY_TMP/pgbench.out" 2>&1
-SQL_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$TENANCY_TMP/pgbench.out" | head -1)
-grep -E '^(tps|latency average)' "$TENANCY_TMP/pgbench.out"
-
-wrk_run() { # wrk_run NAME TOKEN [extra args]
+pgbench_run() {
+  PGPASSWORD=pw "$TENANCY_PGBIN/pgbench" -n -M prepared -c 16 -j 2 -T "$SECS" -D "id=$T" -f "$TENANCY_TMP/usage.sql" \
+    -h 127.0.0.1 -p "$CLUSTER_PORT" -U tenancyd app > "$TENANCY_TMP/pgbench.out" 2>&1
+  SQL_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$TENANCY_TMP/pgbench.out" | head -1)
+  echo "pgbench: $SQL_TPS tps, $(sed -n 's/^latency average = //p' "$TENANCY_TMP/pgbench.out") mean"
+}
+wrk_run() { # wrk_run NAME TOKEN [extra args]: sets NAME_RPS and NAME_P99 (ms)
   local name=$1 token=$2; shift 2
   wrk -t2 -c16 -d"${SECS}s" --latency -H "Authorization: Bearer $token" "$@" > "$TENANCY_TMP/$name.out" 2>&1
-  local rps p99
+  local rps p99 non2xx
   rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$TENANCY_TMP/$name.out")
-  p99=$(awk '$1 == "99%" { print $2 }' "$TENANCY_TMP/$name.out")
-  local non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$TENANCY_TMP/$name.out")
-  echo "$name: ${rps} req/s, p99 ${p99}, non-2xx ${non2xx:-0}"
-  eval "${name}_RPS=$rps"
+  p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else v = v * 1000; print v }' \
+    "$TENANCY_TMP/$name.out")
+  non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$TENANCY_TMP/$name.out")
+  echo "$name: ${rps} req/s, p99 ${p99} ms, non-2xx ${non2xx:-0}"
+  eval "${name}_RPS=$rps; ${name}_P99=$p99"
 }
-echo "== wrk -t2 -c16 -d${SECS}s --latency GET /api/v1/tenants/{id}/usage"
-wrk_run usage_admin "$ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage"
-wrk_run usage_tenant "$TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage"
-awk "BEGIN { printf \"ratio daemon(admin token)/SQL = %.2f, daemon(tenant token, metered)/SQL = %.2f (goal >= 0.7)\n\", $usage_admin_RPS / $SQL_TPS, $usage_tenant_RPS / $SQL_TPS }"
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+sql=(); admin=(); tenant=(); ra=(); rt=(); pa=(); pt=()
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round/$ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg)): pgbench -M prepared -c16 -j2 -T $SECS" \
+    "SELECT tenancy.usage(:id), then wrk -t2 -c16 -d${SECS}s GET /api/v1/tenants/{id}/usage (admin, tenant token)"
+  pgbench_run
+  wrk_run usage_admin "$ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage"
+  wrk_run usage_tenant "$TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage"
+  sql+=("$SQL_TPS"); admin+=("$usage_admin_RPS"); tenant+=("$usage_tenant_RPS")
+  pa+=("$usage_admin_P99"); pt+=("$usage_tenant_P99")
+  ra+=("$(awk "BEGIN { printf \"%.2f\", $usage_admin_RPS / $SQL_TPS }")")
+  rt+=("$(awk "BEGIN { printf \"%.2f\", $usage_tenant_RPS / $SQL_TPS }")")
+  echo "ratio daemon/SQL: admin token ${ra[-1]}, tenant token (metered) ${rt[-1]} (goal >= 0.7)"
+done
+echo "== medians of $ROUNDS rounds: SQL $(median "${sql[@]}") tps;" \
+  "admin token $(median "${admin[@]}") req/s, p99 $(median "${pa[@]}") ms, ratio $(median "${ra[@]}");" \
+  "tenant token $(median "${tenant[@]}") req/s, p99 $(median "${pt[@]}") ms, ratio $(median "${rt[@]}")"
 
 echo "== wrk POST /api/v1/tenants/{id}/users (unique e-mails, enterprise tenant)"
 # Each wrk thread runs its own Lua state with the same math.random sequence: setup() numbers the threads instead,
-# so their e-mails never collide.
+# and the round number (ROUND) keeps rounds apart, so no two e-mails collide.
 cat > "$TENANCY_TMP/users.lua" <<'LUA'
 local threads = 0
 function setup(thread)
@@ -80,11 +96,19 @@ end
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
-    '{"email": "u' .. tag .. '-' .. n .. '@bench.example", "send_invitation": false}')
+  -- wrk.headers keeps the -H Authorization header: a headers table of our own would replace it (every request 401).
+  wrk.headers["Content-Type"] = "application/json"
+  return wrk.format("POST", nil, nil,
+    '{"email": "u' .. os.getenv("ROUND") .. '-' .. tag .. '-' .. n .. '@bench.example", "send_invitation": false}')
 end
 LUA
-wrk_run users_post "$ADMIN_TOKEN" -s "$TENANCY_TMP/users.lua" "$URL/api/v1/tenants/$T/users"
+posts=()
+for round in $(seq "$ROUNDS"); do
+  ROUND=$round wrk_run users_post "$ADMIN_TOKEN" -s "$TENANCY_TMP/users.lua" "$URL/api/v1/tenants/$T/users"
+  posts+=("$users_post_RPS")
+done
+echo "== median users created: $(median "${posts[@]}") per s" \
+  "($(cluster_psql -d app -tAc "SELECT count(*) FROM tenancy.users WHERE tenant_id = '$T'") users in the tenant)"
 
 echo "== RSS of tenancyd over ${RSS_SECS}s of wrk GET usage (sampled every 5 s after a 5 s warm-up)"
 wrk -t2 -c16 -d"${RSS_SECS}s" -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage" > "$TENANCY_TMP/rss-wrk.out" 2>&1 &
