@@ -53,7 +53,12 @@ t=$(curl -s -o /dev/null -w '%{time_total}' --max-time 30 "$URL/api/v1/tenants/$
 awk "BEGIN { exit !($t < 5) }" && pass "503 within ${t}s" || fail "503 took ${t}s"
 api GET /healthz "" -; expect 200 "healthz stays 200"
 sleep 2
-as_pg pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR.log" -w -t 60 start >/dev/null
+# The port may be held for a moment by another process's outgoing connection (it is in the ephemeral range on a
+# shared machine): retry the start rather than fail on "Address already in use".
+for _ in $(seq 1 10); do
+  as_pg pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR.log" -w -t 60 start >/dev/null && break
+  sleep 1
+done
 ok=""
 for _ in $(seq 1 100); do
   st=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL/readyz")
