@@ -21,7 +21,7 @@ after=$(used)
 cluster_psql -d app -c "SELECT tenancy.set_quota_override('$T', 'api_calls', $after)" >/dev/null
 api GET "/api/v1/tenants/$T" "" "$TOKEN"
 expect 429 "api_calls exhausted"
-echo "$HEADERS" | grep -qi '^Retry-After: [1-9][0-9]*' && pass "Retry-After set" || fail "no Retry-After: $HEADERS"
+grep -qi '^Retry-After: [1-9][0-9]*' <<<"$HEADERS" && pass "Retry-After set" || fail "no Retry-After: $HEADERS"
 api GET "/api/v1/tenants/$T"; expect 200 "admin token is not metered"
 cluster_psql -d app -c "SELECT tenancy.set_quota_override('$T', 'api_calls', NULL)" >/dev/null
 

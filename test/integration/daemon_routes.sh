@@ -258,7 +258,7 @@ for route in "GET /api/v1/tenants/$ACME" "PATCH /api/v1/tenants/$ACME" "POST /ap
   set -- $route
   body=""; [ "$1" = POST ] || [ "$1" = PATCH ] && body='{"email": "spy@beta.com", "role": "viewer", "display_name": "pwned"}'
   api "$1" "$2" "$body" "$BETA_TOKEN"
-  if [ "$STATUS" = 403 ] && ! echo "$BODY" | grep -q "acme"; then pass "Beta token on $1 $2 is 403"; else fail "Beta token on $1 $2: $STATUS $BODY"; fi
+  if [ "$STATUS" = 403 ] && ! grep -q "acme" <<<"$BODY"; then pass "Beta token on $1 $2 is 403"; else fail "Beta token on $1 $2: $STATUS $BODY"; fi
 done
 api GET "/api/v1/tenants/$ACME" "" "$TENANT_ADMIN"
 [ "$(jqb .display_name)" != pwned ] && pass "Acme untouched" || fail "Acme was changed by Beta"
@@ -273,11 +273,11 @@ jqb .openapi | grep -q '^3\.' && pass "openapi 3" || fail "openapi: ${BODY:0:100
 api GET /v1/openapi.json "" -;         expect 200 "openapi alias"
 api GET /nope "" -;                    expect 404 "unknown route"
 api GET /metrics "" -;                 expect 200 "metrics"
-echo "$BODY" | grep -q "^tenancy_tenant_requests_total{tenant_id=\"$ACME\",endpoint=\"/api/v1/tenants/{id}\",method=\"GET\",status=\"200\"} " \
+grep -q "^tenancy_tenant_requests_total{tenant_id=\"$ACME\",endpoint=\"/api/v1/tenants/{id}\",method=\"GET\",status=\"200\"} " <<<"$BODY" \
   && pass "per-tenant request counter" || fail "metrics counter missing"
-echo "$BODY" | grep -q '^# TYPE tenancy_tenant_response_seconds histogram' && pass "histogram type" || fail "histogram"
-echo "$BODY" | grep -q "^tenancy_tenant_active_users{tenant_id=\"$ACME\",plan=\"enterprise\"} " && pass "active users gauge" || fail "active users gauge"
-echo "$BODY" | grep -q "^tenancy_tenant_quota_utilization_percent{tenant_id=\"$ACME\",quota_type=\"users\"} " && pass "utilization gauge" || fail "utilization gauge"
+grep -q '^# TYPE tenancy_tenant_response_seconds histogram' <<<"$BODY" && pass "histogram type" || fail "histogram"
+grep -q "^tenancy_tenant_active_users{tenant_id=\"$ACME\",plan=\"enterprise\"} " <<<"$BODY" && pass "active users gauge" || fail "active users gauge"
+grep -q "^tenancy_tenant_quota_utilization_percent{tenant_id=\"$ACME\",quota_type=\"users\"} " <<<"$BODY" && pass "utilization gauge" || fail "utilization gauge"
 
 # Logs: one JSON line per request, never a token.
 if grep -q "$TENANT_ADMIN\|$ADMIN_TOKEN\|$BETA_TOKEN" "$TENANCY_TMP/tenancyd.log"; then fail "a token reached the log"; else pass "no token in the log"; fi

@@ -77,8 +77,8 @@ eu_psql -At -c "SELECT tenancy.import_tenant(doc) FROM import_doc" | grep -qx "$
 after=$(checksums eu_psql "$EU_ONE")
 echo "eu-one source:"; echo "$before"
 [ "$before" = "$after" ] || { echo "eu-one target:"; echo "$after"; fail "checksums differ after import"; }
-echo "$before" | grep -q '^public.tasks=1000:' || fail "tasks rows missing from the export"
-echo "$before" | grep -q '^tenancy.tenant_keys=1:' || fail "wrapped key missing from the export"
+grep -q '^public.tasks=1000:' <<<"$before" || fail "tasks rows missing from the export"
+grep -q '^tenancy.tenant_keys=1:' <<<"$before" || fail "wrapped key missing from the export"
 
 # The tenant works on the target: the app reads its rows under its context, the secrets decrypt (same master key).
 works=$(eu_psql -At <<SQL | sed '/^$/d' | tr '\n' ' '
@@ -145,7 +145,7 @@ import_copied() {
   eu_psql -At -v ON_ERROR_STOP=1 -f "$TENANCY_TMP/import.sql" 2>&1 || true
 }
 out=$(import_copied "$TENANCY_TMP/eu-two" "$TENANCY_TMP/eu-two.manifest.json")
-echo "$out" | grep -qx "$EU_TWO" || fail "COPY-form import failed: $out"
+grep -qx "$EU_TWO" <<<"$out" || fail "COPY-form import failed: $out"
 [ "$(checksums src_psql "$EU_TWO")" = "$(checksums eu_psql "$EU_TWO")" ] || fail "COPY-form import checksums differ"
 
 # A tampered COPY form is refused (TN005) and leaves nothing: a changed row, a dropped row, a changed manifest count.
@@ -157,7 +157,7 @@ tamper_copy() { # tamper_copy NAME SED_EXPRESSION [JQ_FILTER]
   jq -c "${3:-.}" "$TENANCY_TMP/eu-two.manifest.json" > "$TENANCY_TMP/tampered/manifest.json"
   out=$(import_copied "$TENANCY_TMP/tampered/eu-two" "$TENANCY_TMP/tampered/manifest.json")
   echo "tampered COPY form ($1): $out"
-  echo "$out" | grep -q "TN005" || fail "tampered COPY form ($1) not refused with TN005"
+  grep -q "TN005" <<<"$out" || fail "tampered COPY form ($1) not refused with TN005"
   [ "$(eu_psql -At -c "SELECT count(*) FROM tenancy.tenants WHERE id = '$EU_TWO'")" = 0 ] \
     || fail "a refused COPY-form import ($1) left the tenant behind"
 }
@@ -166,7 +166,7 @@ tamper_copy "dropped row" '$d'
 tamper_copy "changed count" '' ".manifest.tables[$((TASKS_ORD - 1))].rows += 1"
 # ... and the untouched files still import afterwards.
 out=$(import_copied "$TENANCY_TMP/eu-two" "$TENANCY_TMP/eu-two.manifest.json")
-echo "$out" | grep -qx "$EU_TWO" || fail "COPY-form import after the refused ones failed: $out"
+grep -qx "$EU_TWO" <<<"$out" || fail "COPY-form import after the refused ones failed: $out"
 
 # 3. A tampered document is refused with TN005 and leaves nothing behind.
 eu_psql -c "SELECT tenancy.delete_tenant('$EU_ONE', erase => true)" >/dev/null
@@ -199,7 +199,7 @@ SQL
 )
 echo "$out"
 [ "$(echo "$out" | grep -c 'ERROR:  TN005: data residency "us" is not served by this cluster')" = 2 ] || fail "US tenant not refused"
-echo "$out" | grep -q 'HINT:  Create the tenant on the cluster of region "us"' || fail "hint does not name the region"
+grep -q 'HINT:  Create the tenant on the cluster of region "us"' <<<"$out" || fail "hint does not name the region"
 [ "$(eu_psql -At -c "SELECT count(*) FROM tenancy.tenants WHERE data_residency <> 'eu'")" = 0 ] || fail "US tenant stored"
 # ... and an EU tenant is welcome.
 eu_psql -At -c "SELECT data_residency FROM tenancy.create_tenant('EU Three', 'eu-three', 'team', 'eu')" | grep -qx eu \
