@@ -86,6 +86,54 @@ IntParam(const char *name, bool reloadable, T Config::*member, long min, long ma
 	        reloadable ? nullptr : Same(member)};
 }
 
+void
+SetRegion(Config &c, const char *region, const YAML::Node &n, const std::string &k)
+{
+	std::string conninfo = AsString(n, k);
+	if (conninfo.empty())
+		Fail(k, "must be the connection string of the cluster serving region \"" + std::string(region) + "\"");
+	c.regions[region] = conninfo;
+}
+
+std::function<bool(const Config &, const Config &)>
+SameRegion(const char *region)
+{
+	return [region](const Config &a, const Config &b) {
+		auto ia = a.regions.find(region), ib = b.regions.find(region);
+		return (ia == a.regions.end()) == (ib == b.regions.end()) &&
+		       (ia == a.regions.end() || ia->second == ib->second);
+	};
+}
+
+// Cross-key rules of regions: and directory: (a misrouted tenant is a residency breach, so be strict).
+void
+CheckRegions(const Config &config, const YAML::Node &root)
+{
+	if (root["regions"] && root["regions"].IsMap() && root["regions"].size() == 0)
+		throw ConfigError("regions: must map at least one data residency to a connection string");
+	if (config.regions.empty()) {
+		if (!config.directory_conninfo.empty() || !config.directory_region.empty())
+			throw ConfigError(
+			    std::string(config.directory_conninfo.empty() ? "directory.region" : "directory.conninfo") +
+			    ": only used with regions (single-cluster mode has no tenant directory)");
+		if (config.db_conninfo.empty())
+			throw ConfigError("database.conninfo: required");
+		return;
+	}
+	std::map<std::string, std::string> by_conninfo;
+	for (const auto &[region, conninfo] : config.regions) {
+		auto [it, fresh] = by_conninfo.emplace(conninfo, region);
+		if (!fresh)
+			throw ConfigError("regions." + region + ": same connection string as regions." + it->second +
+			                  " (each region needs its own cluster)");
+	}
+	if (!config.directory_conninfo.empty() && !config.directory_region.empty())
+		throw ConfigError("directory.region: give either directory.conninfo or directory.region, not both");
+	if (!config.directory_region.empty() && !config.regions.count(config.directory_region))
+		throw ConfigError("directory.region: no cluster is configured for region \"" + config.directory_region +
+		                  "\" under regions");
+}
+
 const std::vector<Param> &
 Params()
 {
@@ -101,7 +149,7 @@ Params()
 	     nullptr},
 	    IntParam("database.acquire_timeout_ms", false, &Config::db_acquire_timeout_ms, 10, 600000),
 	    IntParam("database.connect_timeout_s", false, &Config::db_connect_timeout_s, 2, 600),
-	    {"database.conninfo", false, true,
+	    {"database.conninfo", false, false, // required unless regions are configured (checked in ParseConfig)
 	     [](Config &c, const YAML::Node &n, const std::string &k) {
 		     c.db_conninfo = AsString(n, k);
 		     if (c.db_conninfo.empty())
@@ -111,6 +159,16 @@ Params()
 	    IntParam("database.health_check_interval_s", false, &Config::db_health_check_interval_s, 1, 3600),
 	    IntParam("database.pool_size", false, &Config::db_pool_size, 1, 1000),
 	    IntParam("database.statement_timeout_ms", false, &Config::db_statement_timeout_ms, 1, 3600000),
+	    {"directory.conninfo", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     c.directory_conninfo = AsString(n, k);
+		     if (c.directory_conninfo.empty())
+			     Fail(k, "must not be empty");
+	     },
+	     Same(&Config::directory_conninfo)},
+	    {"directory.region", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { c.directory_region = AsString(n, k); },
+	     Same(&Config::directory_region)},
 	    IntParam("limits.max_body_bytes", false, &Config::max_body_bytes, 1, 1L << 30),
 	    {"listen.host", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) {
@@ -145,6 +203,18 @@ Params()
 	     },
 	     Same(&Config::pools_dedicated_for)},
 	    IntParam("pools.dedicated_size", false, &Config::pools_dedicated_size, 1, 1000),
+	    {"regions.australia", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "australia", n, k); },
+	     SameRegion("australia")},
+	    {"regions.canada", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "canada", n, k); },
+	     SameRegion("canada")},
+	    {"regions.eu", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "eu", n, k); }, SameRegion("eu")},
+	    {"regions.uk", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "uk", n, k); }, SameRegion("uk")},
+	    {"regions.us", false, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "us", n, k); }, SameRegion("us")},
 	    IntParam("sla.window_hours", true, &Config::sla_window_hours, 1, 9600),
 	    {"tls.cert_file", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) { c.tls_cert_file = AsString(n, k); },
@@ -192,6 +262,8 @@ ParseConfig(const std::string &yaml_text)
 		for (const auto &entry : section.second) {
 			std::string key = sname + "." + (entry.first.IsScalar() ? entry.first.Scalar() : "?");
 			auto it = by_name.find(key);
+			if (it == by_name.end() && sname == "regions")
+				throw ConfigError(key + ": unknown region; regions are us, eu, uk, canada, australia");
 			if (it == by_name.end())
 				throw ConfigError(key + ": unknown key");
 			if (!seen.insert(key).second)
@@ -202,6 +274,7 @@ ParseConfig(const std::string &yaml_text)
 	for (const Param &p : Params())
 		if (p.required && !seen.count(p.name))
 			throw ConfigError(std::string(p.name) + ": required");
+	CheckRegions(config, root);
 	if (config.tls_cert_file.empty() != config.tls_key_file.empty())
 		throw ConfigError(config.tls_cert_file.empty() ? "tls.cert_file: required when tls.key_file is set"
 		                                               : "tls.key_file: required when tls.cert_file is set");
@@ -210,6 +283,30 @@ ParseConfig(const std::string &yaml_text)
 			throw ConfigError((file == config.tls_cert_file ? "tls.cert_file" : "tls.key_file") +
 			                  std::string(": cannot read \"") + file + "\"");
 	return config;
+}
+
+const std::vector<std::string> &
+Residencies()
+{
+	static const std::vector<std::string> kResidencies = {"us", "eu", "uk", "canada", "australia"};
+	return kResidencies;
+}
+
+std::string
+DirectoryConninfo(const Config &config)
+{
+	if (config.regions.empty())
+		return "";
+	if (!config.directory_conninfo.empty())
+		return config.directory_conninfo;
+	if (!config.directory_region.empty())
+		return config.regions.at(config.directory_region);
+	if (!config.db_conninfo.empty())
+		return config.db_conninfo;
+	for (const std::string &r : Residencies())
+		if (config.regions.count(r))
+			return config.regions.at(r);
+	return "";
 }
 
 Config

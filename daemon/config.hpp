@@ -4,6 +4,7 @@
 
 #include "log.hpp"
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,7 +19,7 @@ struct Config {
 	// tls: HTTPS when both are set
 	std::string tls_cert_file;
 	std::string tls_key_file;
-	// database
+	// database (single-cluster mode; with regions only the pool settings apply to every region's pools)
 	std::string db_conninfo;
 	int db_pool_size = 8;
 	int db_acquire_timeout_ms = 5000;
@@ -39,11 +40,24 @@ struct Config {
 	bool metrics_require_admin_token = false;
 	// sla
 	int sla_window_hours = 720;
+	// regions: data residency (us, eu, uk, canada, australia) -> connection string of the cluster serving it.
+	// Empty is single-cluster mode (database.conninfo serves every tenant).
+	std::map<std::string, std::string> regions;
+	// directory: where the tenant directory (id, slug -> region) lives; see DirectoryConninfo.
+	std::string directory_conninfo;
+	std::string directory_region;
 };
+
+// The data residencies, in the order of the tenancy.data_residency enum.
+const std::vector<std::string> &Residencies();
+
+// The connection string of the tenant directory with regions: directory.conninfo, else the cluster of
+// directory.region, else database.conninfo, else the first configured region in Residencies() order.
+std::string DirectoryConninfo(const Config &config);
 
 // A configuration problem; what() names the key, e.g. `listen.port: must be an integer from 1 to 65535`.
 class ConfigError : public std::runtime_error {
-public:
+  public:
 	using std::runtime_error::runtime_error;
 };
 

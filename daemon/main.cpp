@@ -36,6 +36,7 @@ HealthLoop(App &app, std::atomic<bool> &stop, std::mutex &mutex, std::condition_
 			break;
 		lock.unlock();
 		app.pools.CheckIdle(interval);
+		app.router.CheckIdle(interval);
 		lock.lock();
 	}
 }
@@ -60,9 +61,19 @@ Run(const std::string &config_path)
 		Log(LogLevel::kError, "cannot start", {{"error", e.what()}});
 		return 1;
 	}
+	// Regions mode: every reachable cluster must serve the region it is configured for (a swapped connection
+	// string would place tenants in the wrong country); an unreachable one only delays its tenants.
+	if (app.router.enabled()) {
+		std::vector<std::string> problems = app.router.VerifyClusters();
+		for (const std::string &problem : problems)
+			Log(LogLevel::kError, "cannot start", {{"error", problem}});
+		if (!problems.empty())
+			return 1;
+	}
 	// A first connection at start: refuse a superuser at once; an unreachable database only delays readiness.
 	try {
-		Lease lease = app.pools.AcquireFor("");
+		if (!app.router.enabled())
+			Lease lease = app.pools.AcquireFor("");
 	} catch (const DbError &e) {
 		if (std::strstr(e.what(), "superuser")) {
 			Log(LogLevel::kError, "cannot start", {{"error", e.what()}});
@@ -110,6 +121,7 @@ Run(const std::string &config_path)
 	health_wake.notify_all();
 	health.join();
 	app.pools.CloseAll();
+	app.router.CloseAll();
 	if (ok)
 		Log(LogLevel::kInfo, "stopped");
 	return ok ? 0 : 1;

@@ -5,6 +5,7 @@
 
 #include "auth/token.hpp"
 #include "errors.hpp"
+#include "region/request_routing.hpp"
 
 #include <ctime>
 
@@ -35,6 +36,35 @@ AuthorizeSql(const Route &route)
 		return sql;
 	}();
 	return kSql.at(static_cast<size_t>(&route - Routes().data()));
+}
+
+// Regions mode: a token is stored in its tenant's region. Look there first (the lease is kept for the request, so
+// the metering and the handler run on that cluster), then in the other regions, so a valid token of another
+// region's tenant is told apart from an invalid one (403, not 401).
+template <typename Lookup>
+Result
+LookupInRegions(RequestContext &ctx, Lookup &&lookup)
+{
+	std::vector<std::string> order;
+	if (!ctx.tenant_id.empty() && LocateTenant(ctx))
+		order.push_back(ctx.region);
+	for (const std::string &region : ctx.app.router.Regions())
+		if (region != ctx.region)
+			order.push_back(region);
+	std::optional<Result> last;
+	for (const std::string &region : order) {
+		bool home = region == ctx.region;
+		Lease lease = ctx.app.router.AcquireIn(region, home ? ctx.tenant_id : "");
+		last.emplace(lookup(*lease));
+		if (last->rows() > 0) {
+			if (home)
+				ctx.lease.emplace(std::move(lease));
+			break;
+		}
+	}
+	if (!last)
+		throw ApiError(503, "region_unavailable", "no region is configured");
+	return std::move(*last);
 }
 
 } // namespace
@@ -68,11 +98,20 @@ Authorize(RequestContext &ctx, const Route &route)
 	// Only tenant tokens are looked up; anything else cannot match a stored digest.
 	if (token->rfind("tnt_", 0) != 0 || route.access == Access::kMetrics)
 		throw Unauthorized();
-	if (!ctx.lease)
-		ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
 	std::string tenant_for_metering = ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id;
-	Result r = ctx.db().ExecPrepared(AuthorizeSql(route).c_str(), {"\\x" + ToHex(digest), tenant_for_metering,
-	                                                               std::string(route.action ? route.action : "none")});
+	auto lookup = [&](Connection &conn) {
+		return conn.ExecPrepared(AuthorizeSql(route).c_str(), {"\\x" + ToHex(digest), tenant_for_metering,
+		                                                       std::string(route.action ? route.action : "none")});
+	};
+	std::optional<Result> found;
+	if (!ctx.app.router.enabled()) {
+		if (!ctx.lease)
+			ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
+		found.emplace(lookup(ctx.db()));
+	} else {
+		found.emplace(LookupInRegions(ctx, lookup));
+	}
+	Result &r = *found;
 	if (r.rows() != 1)
 		throw Unauthorized();
 	auto stored = FromHex(r.get(0, 3).substr(2)); // bytea text output is \x<hex>
@@ -82,8 +121,8 @@ Authorize(RequestContext &ctx, const Route &route)
 	ctx.caller.token_id = r.get(0, 0);
 	ctx.caller.tenant_id = r.get(0, 1);
 	ctx.caller.role = r.get(0, 2);
-	if (!r.null(0, 5))
-		ctx.app.pools.RememberPlan(ctx.caller.tenant_id, r.get(0, 5));
+	if (!r.null(0, 5) && (!ctx.app.router.enabled() || !ctx.region.empty()))
+		ctx.app.PoolsIn(ctx.region).RememberPlan(ctx.caller.tenant_id, r.get(0, 5));
 	if (route.access == Access::kAdmin)
 		throw ApiError(403, "permission_denied", "this route needs the admin token", "42501");
 	if (ctx.caller.tenant_id != ctx.tenant_id)

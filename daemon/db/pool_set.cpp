@@ -6,11 +6,11 @@ namespace tenancyd {
 
 namespace {
 PoolOptions
-OptionsFrom(const Config &c, const char *name, int size)
+OptionsFrom(const Config &c, const std::string &conninfo, const std::string &name, int size)
 {
 	PoolOptions o;
 	o.name = name;
-	o.conninfo = c.db_conninfo;
+	o.conninfo = conninfo;
 	o.size = size;
 	o.acquire_timeout_ms = c.db_acquire_timeout_ms;
 	o.connect_timeout_s = c.db_connect_timeout_s;
@@ -19,10 +19,14 @@ OptionsFrom(const Config &c, const char *name, int size)
 }
 } // namespace
 
-PoolSet::PoolSet(const Config &config) : shared_(OptionsFrom(config, "shared", config.db_pool_size))
+PoolSet::PoolSet(const Config &config) : PoolSet(config, config.db_conninfo, "") {}
+
+PoolSet::PoolSet(const Config &config, const std::string &conninfo, const std::string &name)
+    : shared_(OptionsFrom(config, conninfo, name.empty() ? "shared" : name + "/shared", config.db_pool_size))
 {
 	if (!config.pools_dedicated_for.empty()) {
-		dedicated_ = std::make_unique<Pool>(OptionsFrom(config, "dedicated", config.pools_dedicated_size));
+		dedicated_ = std::make_unique<Pool>(OptionsFrom(
+		    config, conninfo, name.empty() ? "dedicated" : name + "/dedicated", config.pools_dedicated_size));
 		dedicated_plans_.insert(config.pools_dedicated_for.begin(), config.pools_dedicated_for.end());
 	}
 }

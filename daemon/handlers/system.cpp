@@ -15,6 +15,21 @@ Healthz(RequestContext &)
 Reply
 Readyz(RequestContext &ctx)
 {
+	// Regions mode: ready while the directory and at least one region answer (a region's outage must not take
+	// every instance out of a load balancer); the body says which regions are down.
+	if (ctx.app.router.enabled()) {
+		bool directory = ctx.app.router.PingDirectory();
+		nlohmann::json regions = nlohmann::json::object();
+		bool any = false;
+		for (const auto &[region, up] : ctx.app.router.PingRegions()) {
+			regions[region] = up ? "ready" : "unreachable";
+			any = any || up;
+		}
+		if (!directory || !any)
+			return Reply{503, ErrorBody("database_unavailable",
+			                            !directory ? "tenant directory unreachable" : "no region reachable", "")};
+		return Reply::Json(200, {{"status", "ready"}, {"directory", "ready"}, {"regions", regions}});
+	}
 	if (!ctx.app.pools.Ping())
 		return Reply{503, ErrorBody("database_unavailable", "database unreachable", "")};
 	return Reply::Json(200, {{"status", "ready"}});
@@ -32,29 +47,33 @@ Metrics(RequestContext &ctx)
 		for (size_t i = 0; i < busiest.size(); i++)
 			array += (i ? "," : "") + busiest[i]; // uuids we validated ourselves
 		array += "}";
-		try {
-			Lease lease = ctx.app.pools.AcquireFor("");
-			Result r = lease->Exec("SELECT t.id, t.plan, tenancy.usage(t.id) FROM tenancy.tenants t "
-			                       " WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[]) ORDER BY t.id",
-			                       {array});
-			for (int i = 0; i < r.rows(); i++) {
-				std::string id = r.get(i, 0), plan = r.get(i, 1);
-				auto usage = nlohmann::json::parse(r.get(i, 2), nullptr, false);
-				if (!usage.is_object())
-					continue;
-				auto users = usage["current_usage"]["users_count"];
-				if (users.is_number())
-					gauges.push_back(
-					    {"tenancy_tenant_active_users", {{"tenant_id", id}, {"plan", plan}}, users.get<double>()});
-				for (auto &[quota, value] : usage["utilization_percentages"].items())
-					if (value.is_number())
-						gauges.push_back({"tenancy_tenant_quota_utilization_percent",
-						                  {{"tenant_id", id}, {"quota_type", quota}},
-						                  value.get<double>()});
+		// Each cluster answers for the tenants it holds (all of them in single-cluster mode).
+		std::vector<std::string> clusters =
+		    ctx.app.router.enabled() ? ctx.app.router.Regions() : std::vector<std::string>{""};
+		for (const std::string &region : clusters)
+			try {
+				Lease lease = region.empty() ? ctx.app.pools.AcquireFor("") : ctx.app.router.AcquireIn(region);
+				Result r = lease->Exec("SELECT t.id, t.plan, tenancy.usage(t.id) FROM tenancy.tenants t "
+				                       " WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[]) ORDER BY t.id",
+				                       {array});
+				for (int i = 0; i < r.rows(); i++) {
+					std::string id = r.get(i, 0), plan = r.get(i, 1);
+					auto usage = nlohmann::json::parse(r.get(i, 2), nullptr, false);
+					if (!usage.is_object())
+						continue;
+					auto users = usage["current_usage"]["users_count"];
+					if (users.is_number())
+						gauges.push_back(
+						    {"tenancy_tenant_active_users", {{"tenant_id", id}, {"plan", plan}}, users.get<double>()});
+					for (auto &[quota, value] : usage["utilization_percentages"].items())
+						if (value.is_number())
+							gauges.push_back({"tenancy_tenant_quota_utilization_percent",
+							                  {{"tenant_id", id}, {"quota_type", quota}},
+							                  value.get<double>()});
+				}
+			} catch (const std::exception &e) {
+				Log(LogLevel::kWarn, "metrics gauges skipped", {{"error", e.what()}, {"region", region}});
 			}
-		} catch (const std::exception &e) {
-			Log(LogLevel::kWarn, "metrics gauges skipped", {{"error", e.what()}});
-		}
 	}
 	return Reply{200, ctx.app.metrics.Render(ctx.config->metrics_max_tenants, gauges),
 	             "text/plain; version=0.0.4; charset=utf-8"};

@@ -1,10 +1,15 @@
 // daemon/handlers/tenants.cpp
-// Tenant routes: create and list (admin token), get and patch (admin token or a token of that tenant).
+// Tenant routes: create and list (admin token), get and patch (admin token or a token of that tenant). In regions
+// mode a tenant is created in its residency's cluster and the list merges every region's.
 #include "errors.hpp"
+#include "region/router.hpp"
 #include "handlers/handlers.hpp"
 #include "handlers/sql_util.hpp"
 #include "server/json_body.hpp"
 #include "server/params.hpp"
+
+#include <algorithm>
+#include <map>
 
 namespace tenancyd::handlers {
 
@@ -19,9 +24,40 @@ TenantReply(RequestContext &ctx, int status, const std::string &id)
 		throw ApiError(404, "tenant_not_found", "tenant \"" + id + "\" does not exist");
 	std::string text = r.get(0, 0);
 	auto doc = nlohmann::json::parse(text, nullptr, false);
-	if (doc.is_object() && doc.contains("plan") && doc["plan"].is_string())
-		ctx.app.pools.RememberPlan(id, doc["plan"].get<std::string>());
+	if (doc.is_object() && doc.contains("plan") && doc["plan"].is_string() &&
+	    (!ctx.app.router.enabled() || !ctx.region.empty()))
+		ctx.app.PoolsIn(ctx.region).RememberPlan(id, doc["plan"].get<std::string>());
 	return Reply::RawJson(status, std::move(text));
+}
+
+// Regions mode: the region a new tenant's residency names (the extension's default residency when absent).
+std::string
+RegionForNewTenant(RequestContext &ctx, const std::optional<std::string> &residency)
+{
+	std::string region = residency.value_or("us");
+	const auto &all = Residencies();
+	if (std::find(all.begin(), all.end(), region) == all.end())
+		throw ApiError(400, "invalid_input",
+		               "invalid data_residency \"" + region.substr(0, 64) + "\"; use us, eu, uk, canada, australia",
+		               "TN005");
+	if (!ctx.app.router.Serves(region))
+		throw ApiError(400, "invalid_input", "data residency \"" + region + "\" has no cluster in this deployment",
+		               "TN005", "tenancyd's regions: names no connection string for it.");
+	return region;
+}
+
+// A page of one cluster's tenants after the cursor: (id, document) rows, at most limit + 1.
+Result
+TenantPage(Connection &db, RequestContext &ctx, const Param &parent, const Param &cursor, int limit)
+{
+	// Keyset pagination on id: stable under concurrent inserts, no OFFSET scans.
+	return db.Exec("SELECT t.id, tenancy.tenant_json(t.id) FROM tenancy.tenants t "
+	               " WHERE ($1::text IS NULL OR t.status OPERATOR(pg_catalog.=) ($1::text)::tenancy.tenant_status) "
+	               "   AND ($2::text IS NULL OR t.plan OPERATOR(pg_catalog.=) ($2::text)::tenancy.tenant_plan) "
+	               "   AND ($3::uuid IS NULL OR t.parent_tenant_id OPERATOR(pg_catalog.=) $3::uuid) "
+	               "   AND ($4::uuid IS NULL OR t.id OPERATOR(pg_catalog.>) $4::uuid) "
+	               " ORDER BY t.id LIMIT $5::int",
+	               {ctx.Query("status"), ctx.Query("plan"), parent, cursor, std::to_string(limit + 1)});
 }
 
 } // namespace
@@ -41,9 +77,18 @@ CreateTenant(RequestContext &ctx)
 	    .Add("admin_email", OptionalString(b, "admin_email"));
 	if (auto parent = OptionalString(b, "parent_tenant_id"))
 		args.Add("parent_tenant_id", RequireUuid(*parent, "parent_tenant_id"), "::uuid");
+	std::string sql = "SELECT t.id, t.slug FROM tenancy.create_tenant(" + args.sql() + ") t";
+	if (ctx.app.router.enabled()) {
+		ctx.region = RegionForNewTenant(ctx, OptionalString(b, "data_residency"));
+		CreatedTenant created = ctx.app.router.CreateTenant(ctx.region, [&](Connection &db) {
+			Result r = db.Exec(sql.c_str(), args.params());
+			Result doc = db.Exec("SELECT tenancy.tenant_json($1::uuid)", {r.get(0, 0)});
+			return CreatedTenant{r.get(0, 0), r.get(0, 1), doc.get(0, 0)};
+		});
+		return Reply::RawJson(201, std::move(created.document));
+	}
 	return ctx.db().Transaction([&] {
-		Result r = ctx.db().Exec(("SELECT t.id FROM tenancy.create_tenant(" + args.sql() + ") t").c_str(),
-		                         args.params());
+		Result r = ctx.db().Exec(sql.c_str(), args.params());
 		return TenantReply(ctx, 201, r.get(0, 0));
 	});
 }
@@ -57,16 +102,26 @@ ListTenants(RequestContext &ctx)
 		cursor = DecodeCursor(*c);
 	if (auto p = ctx.Query("parent"))
 		parent = RequireUuid(*p, "parent");
-	// Keyset pagination on id: stable under concurrent inserts, no OFFSET scans.
-	Result r = ctx.db().Exec(
-	    "SELECT t.id, tenancy.tenant_json(t.id) FROM tenancy.tenants t "
-	    " WHERE ($1::text IS NULL OR t.status OPERATOR(pg_catalog.=) ($1::text)::tenancy.tenant_status) "
-	    "   AND ($2::text IS NULL OR t.plan OPERATOR(pg_catalog.=) ($2::text)::tenancy.tenant_plan) "
-	    "   AND ($3::uuid IS NULL OR t.parent_tenant_id OPERATOR(pg_catalog.=) $3::uuid) "
-	    "   AND ($4::uuid IS NULL OR t.id OPERATOR(pg_catalog.>) $4::uuid) "
-	    " ORDER BY t.id LIMIT $5::int",
-	    {ctx.Query("status"), ctx.Query("plan"), parent, cursor, std::to_string(limit + 1)});
-	return PageReply(r, limit);
+	if (!ctx.app.router.enabled())
+		return PageReply(TenantPage(ctx.db(), ctx, parent, cursor, limit), limit);
+	// Regions mode: every region's first limit + 1 tenants after the cursor, merged by id: the smallest limit of
+	// them are the page, exactly as one cluster would give it. A tenant seen in two clusters counts once.
+	std::map<std::string, std::string> page; // id -> document (uuid text sorts like uuid)
+	for (const std::string &region : ctx.app.router.Regions()) {
+		Lease lease = ctx.app.router.AcquireIn(region);
+		Result r = TenantPage(*lease, ctx, parent, cursor, limit);
+		for (int i = 0; i < r.rows(); i++)
+			page.emplace(r.get(i, 0), r.get(i, 1));
+	}
+	std::string items = "[", last;
+	int n = 0;
+	for (auto it = page.begin(); it != page.end() && n < limit; ++it, ++n) {
+		items += (n ? "," : "") + it->second;
+		last = it->first;
+	}
+	items += "]";
+	std::string next = static_cast<int>(page.size()) > limit ? "\"" + EncodeCursor(last) + "\"" : "null";
+	return Reply::RawJson(200, "{\"items\":" + items + ",\"next_cursor\":" + next + "}");
 }
 
 Reply
@@ -79,6 +134,14 @@ Reply
 PatchTenant(RequestContext &ctx)
 {
 	std::string changes = ctx.body.dump();
+	// Regions mode: a new residency is a move to another cluster, which this route does not do (yet).
+	if (ctx.app.router.enabled() && ctx.body.contains("data_residency") && ctx.body["data_residency"].is_string() &&
+	    ctx.body["data_residency"].get<std::string>() != ctx.region)
+		throw ApiError(409, "region_move_unsupported",
+		               "changing data_residency from \"" + ctx.region + "\" to \"" +
+		                   ctx.body["data_residency"].get<std::string>().substr(0, 64) +
+		                   "\" moves the tenant to another region's cluster, which tenancyd does not do yet",
+		               "", "Move the tenant by export and import (docs/residency.md, section 4).");
 	return ctx.db().Transaction([&] {
 		// A tenant token may change only what its role allows (tenancy.token_permits 'tenant.patch.<key>'):
 		// plan needs billing rights, status and parent_tenant_id the admin token.

@@ -19,7 +19,11 @@ struct Caller {
 	std::string tenant_id; // tenant tokens only
 	std::string role;      // tenant tokens only
 	std::string token_id;  // tenant tokens only
-	bool is_admin() const { return kind == Kind::kAdmin; }
+	bool
+	is_admin() const
+	{
+		return kind == Kind::kAdmin;
+	}
 };
 
 struct RequestContext {
@@ -28,13 +32,21 @@ struct RequestContext {
 	std::shared_ptr<const Config> config;
 	std::map<std::string, std::string> path; // named path parameters, already validated as uuids
 	std::string tenant_id;                   // path {id}, when the route has one
+	std::string region;                      // regions mode: the region of tenant_id once routed ("" otherwise)
 	nlohmann::json body = nlohmann::json::object();
 	Caller caller;
 	std::optional<Lease> lease; // taken before the handler runs when the route needs the database
 	std::optional<std::string> answer; // the route's answer_sql, when Authorize fetched it with the token check
 
-	Connection &db() { return **lease; }
-	std::optional<std::string> Query(const char *name) const
+	Connection &
+	db()
+	{
+		if (!lease)
+			throw std::logic_error("no database connection was taken for this request");
+		return **lease;
+	}
+	std::optional<std::string>
+	Query(const char *name) const
 	{
 		if (!req.has_param(name))
 			return std::nullopt;
@@ -52,12 +64,17 @@ struct Reply {
 	std::string content_type;
 	std::map<std::string, std::string> headers;
 
-	static Reply Json(int status, const nlohmann::json &doc)
+	static Reply
+	Json(int status, const nlohmann::json &doc)
 	{
 		return Reply{status, doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 	}
 	// A JSON document that PostgreSQL already serialized (jsonb output is valid JSON).
-	static Reply RawJson(int status, std::string text) { return Reply{status, std::move(text)}; }
+	static Reply
+	RawJson(int status, std::string text)
+	{
+		return Reply{status, std::move(text)};
+	}
 };
 
 // Who may call a route.
@@ -71,12 +88,12 @@ enum class Access {
 using HandlerFn = Reply (*)(RequestContext &);
 
 struct Route {
-	const char *method;  // GET, POST, PATCH, DELETE
-	const char *path;    // OpenAPI-style, e.g. /api/v1/tenants/{id}/users; /api/v1 routes also answer under /v1
+	const char *method; // GET, POST, PATCH, DELETE
+	const char *path;   // OpenAPI-style, e.g. /api/v1/tenants/{id}/users; /api/v1 routes also answer under /v1
 	Access access;
-	const char *action;  // tenancy.token_permits action for tenant tokens, nullptr otherwise
-	bool needs_db;       // take a pooled connection before the handler
-	bool has_body;       // parse the body as a JSON object
+	const char *action; // tenancy.token_permits action for tenant tokens, nullptr otherwise
+	bool needs_db;      // take a pooled connection before the handler
+	bool has_body;      // parse the body as a JSON object
 	HandlerFn handler;
 	// SQL expression of the route's whole answer over the path tenant $2::uuid, or nullptr. A tenant-token request
 	// then gets it in the same statement as its token check and metering (one round trip instead of two).

@@ -6,6 +6,7 @@
 #include "auth/authorizer.hpp"
 #include "errors.hpp"
 #include "log.hpp"
+#include "region/request_routing.hpp"
 #include "server/context.hpp"
 #include "server/json_body.hpp"
 #include "server/params.hpp"
@@ -64,7 +65,7 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
          httplib::Response &res)
 {
 	t_info.route = route.path;
-	RequestContext ctx{req, app, app.config(), {}, {}, nlohmann::json::object(), {}, std::nullopt};
+	RequestContext ctx{req, app, app.config(), {}, {}, {}, nlohmann::json::object(), {}, std::nullopt};
 	Reply reply;
 	try {
 		try {
@@ -84,7 +85,7 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 			if (route.has_body)
 				ctx.body = ParseJsonObject(req.body);
 			if (route.needs_db && !ctx.lease)
-				ctx.lease.emplace(app.pools.AcquireFor(ctx.tenant_id));
+				AcquireForRequest(ctx);
 			reply = route.handler(ctx);
 		} catch (const DbError &e) {
 			if (e.connection_lost() || e.sqlstate().empty())
