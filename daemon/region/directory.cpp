@@ -66,6 +66,13 @@ Directory::ForgetPending(const std::string &tenant_id)
 	            {tenant_id});
 }
 
+void
+Directory::Check()
+{
+	Lease lease = pool_.Acquire();
+	lease->Exec("SELECT 1 FROM tenancy.tenant_directory LIMIT 0");
+}
+
 bool
 Directory::SwitchRegion(const std::string &tenant_id, const std::string &from, const std::string &to)
 {

@@ -33,6 +33,7 @@ Router::Router(const Config &config)
 		if (it == config.regions.end())
 			continue;
 		pools_[region] = std::make_unique<PoolSet>(config, it->second, region);
+		conninfo_[region] = it->second;
 		order_.push_back(region);
 	}
 	directory_ = std::make_unique<Directory>(DirectoryOptions(config));
@@ -197,6 +198,15 @@ Router::VerifyClusters()
 			else
 				Log(LogLevel::kWarn, "region not reachable yet", {{"region", region}, {"error", e.what()}});
 		}
+	}
+	try {
+		directory_->Check();
+	} catch (const DbError &e) {
+		if (e.connection_lost() || e.sqlstate().empty())
+			Log(LogLevel::kWarn, "tenant directory not reachable yet", {{"error", e.what()}});
+		else
+			problems.push_back(std::string("directory: ") + e.what() +
+			                   " (the directory database needs CREATE EXTENSION tenancy, version 0.2.0 or later)");
 	}
 	return problems;
 }

@@ -68,14 +68,15 @@ class Router {
 		return directory_->Ping();
 	}
 	std::map<std::string, bool> PingRegions();
-	// At start: each reachable cluster's tenancy.region must be its key in regions: (or empty, with a warning);
-	// returns the problems found (empty when all is well).
+	// At start: each reachable cluster's tenancy.region must be its key in regions: (or empty, with a warning),
+	// and a reachable directory database must have tenancy.tenant_directory; returns the problems found.
 	std::vector<std::string> VerifyClusters();
 	void CheckIdle(std::chrono::milliseconds idle);
 	void CloseAll();
 
   private:
 	std::map<std::string, std::unique_ptr<PoolSet>> pools_;
+	std::map<std::string, std::string> conninfo_;
 	std::vector<std::string> order_;
 	std::unique_ptr<Directory> directory_;
 };
