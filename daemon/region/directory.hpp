@@ -36,6 +36,8 @@ class Directory {
 	// The move's switch: points an active tenant at region `to` if it is at `from` now, in one statement (a
 	// compare-and-set, so two movers cannot both win). False when the entry is not active at `from`.
 	bool SwitchRegion(const std::string &tenant_id, const std::string &from, const std::string &to);
+	// Throws DbError when the directory table is missing or unreadable (checked once at start).
+	void Check();
 	bool
 	Ping()
 	{

@@ -42,6 +42,12 @@ class Router {
 	{
 		return pools_.count(region) > 0;
 	}
+	// The connection string regions: gives for a region (what a subscription of the live move connects with).
+	const std::string &
+	ConninfoOf(const std::string &region) const
+	{
+		return conninfo_.at(region);
+	}
 	// The pools of a configured region. Throws ApiError 503 for a region this instance has no cluster for.
 	PoolSet &PoolsOf(const std::string &region);
 	// A connection to the region's cluster (dedicated pool when the tenant's plan has one). Throws DbError/ApiError.

@@ -196,6 +196,23 @@ done
 on "$A" GET "/api/v1/admin/tenants?plan=enterprise"
 [ "$(jqb '[.items[].id] | join(",")')" = "$US1" ] && pass "filters apply in every region" || fail "filter: $BODY"
 
+# --- The same slug created at once in two regions through two instances: exactly one wins, one row in total.
+race_ok=0
+for i in 1 2 3 4 5; do
+  curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" \
+    --data-binary "{\"organization_name\": \"Race\", \"slug\": \"race-$i\", \"data_residency\": \"us\"}" "$A/api/v1/admin/tenants" >"$TENANCY_TMP/race-a" &
+  pa=$!
+  curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" \
+    --data-binary "{\"organization_name\": \"Race\", \"slug\": \"race-$i\", \"data_residency\": \"eu\"}" "$B/api/v1/admin/tenants" >"$TENANCY_TMP/race-b"
+  wait "$pa"
+  codes=$(sort "$TENANCY_TMP/race-a" "$TENANCY_TMP/race-b" | paste -sd,)
+  rows=$(( $(us_sql -c "SELECT count(*) FROM tenancy.tenants WHERE slug = 'race-$i'") + $(eu_sql -c "SELECT count(*) FROM tenancy.tenants WHERE slug = 'race-$i'") ))
+  dir=$(us_sql -c "SELECT count(*) FROM tenancy.tenant_directory WHERE slug = 'race-$i' AND state = 'active'")
+  if [ "$codes" = "201,409" ] && [ "$rows" = 1 ] && [ "$dir" = 1 ]; then race_ok=$((race_ok + 1)); else echo "race $i: codes $codes rows $rows directory $dir"; fi
+done
+[ "$race_ok" = 5 ] && pass "concurrent creations of one slug in two regions: one 201, one 409, one tenant (5 rounds)" \
+  || fail "slug race: $race_ok of 5 rounds clean"
+
 # --- A crash between the two creation steps heals: a committed creation is activated, an aborted one forgotten.
 committed=$(eu_sql <<'SQL' | tail -1
 BEGIN;
