@@ -214,26 +214,27 @@ done
   || fail "slug race: $race_ok of 5 rounds clean"
 
 # --- A crash between the two creation steps heals: a committed creation is activated, an aborted one forgotten.
-committed=$(eu_sql <<'SQL' | tail -1
+# crash_creation NAME SLUG COMMIT|ROLLBACK: creates an EU tenant in a transaction ended as told, then writes the
+# pending directory entry a crash between the two creation steps leaves; sets CRASH_ID and CRASH_XID.
+crash_creation() {
+  local out
+  out=$(eu_sql <<SQL | tail -1
 BEGIN;
-SELECT id || ' ' || pg_current_xact_id() FROM tenancy.create_tenant('Crash One', 'crash-one', data_residency => 'eu');
-COMMIT;
+SELECT id || ' ' || pg_current_xact_id() FROM tenancy.create_tenant('$1', '$2', data_residency => 'eu');
+$3;
 SQL
 )
-read -r C1 C1_XID <<<"$committed"
-us_sql -c "INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, region_xid) VALUES ('$C1', 'crash-one', 'eu', '$C1_XID')" >/dev/null
+  read -r CRASH_ID CRASH_XID <<<"$out"
+  us_sql -c "INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, region_xid) VALUES ('$CRASH_ID', '$2', 'eu', '$CRASH_XID')" >/dev/null
+}
+crash_creation 'Crash One' crash-one COMMIT
+C1=$CRASH_ID
 on "$B" GET "/api/v1/tenants/$C1"
 expect 200 "a pending entry whose creation committed serves the tenant"
 [ "$(us_sql -c "SELECT state FROM tenancy.tenant_directory WHERE tenant_id = '$C1'")" = active ] && pass "the entry was activated" \
   || fail "entry not activated"
-aborted=$(eu_sql <<'SQL' | tail -1
-BEGIN;
-SELECT id || ' ' || pg_current_xact_id() FROM tenancy.create_tenant('Crash Two', 'crash-two', data_residency => 'eu');
-ROLLBACK;
-SQL
-)
-read -r C2 C2_XID <<<"$aborted"
-us_sql -c "INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, region_xid) VALUES ('$C2', 'crash-two', 'eu', '$C2_XID')" >/dev/null
+crash_creation 'Crash Two' crash-two ROLLBACK
+C2=$CRASH_ID C2_XID=$CRASH_XID
 on "$A" GET "/api/v1/tenants/$C2"
 expect 404 "a pending entry whose creation rolled back is no tenant"
 [ "$(us_sql -c "SELECT count(*) FROM tenancy.tenant_directory WHERE tenant_id = '$C2'")" = 0 ] && pass "the entry was forgotten" \
