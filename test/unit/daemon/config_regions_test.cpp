@@ -1,25 +1,16 @@
 // test/unit/daemon/config_regions_test.cpp
 // regions: and directory: in tenancyd's YAML: what routes where, and every misconfiguration named by its key.
 #include "config.hpp"
+#include "support/config_error.hpp"
 
 #include <gtest/gtest.h>
 
 using namespace tenancyd;
+using tenancyd::test::ErrorOf;
 
 namespace {
 const std::string kAuth = "auth: {admin_token_sha256: \"" + std::string(64, 'a') + "\"}\n";
 const std::string kTwoRegions = kAuth + "regions: {eu: \"host=eu dbname=app\", us: \"host=us dbname=app\"}\n";
-
-std::string
-ErrorOf(const std::string &yaml)
-{
-	try {
-		ParseConfig(yaml);
-	} catch (const ConfigError &e) {
-		return e.what();
-	}
-	return "no error";
-}
 } // namespace
 
 TEST(ConfigRegions, WithoutRegionsNothingChanges)

@@ -1,25 +1,16 @@
 // test/unit/daemon/config_test.cpp
 // Config parsing: defaults, every kind of error naming its key, reload classification.
 #include "config.hpp"
+#include "support/config_error.hpp"
 
 #include <gtest/gtest.h>
 
 using namespace tenancyd;
+using tenancyd::test::ErrorOf;
 
 namespace {
 const std::string kHash = std::string(64, 'a');
 const std::string kMinimal = "database: {conninfo: \"dbname=app\"}\nauth: {admin_token_sha256: \"" + kHash + "\"}\n";
-
-std::string
-ErrorOf(const std::string &yaml)
-{
-	try {
-		ParseConfig(yaml);
-	} catch (const ConfigError &e) {
-		return e.what();
-	}
-	return "no error";
-}
 } // namespace
 
 TEST(Config, MinimalFileGetsDefaults)
@@ -58,8 +49,7 @@ TEST(Config, ErrorsNameTheKey)
 {
 	EXPECT_EQ(ErrorOf("auth: {admin_token_sha256: \"" + kHash + "\"}\n"), "database.conninfo: required");
 	EXPECT_EQ(ErrorOf("database: {conninfo: x}\n"), "auth.admin_token_sha256: required");
-	EXPECT_NE(ErrorOf(kMinimal + "listen: {port: 70000}\n").find("listen.port: must be an integer"),
-	          std::string::npos);
+	EXPECT_NE(ErrorOf(kMinimal + "listen: {port: 70000}\n").find("listen.port: must be an integer"), std::string::npos);
 	EXPECT_NE(ErrorOf(kMinimal + "listen: {port: abc}\n").find("listen.port:"), std::string::npos);
 	EXPECT_NE(ErrorOf(kMinimal + "listen: {port: [1]}\n").find("listen.port:"), std::string::npos);
 	EXPECT_EQ(ErrorOf(kMinimal + "listen: {prot: 1}\n"), "listen.prot: unknown key");
@@ -77,10 +67,10 @@ TEST(Config, ErrorsNameTheKey)
 	          std::string::npos);
 	EXPECT_NE(ErrorOf(kMinimal + "metrics: {require_admin_token: maybe}\n").find("metrics.require_admin_token:"),
 	          std::string::npos);
-	EXPECT_NE(ErrorOf(kMinimal + "database: {pool_size: 0}\n").find("database: given twice"),
-	          std::string::npos);
+	EXPECT_NE(ErrorOf(kMinimal + "database: {pool_size: 0}\n").find("database: given twice"), std::string::npos);
 	EXPECT_NE(ErrorOf(kMinimal + "limits: {max_body_bytes: -1}\n").find("limits.max_body_bytes:"), std::string::npos);
-	EXPECT_EQ(ErrorOf(kMinimal + "tls: {cert_file: /nonexistent.crt}\n"), "tls.key_file: required when tls.cert_file is set");
+	EXPECT_EQ(ErrorOf(kMinimal + "tls: {cert_file: /nonexistent.crt}\n"),
+	          "tls.key_file: required when tls.cert_file is set");
 	EXPECT_NE(ErrorOf(kMinimal + "tls: {cert_file: /nonexistent.crt, key_file: /nonexistent.key}\n")
 	              .find("tls.cert_file: cannot read"),
 	          std::string::npos);
