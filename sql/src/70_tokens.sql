@@ -102,25 +102,10 @@ $$;
 COMMENT ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role) IS
   'records a tenant token by its SHA-256 digest; issuer_role (when a token issues one) caps the role';
 
--- Looks a presented token up by digest: one row while it is neither revoked nor expired, none otherwise.
-CREATE FUNCTION tenancy.authenticate_token(token_sha256 bytea, action text)
-RETURNS TABLE (token_id uuid, tenant_id uuid, role tenancy.user_role, token_sha256 bytea, permitted boolean,
-               plan tenancy.tenant_plan)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT k.id, k.tenant_id, k.role, k.token_sha256, tenancy.token_permits(k.role, $2), t.plan
-    FROM tenancy.tenant_tokens k
-    JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id
-   WHERE k.token_sha256 OPERATOR(pg_catalog.=) $1
-     AND k.revoked_at IS NULL
-     AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())
-$$;
-COMMENT ON FUNCTION tenancy.authenticate_token(bytea, text) IS
-  'the live token with this SHA-256 digest, its tenant and role, and whether the role permits action';
-
 -- tenancyd's whole authorization of a tenant-token request in one call (one round trip): the live token with this
--- digest, whether its role permits action, and, for a permitted call to its own tenant, the metering of one api_calls
--- unit (within_quota; NULL when nothing was metered). The lookup repeats authenticate_token's rule rather than
--- calling it: a nested call with SET search_path costs a GUC save/restore on every request.
+-- digest (one row while it is neither revoked nor expired, none otherwise), whether its role permits action, and,
+-- for a permitted call to its own tenant, the metering of one api_calls unit (within_quota; NULL when nothing was
+-- metered). The only token check there is: a target that is not the token's tenant meters nothing.
 CREATE FUNCTION tenancy.authorize_token(digest bytea, target_tenant_id uuid, action text)
 RETURNS TABLE (token_id uuid, tenant_id uuid, role tenancy.user_role, token_sha256 bytea, permitted boolean,
                plan tenancy.tenant_plan, within_quota boolean)
@@ -144,7 +129,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tenancy.authorize_token(bytea, uuid, text) IS
-  'authenticate_token for one tenancyd request to target_tenant_id, metering one api_calls unit when permitted';
+  'the live token with this SHA-256 digest, its tenant and role, and whether the role permits action; for one '
+  'tenancyd request to target_tenant_id, meters one api_calls unit when permitted';
 
 CREATE FUNCTION tenancy.revoke_token(tenant_id uuid, token_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -172,13 +158,11 @@ GRANT SELECT, INSERT, UPDATE ON tenancy.tenant_tokens TO tenancy_admin;
 REVOKE ALL ON FUNCTION tenancy.token_permits(tenancy.user_role, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy.token_may_grant(tenancy.user_role, tenancy.user_role) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenancy.authenticate_token(bytea, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy.authorize_token(bytea, uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy.revoke_token(uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.token_permits(tenancy.user_role, text) TO tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.token_may_grant(tenancy.user_role, tenancy.user_role) TO tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role)
   TO tenancy_admin;
-GRANT EXECUTE ON FUNCTION tenancy.authenticate_token(bytea, text) TO tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.authorize_token(bytea, uuid, text) TO tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.revoke_token(uuid, uuid) TO tenancy_admin;

@@ -13,11 +13,11 @@ SELECT role, expires_at > now() + interval '89 days' AS expires_in_90d
   FROM tenancy.issue_token(:'a', 'viewer', sha256('tnt_two'),
                            expires_in => interval '90 days');
 
--- authenticate: found by digest, with the permission of the action asked for
-SELECT tenant_id = :'a' AS own_tenant, role, permitted, plan FROM tenancy.authenticate_token(sha256('tnt_one'), 'tokens.write');
-SELECT role, permitted FROM tenancy.authenticate_token(sha256('tnt_two'), 'tokens.write');
-SELECT role, permitted FROM tenancy.authenticate_token(sha256('tnt_two'), 'usage.read');
-SELECT count(*) AS unknown_token FROM tenancy.authenticate_token(sha256('tnt_nope'), 'usage.read');
+-- authenticate: found by digest, with the permission of the action asked for (another tenant's target: no metering)
+SELECT tenant_id = :'a' AS own_tenant, role, permitted, plan FROM tenancy.authorize_token(sha256('tnt_one'), '00000000-0000-0000-0000-000000000000', 'tokens.write');
+SELECT role, permitted FROM tenancy.authorize_token(sha256('tnt_two'), '00000000-0000-0000-0000-000000000000', 'tokens.write');
+SELECT role, permitted FROM tenancy.authorize_token(sha256('tnt_two'), '00000000-0000-0000-0000-000000000000', 'usage.read');
+SELECT count(*) AS unknown_token FROM tenancy.authorize_token(sha256('tnt_nope'), '00000000-0000-0000-0000-000000000000', 'usage.read');
 
 -- authorize (tenancyd's one call per request): meters one api_calls unit only for a permitted call to its own tenant
 SELECT (tenancy.usage(:'a') -> 'current_usage' ->> 'api_calls_this_month')::bigint AS calls_before \gset
@@ -43,11 +43,9 @@ SELECT tenancy.token_may_grant('admin', 'owner') AS admin_to_owner, tenancy.toke
 
 -- expired and revoked tokens no longer authenticate
 UPDATE tenancy.tenant_tokens SET expires_at = now() - interval '1 second' WHERE token_sha256 = sha256('tnt_two');
-SELECT count(*) AS expired FROM tenancy.authenticate_token(sha256('tnt_two'), 'usage.read');
 SELECT count(*) AS expired FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
 SELECT tenancy.revoke_token(:'a', id)
   FROM tenancy.tenant_tokens WHERE token_sha256 = sha256('tnt_one');
-SELECT count(*) AS revoked FROM tenancy.authenticate_token(sha256('tnt_one'), 'usage.read');
 SELECT count(*) AS revoked FROM tenancy.authorize_token(sha256('tnt_one'), :'a', 'usage.read');
 
 -- invalid input:
@@ -73,7 +71,7 @@ SELECT tenancy.sla_targets('00000000-0000-0000-0000-0000000000ff');
 
 -- privileges: tenancy_app and PUBLIC get nothing here
 SELECT has_table_privilege('tenancy_app', 'tenancy.tenant_tokens', 'SELECT') AS app_reads_tokens,
-       has_function_privilege('tenancy_app', 'tenancy.authenticate_token(bytea, text)', 'EXECUTE') AS app_auth,
+       has_function_privilege('tenancy_app', 'tenancy.authorize_token(bytea, uuid, text)', 'EXECUTE') AS app_auth,
        has_function_privilege('tenancy_admin', 'tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role)', 'EXECUTE') AS admin_issue;
 
 SELECT tenancy.delete_tenant(:'a', erase => true);
