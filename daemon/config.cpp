@@ -5,6 +5,7 @@
 #include "auth/token.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -86,23 +87,36 @@ IntParam(const char *name, bool reloadable, T Config::*member, long min, long ma
 	        reloadable ? nullptr : Same(member)};
 }
 
-void
-SetRegion(Config &c, const char *region, const YAML::Node &n, const std::string &k)
+// A string key that must not be empty; a change needs a restart.
+Param
+NonEmptyParam(const char *name, std::string Config::*member)
 {
-	std::string conninfo = AsString(n, k);
-	if (conninfo.empty())
-		Fail(k, "must be the connection string of the cluster serving region \"" + std::string(region) + "\"");
-	c.regions[region] = conninfo;
+	return {name, false, false,
+	        [member](Config &c, const YAML::Node &n, const std::string &k) {
+		        c.*member = AsString(n, k);
+		        if ((c.*member).empty())
+			        Fail(k, "must not be empty");
+	        },
+	        Same(member)};
 }
 
-std::function<bool(const Config &, const Config &)>
-SameRegion(const char *region)
+// regions.<residency>: the connection string of the cluster serving it; a change needs a restart.
+Param
+RegionParam(const char *name)
 {
-	return [region](const Config &a, const Config &b) {
-		auto ia = a.regions.find(region), ib = b.regions.find(region);
-		return (ia == a.regions.end()) == (ib == b.regions.end()) &&
-		       (ia == a.regions.end() || ia->second == ib->second);
-	};
+	std::string region = std::string(name).substr(std::strlen("regions."));
+	return {name, false, false,
+	        [region](Config &c, const YAML::Node &n, const std::string &k) {
+		        std::string conninfo = AsString(n, k);
+		        if (conninfo.empty())
+			        Fail(k, "must be the connection string of the cluster serving region \"" + region + "\"");
+		        c.regions[region] = conninfo;
+	        },
+	        [region](const Config &a, const Config &b) {
+		        auto ia = a.regions.find(region), ib = b.regions.find(region);
+		        return (ia == a.regions.end()) == (ib == b.regions.end()) &&
+		               (ia == a.regions.end() || ia->second == ib->second);
+	        }};
 }
 
 // Cross-key rules of regions: and directory: (a misrouted tenant is a residency breach, so be strict).
@@ -149,34 +163,17 @@ Params()
 	     nullptr},
 	    IntParam("database.acquire_timeout_ms", false, &Config::db_acquire_timeout_ms, 10, 600000),
 	    IntParam("database.connect_timeout_s", false, &Config::db_connect_timeout_s, 2, 600),
-	    {"database.conninfo", false, false, // required unless regions are configured (checked in ParseConfig)
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.db_conninfo = AsString(n, k);
-		     if (c.db_conninfo.empty())
-			     Fail(k, "must not be empty");
-	     },
-	     Same(&Config::db_conninfo)},
+	    // required unless regions are configured (checked in CheckRegions)
+	    NonEmptyParam("database.conninfo", &Config::db_conninfo),
 	    IntParam("database.health_check_interval_s", false, &Config::db_health_check_interval_s, 1, 3600),
 	    IntParam("database.pool_size", false, &Config::db_pool_size, 1, 1000),
 	    IntParam("database.statement_timeout_ms", false, &Config::db_statement_timeout_ms, 1, 3600000),
-	    {"directory.conninfo", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.directory_conninfo = AsString(n, k);
-		     if (c.directory_conninfo.empty())
-			     Fail(k, "must not be empty");
-	     },
-	     Same(&Config::directory_conninfo)},
+	    NonEmptyParam("directory.conninfo", &Config::directory_conninfo),
 	    {"directory.region", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) { c.directory_region = AsString(n, k); },
 	     Same(&Config::directory_region)},
 	    IntParam("limits.max_body_bytes", false, &Config::max_body_bytes, 1, 1L << 30),
-	    {"listen.host", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) {
-		     c.listen_host = AsString(n, k);
-		     if (c.listen_host.empty())
-			     Fail(k, "must not be empty");
-	     },
-	     Same(&Config::listen_host)},
+	    NonEmptyParam("listen.host", &Config::listen_host),
 	    IntParam("listen.port", false, &Config::listen_port, 1, 65535),
 	    IntParam("listen.threads", false, &Config::listen_threads, 1, 1024),
 	    {"log.level", true, false,
@@ -203,18 +200,11 @@ Params()
 	     },
 	     Same(&Config::pools_dedicated_for)},
 	    IntParam("pools.dedicated_size", false, &Config::pools_dedicated_size, 1, 1000),
-	    {"regions.australia", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "australia", n, k); },
-	     SameRegion("australia")},
-	    {"regions.canada", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "canada", n, k); },
-	     SameRegion("canada")},
-	    {"regions.eu", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "eu", n, k); }, SameRegion("eu")},
-	    {"regions.uk", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "uk", n, k); }, SameRegion("uk")},
-	    {"regions.us", false, false,
-	     [](Config &c, const YAML::Node &n, const std::string &k) { SetRegion(c, "us", n, k); }, SameRegion("us")},
+	    RegionParam("regions.australia"),
+	    RegionParam("regions.canada"),
+	    RegionParam("regions.eu"),
+	    RegionParam("regions.uk"),
+	    RegionParam("regions.us"),
 	    IntParam("sla.window_hours", true, &Config::sla_window_hours, 1, 9600),
 	    {"tls.cert_file", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) { c.tls_cert_file = AsString(n, k); },
