@@ -66,3 +66,14 @@ TEST(ConfigRegions, RegionChangesNeedARestart)
 	ASSERT_EQ(keys.size(), 1u);
 	EXPECT_EQ(keys[0], "regions.eu");
 }
+
+TEST(ConfigRegions, AddedRegionOrMovedDirectoryNeedsARestart)
+{
+	Config a = ParseConfig(kTwoRegions);
+	Config b = ParseConfig(kTwoRegions + "directory: {conninfo: \"host=dir\"}\n");
+	Config c =
+	    ParseConfig(kAuth + "regions: {eu: \"host=eu dbname=app\", us: \"host=us dbname=app\", uk: \"host=uk\"}\n");
+	EXPECT_EQ(KeysNeedingRestart(a, b), std::vector<std::string>{"directory.conninfo"});
+	EXPECT_EQ(KeysNeedingRestart(a, c), std::vector<std::string>{"regions.uk"});
+	EXPECT_EQ(KeysNeedingRestart(c, a), std::vector<std::string>{"regions.uk"});
+}

@@ -53,6 +53,9 @@ TEST(Config, ErrorsNameTheKey)
 	EXPECT_NE(ErrorOf(kMinimal + "listen: {port: abc}\n").find("listen.port:"), std::string::npos);
 	EXPECT_NE(ErrorOf(kMinimal + "listen: {port: [1]}\n").find("listen.port:"), std::string::npos);
 	EXPECT_EQ(ErrorOf(kMinimal + "listen: {prot: 1}\n"), "listen.prot: unknown key");
+	EXPECT_EQ(ErrorOf(kMinimal + "listen: {host: \"\"}\n"), "listen.host: must not be empty");
+	EXPECT_EQ(ErrorOf("database: {conninfo: \"\"}\nauth: {admin_token_sha256: \"" + kHash + "\"}\n"),
+	          "database.conninfo: must not be empty");
 	EXPECT_EQ(ErrorOf(kMinimal + "bogus: {a: 1}\n"), "bogus: unknown section");
 	EXPECT_EQ(ErrorOf(kMinimal + "listen: 5\n"), "listen: must be a mapping");
 	EXPECT_NE(ErrorOf("database: {conninfo: x}\nauth: {admin_token_sha256: abc}\n").find("auth.admin_token_sha256:"),
