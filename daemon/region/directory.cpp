@@ -10,10 +10,10 @@ constexpr const char *kColumns = "SELECT d.tenant_id, d.slug, d.region, d.state,
 } // namespace
 
 std::optional<DirectoryEntry>
-Directory::FindWhere(const char *where, const std::string &key)
+Directory::FindWhere(const std::string &sql, const std::string &key)
 {
 	Lease lease = pool_.Acquire();
-	Result r = lease->Exec((std::string(kColumns) + where).c_str(), {key});
+	Result r = lease->ExecPrepared(sql.c_str(), {key});
 	if (r.rows() == 0)
 		return std::nullopt;
 	DirectoryEntry e;
@@ -28,13 +28,16 @@ Directory::FindWhere(const char *where, const std::string &key)
 std::optional<DirectoryEntry>
 Directory::Find(const std::string &tenant_id)
 {
-	return FindWhere("WHERE d.tenant_id OPERATOR(pg_catalog.=) $1::uuid", tenant_id);
+	// Every regions-mode request routed by tenant runs this: one statement text, prepared once per connection.
+	static const std::string kSql = kColumns + std::string("WHERE d.tenant_id OPERATOR(pg_catalog.=) $1::uuid");
+	return FindWhere(kSql, tenant_id);
 }
 
 std::optional<DirectoryEntry>
 Directory::FindBySlug(const std::string &slug)
 {
-	return FindWhere("WHERE d.slug OPERATOR(pg_catalog.=) $1::text", slug);
+	static const std::string kSql = kColumns + std::string("WHERE d.slug OPERATOR(pg_catalog.=) $1::text");
+	return FindWhere(kSql, slug);
 }
 
 void

@@ -55,7 +55,8 @@ class Directory {
 	}
 
   private:
-	std::optional<DirectoryEntry> FindWhere(const char *sql, const std::string &key);
+	// sql must outlive the pool (ExecPrepared keys its cache by the text's address).
+	std::optional<DirectoryEntry> FindWhere(const std::string &sql, const std::string &key);
 	Pool pool_;
 };
 
