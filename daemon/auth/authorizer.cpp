@@ -98,20 +98,14 @@ Authorize(RequestContext &ctx, const Route &route)
 	// Only tenant tokens are looked up; anything else cannot match a stored digest.
 	if (token->rfind("tnt_", 0) != 0 || route.access == Access::kMetrics)
 		throw Unauthorized();
-	std::string tenant_for_metering = ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id;
-	auto lookup = [&](Connection &conn) {
-		return conn.ExecPrepared(AuthorizeSql(route).c_str(), {"\\x" + ToHex(digest), tenant_for_metering,
-		                                                       std::string(route.action ? route.action : "none")});
-	};
-	std::optional<Result> found;
-	if (!ctx.app.router.enabled()) {
-		if (!ctx.lease)
-			ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
-		found.emplace(lookup(ctx.db()));
-	} else {
-		found.emplace(LookupInRegions(ctx, lookup));
-	}
-	Result &r = *found;
+	// Built once: in regions mode the same lookup may run in several regions.
+	const std::vector<Param> params = {"\\x" + ToHex(digest),
+	                                   ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id,
+	                                   std::string(route.action ? route.action : "none")};
+	auto lookup = [&](Connection &conn) { return conn.ExecPrepared(AuthorizeSql(route).c_str(), params); };
+	if (!ctx.app.router.enabled() && !ctx.lease)
+		ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
+	Result r = ctx.app.router.enabled() ? LookupInRegions(ctx, lookup) : lookup(ctx.db());
 	if (r.rows() != 1)
 		throw Unauthorized();
 	auto stored = FromHex(r.get(0, 3).substr(2)); // bytea text output is \x<hex>
