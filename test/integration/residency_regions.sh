@@ -168,6 +168,10 @@ for inst in "$A" "$B"; do
 done
 on "$A" GET "/api/v1/tenants/$EU1" "" "tnt_not-a-real-token"
 expect 401 "an unknown tenant token"
+on "$B" GET "/api/v1/tenants/00000000-0000-4000-8000-000000000001/users" "" "$EU_TOKEN"
+expect 403 "EU tenant's token on a tenant no region knows (looked up in every region)"
+on "$B" GET "/api/v1/tenants/00000000-0000-4000-8000-000000000001" "" "tnt_not-a-real-token"
+expect 401 "an unknown tenant token on a tenant no region knows"
 on "$A" GET "/api/v1/tenants/$EU1/usage/trends?metrics=api_calls" "" "$EU_TOKEN"
 expect 200 "EU trends with the EU token"
 calls=$(eu_sql -c "SELECT (tenancy.usage('$EU1') -> 'current_usage' ->> 'api_calls_this_month')")
@@ -242,6 +246,13 @@ expect 404 "a pending entry whose creation rolled back is no tenant"
 us_sql -c "INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, region_xid) VALUES (gen_random_uuid(), 'crash-three', 'eu', '$C2_XID')" >/dev/null
 on "$A" POST /api/v1/admin/tenants '{"organization_name": "Crash Three", "slug": "crash-three", "data_residency": "us"}'
 expect 201 "a slug held by an aborted creation is free again (retry-safe)"
+
+# --- A directory entry naming a region this deployment has no cluster for: 503, not a guess at another cluster.
+NOWHERE=00000000-0000-4000-8000-0000000000aa
+us_sql -c "INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, state) VALUES ('$NOWHERE', 'nowhere', 'uk', 'active')" >/dev/null
+on "$A" GET "/api/v1/tenants/$NOWHERE"
+expect 503 "a tenant the directory places in a region without a cluster"
+[ "$(jqb .error.code)" = region_unavailable ] && pass "named region_unavailable" || fail "no-cluster region: $BODY"
 
 # --- A region down: its tenants answer 503, the others keep working, readiness stays up.
 as_pg pg_ctl -D "$TENANCY_TMP/eu/data" -m fast -w stop >/dev/null
