@@ -123,6 +123,43 @@ SELECT tenancy.decrypt(id, ct) AS admin_reads FROM cdesc_cipher ORDER BY 1;
 SELECT tenancy._crypto_scope_changed();
 \set VERBOSITY terse
 
+-- the admin check is cached per role: GRANT, REVOKE (also of an intermediate role) and NOINHERIT take effect in
+-- this session at once, with no key use as another role in between
+CREATE ROLE regress_cdesc_mid;
+\set VERBOSITY sqlstate
+SET ROLE regress_cdesc_app;
+SELECT tenancy.decrypt(:'other', ct) AS before_grant FROM cdesc_cipher WHERE name = 'other';
+RESET ROLE;
+GRANT tenancy_admin TO regress_cdesc_mid;
+GRANT regress_cdesc_mid TO regress_cdesc_app;
+SET ROLE regress_cdesc_app;
+SELECT tenancy.decrypt(:'other', ct) AS granted_through_mid FROM cdesc_cipher WHERE name = 'other';
+RESET ROLE;
+REVOKE tenancy_admin FROM regress_cdesc_mid;
+SET ROLE regress_cdesc_app;
+SELECT tenancy.decrypt(:'other', ct) AS revoked_from_mid FROM cdesc_cipher WHERE name = 'other';
+RESET ROLE;
+GRANT tenancy_admin TO regress_cdesc_app;
+SET ROLE regress_cdesc_app;
+SELECT tenancy.encrypt(:'other', 'x') IS NOT NULL AS granted_directly;
+RESET ROLE;
+GRANT tenancy_admin TO regress_cdesc_mid;
+REVOKE tenancy_admin FROM regress_cdesc_app;
+ALTER ROLE regress_cdesc_app NOINHERIT;
+SET ROLE regress_cdesc_app;
+SELECT tenancy.encrypt(:'other', 'x') IS NOT NULL AS noinherit;
+RESET ROLE;
+ALTER ROLE regress_cdesc_app INHERIT;
+SET ROLE regress_cdesc_app;
+SELECT tenancy.encrypt(:'other', 'x') IS NOT NULL AS inherit_again;
+RESET ROLE;
+REVOKE regress_cdesc_mid FROM regress_cdesc_app;
+SET ROLE regress_cdesc_app;
+SELECT tenancy.encrypt(:'other', 'x') IS NOT NULL AS mid_revoked;
+RESET ROLE;
+DROP ROLE regress_cdesc_mid;
+\set VERBOSITY terse
+
 SELECT tenancy.disable_isolation('cdesc_notes');
 SELECT tenancy.disable_isolation('cdesc_plain');
 DROP TABLE cdesc_notes, cdesc_plain, cdesc_cipher;
