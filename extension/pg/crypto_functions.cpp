@@ -6,7 +6,6 @@
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/crypto_keys.hpp"
 #include "tenancy/pg/privilege.hpp"
-#include "tenancy/pg/quota_access.hpp"
 #include "tenancy/pg/tenant_context.hpp"
 
 #include <cstring>
@@ -70,7 +69,7 @@ ResolveTenant(FunctionCallInfo fcinfo, int value_args, pg_uuid_t *out)
 	bool explicit_tenant = PG_NARGS() > value_args;
 	if (explicit_tenant) {
 		*out = *PG_GETARG_UUID_P(0);
-		if (QuotaCallerIsAdmin()) // the admin check cached per role (not quota-specific)
+		if (CallerIsAdmin())
 			return;
 		if (CurrentTenantId(&context) &&
 		    (memcmp(context.data, out->data, UUID_LEN) == 0 || DescendantKeysUsable(&context, out)))

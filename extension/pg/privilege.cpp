@@ -2,6 +2,8 @@
 // Caller identity and the switch to the extension owner used by app-callable C functions.
 #include "tenancy/pg/privilege.hpp"
 
+#include "tenancy/pg/module.hpp"
+
 extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
@@ -9,19 +11,55 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 }
 
 namespace tenancy::pg {
 
+namespace {
+
+// The admin check sits on hot paths (consume, encrypt/decrypt naming a tenant): the last role's answer is kept until
+// pg_authid or pg_auth_members change (GRANT, REVOKE, ALTER ROLE, DROP ROLE) in this or any backend.
+Oid admin_cache_role = InvalidOid;
+bool admin_cache_answer = false;
+uint64 admin_cache_invalidations = 0;
+
+void
+InvalidateAdminCache(Datum, int, uint32)
+{
+	admin_cache_role = InvalidOid;
+	admin_cache_invalidations++;
+}
+
+void
+InitAdminCache()
+{
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, InvalidateAdminCache, (Datum)0);
+	CacheRegisterSyscacheCallback(AUTHOID, InvalidateAdminCache, (Datum)0);
+}
+TENANCY_REGISTER_INIT(InitAdminCache, 5);
+
+} // namespace
+
 bool
 CallerIsAdmin(void)
 {
 	Oid caller = GetUserId();
-	if (superuser_arg(caller))
-		return true;
-	Oid admin = get_role_oid("tenancy_admin", true);
-	return OidIsValid(admin) && has_privs_of_role(caller, admin);
+	if (caller == admin_cache_role)
+		return admin_cache_answer;
+	uint64 before = admin_cache_invalidations;
+	bool answer = superuser_arg(caller);
+	if (!answer) {
+		Oid admin = get_role_oid("tenancy_admin", true);
+		answer = OidIsValid(admin) && has_privs_of_role(caller, admin);
+	}
+	// Keep the answer only if no invalidation arrived while it was computed (a catalog read may process one).
+	if (before == admin_cache_invalidations) {
+		admin_cache_answer = answer;
+		admin_cache_role = caller;
+	}
+	return answer;
 }
 
 void

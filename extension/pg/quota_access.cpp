@@ -12,48 +12,15 @@ extern "C" {
 #include "postgres.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
 
 namespace tenancy::pg {
 
-namespace {
-
-// consume is on the hot path: remember the last role's admin check until pg_auth_members or pg_authid change.
-Oid cached_role = InvalidOid;
-bool cached_is_admin = false;
-bool callback_registered = false;
-
-void
-InvalidateAdminCache(Datum, int, uint32)
-{
-	cached_role = InvalidOid;
-}
-
-} // namespace
-
-bool
-QuotaCallerIsAdmin(void)
-{
-	if (!callback_registered) {
-		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, InvalidateAdminCache, (Datum)0);
-		CacheRegisterSyscacheCallback(AUTHOID, InvalidateAdminCache, (Datum)0);
-		callback_registered = true;
-	}
-	Oid role = GetUserId();
-	if (role != cached_role) {
-		cached_is_admin = CallerIsAdmin();
-		cached_role = role;
-	}
-	return cached_is_admin;
-}
-
 void
 RequireQuotaAccess(const pg_uuid_t *tenant)
 {
-	if (QuotaCallerIsAdmin())
+	if (CallerIsAdmin())
 		return;
 	pg_uuid_t context;
 	if (!CurrentTenantId(&context))

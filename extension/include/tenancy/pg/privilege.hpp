@@ -9,7 +9,7 @@ extern "C" {
 namespace tenancy::pg {
 
 // True when the caller (current_user: our C entry points are SECURITY INVOKER, so never a SECURITY DEFINER owner)
-// is a superuser or has the privileges of tenancy_admin.
+// is a superuser or has the privileges of tenancy_admin. Cached per role until role memberships or attributes change.
 bool CallerIsAdmin(void);
 
 // Raises 42501 with a hint naming tenancy_admin unless CallerIsAdmin(); what names the action ("create tenants").

@@ -14,11 +14,8 @@ extern "C" {
 namespace tenancy::pg {
 
 // tenancy_admin (or a superuser) may name any tenant; any other caller only its context tenant (TN004 without a
-// context, 42501 for another tenant). The admin check is cached per role until role memberships change.
+// context, 42501 for another tenant). The admin check is CallerIsAdmin().
 void RequireQuotaAccess(const pg_uuid_t *tenant);
-
-// True when the caller has tenancy_admin's privileges (cached).
-bool QuotaCallerIsAdmin(void);
 
 // The metric named by a text argument, or TN005.
 core::QuotaMetric QuotaMetricArg(text *name);
