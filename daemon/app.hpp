@@ -36,8 +36,16 @@ private:
 public:
 	PoolSet pools; // single-cluster mode (unused when router.enabled())
 	Router router; // regions mode
-	// The pools of a region ("" in single-cluster mode).
-	PoolSet &PoolsIn(const std::string &region) { return region.empty() ? pools : router.PoolsOf(region); }
+	// Records a tenant's plan (for the dedicated pool) in the pools its requests use: the single cluster's, or in
+	// regions mode those of region, the tenant's region once routed (nothing when the request was not routed).
+	void
+	RememberPlan(const std::string &region, const std::string &tenant_id, const std::string &plan)
+	{
+		if (!router.enabled())
+			pools.RememberPlan(tenant_id, plan);
+		else if (!region.empty())
+			router.PoolsOf(region).RememberPlan(tenant_id, plan);
+	}
 	MetricsRegistry metrics;
 	SlaTracker sla;
 };

@@ -115,8 +115,8 @@ Authorize(RequestContext &ctx, const Route &route)
 	ctx.caller.token_id = r.get(0, 0);
 	ctx.caller.tenant_id = r.get(0, 1);
 	ctx.caller.role = r.get(0, 2);
-	if (!r.null(0, 5) && (!ctx.app.router.enabled() || !ctx.region.empty()))
-		ctx.app.PoolsIn(ctx.region).RememberPlan(ctx.caller.tenant_id, r.get(0, 5));
+	if (!r.null(0, 5))
+		ctx.app.RememberPlan(ctx.region, ctx.caller.tenant_id, r.get(0, 5));
 	if (route.access == Access::kAdmin)
 		throw ApiError(403, "permission_denied", "this route needs the admin token", "42501");
 	if (ctx.caller.tenant_id != ctx.tenant_id)

@@ -24,9 +24,8 @@ TenantReply(RequestContext &ctx, int status, const std::string &id)
 		throw ApiError(404, "tenant_not_found", "tenant \"" + id + "\" does not exist");
 	std::string text = r.get(0, 0);
 	auto doc = nlohmann::json::parse(text, nullptr, false);
-	if (doc.is_object() && doc.contains("plan") && doc["plan"].is_string() &&
-	    (!ctx.app.router.enabled() || !ctx.region.empty()))
-		ctx.app.PoolsIn(ctx.region).RememberPlan(id, doc["plan"].get<std::string>());
+	if (doc.is_object() && doc.contains("plan") && doc["plan"].is_string())
+		ctx.app.RememberPlan(ctx.region, id, doc["plan"].get<std::string>());
 	return Reply::RawJson(status, std::move(text));
 }
 
