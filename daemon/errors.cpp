@@ -31,6 +31,7 @@ constexpr std::array kSqlStateTable = {
     Entry{"42704", {404, "not_found", true}},
     Entry{"42883", {501, "not_implemented", false}},
     Entry{"55000", {503, "not_set_up", true}},
+    Entry{"55006", {503, "tenant_moving", true}}, // a live move's write freeze (sql/src/88_move.sql)
     Entry{"57014", {503, "database_timeout", false}},
     Entry{"53300", {503, "database_unavailable", false}},
     Entry{"40001", {503, "retry", false}},
@@ -66,7 +67,10 @@ ErrorFromSqlState(const std::string &sqlstate, const std::string &message, const
 		                                        : "database unavailable";
 		return ApiError(m.status, m.code, generic, sqlstate);
 	}
-	return ApiError(m.status, m.code, message, sqlstate, detail);
+	ApiError e(m.status, m.code, message, sqlstate, detail);
+	if (sqlstate == "55006")
+		e.retry_after = 1; // the write freeze of a live move lasts well under a second
+	return e;
 }
 
 std::string

@@ -45,6 +45,22 @@ TEST(SqlStateMapping, InternalMessagesAreHidden)
 	EXPECT_EQ(tn.sqlstate(), "TN005");
 }
 
+// A tenant frozen by a live move: retryable 503 with Retry-After, the server's message kept (it names the region).
+TEST(SqlStateMapping, MoveFreezeIsRetryable)
+{
+	EXPECT_EQ(MapSqlState("55006").status, 503);
+	EXPECT_STREQ(MapSqlState("55006").code, "tenant_moving");
+	ApiError e = ErrorFromSqlState("55006", "tenant \"t\" is being moved to region \"us\"",
+	                               "Writes are paused for the final switch of a live move.");
+	EXPECT_EQ(e.status(), 503);
+	EXPECT_EQ(e.retry_after, 1);
+	EXPECT_EQ(e.sqlstate(), "55006");
+	EXPECT_EQ(std::string(e.what()), "tenant \"t\" is being moved to region \"us\"");
+	// Other states of class 55 are not retryable moves: 55000 keeps its mapping and no Retry-After.
+	EXPECT_EQ(ErrorFromSqlState("55000", "master key missing", "").retry_after, 0);
+	EXPECT_EQ(MapSqlState("55P03").status, 500);
+}
+
 TEST(ErrorBody, ShapeAndNulls)
 {
 	auto doc = nlohmann::json::parse(ErrorBody("invalid_json", "malformed JSON at byte 3", ""));
