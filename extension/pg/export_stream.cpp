@@ -1,9 +1,8 @@
 // extension/pg/export_stream.cpp
 // Reads one table's rows of a tenant export as COPY text and hashes them (OpenSSL EVP SHA-256), in one pass.
 #include "tenancy/pg/boundary.hpp" /* core headers first */
+#include "tenancy/pg/export_sha256.hpp"
 #include "tenancy/pg/export_stream.hpp"
-
-#include <openssl/evp.h>
 
 extern "C" {
 #include "postgres.h"
@@ -25,54 +24,6 @@ namespace tenancy::pg {
 namespace {
 
 constexpr int kBatchRows = 1000;
-
-// The EVP context is malloc'd by OpenSSL: a reset callback of the memory context that holds this frees it on every
-// path (normal end, error, cancel).
-struct Digest {
-	EVP_MD_CTX *ctx;
-	MemoryContextCallback free_ctx;
-};
-
-void
-FreeDigest(void *arg)
-{
-	Digest *digest = static_cast<Digest *>(arg);
-	EVP_MD_CTX_free(digest->ctx);
-	digest->ctx = NULL;
-}
-
-[[noreturn]] void
-RaiseDigestFailure()
-{
-	ereport(ERROR, (errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION), errmsg("could not compute SHA-256"),
-	                errdetail("OpenSSL's digest functions failed.")));
-}
-
-Digest *
-NewDigest()
-{
-	Digest *digest = static_cast<Digest *>(palloc0(sizeof(Digest)));
-	digest->ctx = EVP_MD_CTX_new();
-	if (digest->ctx == NULL)
-		RaiseDigestFailure();
-	digest->free_ctx.func = FreeDigest;
-	digest->free_ctx.arg = digest;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, &digest->free_ctx);
-	if (EVP_DigestInit_ex(digest->ctx, EVP_sha256(), NULL) != 1)
-		RaiseDigestFailure();
-	return digest;
-}
-
-void
-FinishDigest(Digest *digest, char *hex)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int length = 0;
-	if (EVP_DigestFinal_ex(digest->ctx, md, &length) != 1)
-		RaiseDigestFailure();
-	uint64 n = hex_encode(reinterpret_cast<const char *>(md), length, hex);
-	hex[n] = '\0';
-}
 
 // One streamed table remembered for export_manifest, in the transaction's memory.
 struct StreamedTable {
@@ -153,7 +104,7 @@ UseCanonicalTextSettings(void)
 void
 StreamExportTable(const char *select_sql, Datum tenant, ExportRowFn fn, void *arg, ExportTableSum *sum)
 {
-	Digest *digest = NewDigest();
+	Sha256 *digest = NewSha256(CurrentMemoryContext); // freed with the caller's SPI memory
 	Oid types[1] = {UUIDOID};
 	Datum values[1] = {tenant};
 	Portal portal = SPI_cursor_open_with_args(NULL, select_sql, 1, types, values, NULL, true, 0);
@@ -196,8 +147,7 @@ StreamExportTable(const char *select_sql, Datum tenant, ExportRowFn fn, void *ar
 			if (fn != NULL)
 				fn(arg, natts, texts, line.data, line.len);
 			appendStringInfoChar(&line, '\n');
-			if (EVP_DigestUpdate(digest->ctx, line.data, line.len) != 1)
-				RaiseDigestFailure();
+			UpdateSha256(digest, line.data, line.len);
 		}
 		sum->rows += SPI_processed;
 		MemoryContextSwitchTo(previous);
@@ -207,8 +157,7 @@ StreamExportTable(const char *select_sql, Datum tenant, ExportRowFn fn, void *ar
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(batch_context);
-	FinishDigest(digest, sum->sha256);
-	FreeDigest(digest);
+	FinishSha256(digest, sum->sha256);
 }
 
 void
