@@ -83,19 +83,19 @@ struct TableCall {
 	Tuplestorestate *store;
 	TupleDesc desc;
 	ExportTableSum sum;
+	Datum *datums; // one row's values, reused for every row
+	bool *nulls;
 };
 
 void
 PutTextRow(void *arg, int ncolumns, char **values, const char *, int)
 {
 	TableCall *call = static_cast<TableCall *>(arg);
-	Datum *datums = static_cast<Datum *>(palloc(sizeof(Datum) * ncolumns));
-	bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * ncolumns));
 	for (int i = 0; i < ncolumns; i++) {
-		nulls[i] = values[i] == NULL;
-		datums[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(values[i]);
+		call->nulls[i] = values[i] == NULL;
+		call->datums[i] = call->nulls[i] ? (Datum)0 : CStringGetTextDatum(values[i]);
 	}
-	tuplestore_putvalues(call->store, call->desc, datums, nulls); // copies into the store's memory
+	tuplestore_putvalues(call->store, call->desc, call->datums, call->nulls); // copies into the store's memory
 }
 
 void
@@ -130,6 +130,8 @@ RunExportTable(void *arg)
 		                       "the table as text",
 		                       ncolumns),
 		                errhint("Run the COPY statements that tenancy.export_tables() returns.")));
+	call->datums = static_cast<Datum *>(palloc(sizeof(Datum) * ncolumns));
+	call->nulls = static_cast<bool *>(palloc(sizeof(bool) * ncolumns));
 	StreamExportTable(select_sql, call->tenant, PutTextRow, call, &call->sum);
 	SPI_finish();
 	AtEOXact_GUC(true, settings_level);
@@ -163,7 +165,8 @@ tenancy_export_table(PG_FUNCTION_ARGS)
 	pg::RequireAdmin("export tenants");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-	pg::TableCall call = {PG_GETARG_DATUM(0), PG_GETARG_OID(1), rsinfo->setResult, rsinfo->setDesc, {0, {0}}};
+	pg::TableCall call = {
+	    PG_GETARG_DATUM(0), PG_GETARG_OID(1), rsinfo->setResult, rsinfo->setDesc, {0, {0}}, NULL, NULL};
 	pg::RunAsExtensionOwner(pg::RunExportTable, &call);
 	pg::RememberStreamedTable(call.tenant, call.table, &call.sum);
 
