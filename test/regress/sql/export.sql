@@ -168,6 +168,7 @@ SELECT * FROM tenancy.export_table('a1000000-0000-0000-0000-00000000000a', 'exp.
 SELECT * FROM tenancy.import_tables('{"tables": 1}');
 SELECT tenancy.import_tenant_copied(:'manifest_doc'::jsonb -> 'manifest');
 SELECT tenancy.import_tenant(NULL);
+SELECT tenancy.import_tenant_copied(NULL);
 SELECT tenancy.import_tenant('[]');
 SELECT tenancy.import_tenant('{"format": "tenancy-tenant-export", "format_version": 3, "manifest": {}, "data": {}}');
 SELECT tenancy.import_tenant(jsonb_set(:'doc', '{format_version}', '1'));
@@ -297,6 +298,26 @@ SELECT exp_import_error(jsonb_set(:'doc', '{manifest,tables,0,sha256}', 'null'))
 SELECT exp_import_error(jsonb_set(jsonb_set(jsonb_set(:'doc', '{data,tenancy.tenants}', '[]'),
                                             '{manifest,tables,0,rows}', '0'),
                                   '{manifest,tables,0,sha256}', to_jsonb(encode(sha256(''), 'hex'))));
+-- manifests that list the tenant row's table twice or not at all, or another table twice; a format 1 document with
+-- rows of an unlisted table (the message and its detail)
+CREATE FUNCTION exp_import_detail(d jsonb) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  st text; msg text; detail text;
+BEGIN
+  PERFORM tenancy.import_tenant(d);
+  RETURN 'imported';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+  RETURN st || ' ' || msg || ': ' || coalesce(detail, '');
+END
+$$;
+SELECT exp_import_detail(jsonb_set(:'doc', '{manifest,tables}',
+                                   (:'doc'::jsonb #> '{manifest,tables}') || (:'doc'::jsonb #> '{manifest,tables,0}')));
+SELECT exp_import_detail(jsonb_set(:'doc', '{manifest,tables}', (:'doc'::jsonb #> '{manifest,tables}') - 0));
+SELECT exp_import_detail(jsonb_set(:'doc', '{manifest,tables}', (:'doc'::jsonb #> '{manifest,tables}')
+                                   || (SELECT e.v FROM jsonb_array_elements(:'doc'::jsonb #> '{manifest,tables}') e(v)
+                                        WHERE e.v ->> 'table' = 'exp.events')));
+SELECT exp_import_detail(jsonb_set(:'doc_v1', '{data,exp.unknown}', '[{"tenant_id": "a1000000-0000-0000-0000-00000000000a"}]'));
 -- a column or a table with rows that this database lacks
 CREATE TEMP VIEW exp_entry AS SELECT e.v ->> 'table' AS tbl, (e.i - 1)::text AS i
   FROM jsonb_array_elements(:'doc'::jsonb -> 'manifest' -> 'tables') WITH ORDINALITY e(v, i);
@@ -350,6 +371,11 @@ SELECT tenancy.enable_isolation('exp.events');
 SET tenancy.region = 'us';
 SELECT exp_import_error(:'doc');
 RESET tenancy.region;
+-- another tenant holds the slug here: the same-id import is refused (23505), naming the slug
+INSERT INTO tenancy.tenants (id, organization_name, slug, status, plan, data_residency)
+VALUES ('a6000000-0000-0000-0000-00000000000a', 'Slug Holder', 'exp-a', 'active', 'team', 'eu');
+SELECT exp_import_error(:'doc');
+SELECT tenancy.delete_tenant('a6000000-0000-0000-0000-00000000000a', erase => true);
 SELECT count(*) FROM tenancy.tenants WHERE slug = 'exp-a';
 
 -- restore into the same id from the format 1 document, then from the format 2 one: every data table has the
@@ -424,7 +450,7 @@ SELECT * FROM tenancy.verify_audit_log();
 
 -- clean up
 SELECT tenancy.delete_tenant(id, erase => true) FROM tenancy.tenants WHERE slug LIKE 'exp-%';
-DROP FUNCTION exp_import_error(jsonb), exp_forge(jsonb, text, jsonb), exp_v1(jsonb);
+DROP FUNCTION exp_import_error(jsonb), exp_import_detail(jsonb), exp_forge(jsonb, text, jsonb), exp_v1(jsonb);
 DROP TABLE copied;
 DROP VIEW exp_tables, exp_entry;
 DROP SCHEMA exp CASCADE;
