@@ -230,35 +230,11 @@ tenancy_copy_fields(PG_FUNCTION_ARGS)
 				bad = true;
 				break;
 			}
-			switch (*p) {
-			case '\\':
-				appendStringInfoChar(&field, '\\');
-				break;
-			case 'b':
-				appendStringInfoChar(&field, '\b');
-				break;
-			case 'f':
-				appendStringInfoChar(&field, '\f');
-				break;
-			case 'n':
-				appendStringInfoChar(&field, '\n');
-				break;
-			case 'r':
-				appendStringInfoChar(&field, '\r');
-				break;
-			case 't':
-				appendStringInfoChar(&field, '\t');
-				break;
-			case 'v':
-				appendStringInfoChar(&field, '\v');
-				break;
-			case 'N':
-				if (p - start != 1 || (p + 1 < end && p[1] != '\t'))
-					bad = true;
-				break;
-			default:
-				bad = true;
-			}
+			char byte = pg::CopyEscapedByte(*p);
+			if (byte != 0)
+				appendStringInfoChar(&field, byte);
+			else if (*p != 'N' || p - start != 1 || (p + 1 < end && p[1] != '\t'))
+				bad = true; // anything but an escape letter, or a \N that is not a whole field
 			if (bad)
 				break;
 		}

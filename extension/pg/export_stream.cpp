@@ -4,6 +4,8 @@
 #include "tenancy/pg/export_sha256.hpp"
 #include "tenancy/pg/export_stream.hpp"
 
+#include <array>
+
 extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
@@ -25,6 +27,24 @@ namespace {
 
 constexpr int kBatchRows = 1000;
 
+// COPY text format's one-letter escapes (CopyAttributeOutText / CopyReadAttributesText): the byte and its letter.
+constexpr char kCopyEscapes[][2] = {{'\b', 'b'}, {'\f', 'f'}, {'\n', 'n'}, {'\r', 'r'},
+                                    {'\t', 't'}, {'\v', 'v'}, {'\\', '\\'}};
+
+// Byte-indexed tables of the escapes both ways (0: none), for the per-byte loops.
+constexpr auto kCopyEscapeLetter = [] {
+	std::array<char, 256> table{};
+	for (const auto &escape : kCopyEscapes)
+		table[static_cast<unsigned char>(escape[0])] = escape[1];
+	return table;
+}();
+constexpr auto kCopyEscapedByte = [] {
+	std::array<char, 256> table{};
+	for (const auto &escape : kCopyEscapes)
+		table[static_cast<unsigned char>(escape[1])] = escape[0];
+	return table;
+}();
+
 // One streamed table remembered for export_manifest, in the transaction's memory.
 struct StreamedTable {
 	pg_uuid_t tenant;
@@ -37,6 +57,12 @@ StreamedTable *streamed = NULL;
 LocalTransactionId streamed_lxid = InvalidLocalTransactionId;
 
 } // namespace
+
+char
+CopyEscapedByte(char letter)
+{
+	return kCopyEscapedByte[static_cast<unsigned char>(letter)];
+}
 
 void
 AppendCopyValue(StringInfo buf, const char *value)
@@ -51,33 +77,9 @@ AppendCopyValue(StringInfo buf, const char *value)
 	const char *start = value;
 	const char *p = value;
 	for (; *p; p++) {
-		char c = *p;
-		char letter;
-		switch (c) {
-		case '\b':
-			letter = 'b';
-			break;
-		case '\f':
-			letter = 'f';
-			break;
-		case '\n':
-			letter = 'n';
-			break;
-		case '\r':
-			letter = 'r';
-			break;
-		case '\t':
-			letter = 't';
-			break;
-		case '\v':
-			letter = 'v';
-			break;
-		case '\\':
-			letter = '\\';
-			break;
-		default:
+		char letter = kCopyEscapeLetter[static_cast<unsigned char>(*p)];
+		if (letter == 0)
 			continue;
-		}
 		if (p > start)
 			appendBinaryStringInfo(buf, start, p - start);
 		appendStringInfoChar(buf, '\\');

@@ -27,6 +27,9 @@ void StreamExportTable(const char *select_sql, Datum tenant, ExportRowFn fn, voi
 // Appends value in COPY text format (backslash escapes; NULL becomes \N).
 void AppendCopyValue(StringInfo buf, const char *value);
 
+// The byte that a backslash and letter stand for in COPY text format (\b \f \n \r \t \v \\), or 0 for any other letter.
+char CopyEscapedByte(char letter);
+
 // Sets, until AtEOXact_GUC(true, returned level), the settings that fix the text form of values: DateStyle ISO,
 // IntervalStyle postgres, TimeZone UTC, extra_float_digits 1, bytea_output hex, lc_monetary C. Exports render and
 // imports parse under them, whatever the session says.
