@@ -117,23 +117,23 @@ COMMENT ON FUNCTION tenancy._move_check(uuid[]) IS 'internal: raises 55006 when 
 
 -- BEFORE INSERT/UPDATE/DELETE row trigger on the guarded tables while a move runs (TG_ARGV[0]: tenant column).
 -- SECURITY DEFINER: application roles cannot read tenancy.tenant_moves. Not ENABLE ALWAYS: apply workers on the
--- target (replica mode) must write the rows the guard refuses to applications there.
+-- target (replica mode) must write the rows the guard refuses to applications there. It fires for every row of
+-- every tenant, so it runs _move_check's locking query itself (one query per row, no nested call) and leaves
+-- only the refusal of a frozen tenant to _move_check.
 CREATE FUNCTION tenancy._move_guard() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  ids uuid[] := '{}';
+  -- NEW is NULL in a DELETE, OLD in an INSERT: their NULL ids match nothing.
+  ids uuid[] := ARRAY[(pg_catalog.to_jsonb(NEW) ->> TG_ARGV[0])::uuid, (pg_catalog.to_jsonb(OLD) ->> TG_ARGV[0])::uuid];
+  m record;
 BEGIN
-  IF TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN
-    ids := ids || (pg_catalog.to_jsonb(NEW) ->> TG_ARGV[0])::uuid;
-  END IF;
-  IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
-    ids := ids || (pg_catalog.to_jsonb(OLD) ->> TG_ARGV[0])::uuid;
-  END IF;
-  PERFORM tenancy._move_check(ids);
-  IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-    RETURN OLD;
-  END IF;
-  RETURN NEW;
+  FOR m IN SELECT mv.tenant_id, mv.frozen FROM tenancy.tenant_moves mv
+            WHERE mv.tenant_id OPERATOR(pg_catalog.=) ANY (ids) ORDER BY mv.tenant_id FOR SHARE LOOP
+    IF m.frozen THEN
+      PERFORM tenancy._move_check(ARRAY[m.tenant_id]);
+    END IF;
+  END LOOP;
+  RETURN coalesce(NEW, OLD);
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_guard() IS 'internal: trigger refusing writes of a tenant frozen by a live move';
