@@ -170,6 +170,21 @@ END
 $$;
 COMMENT ON FUNCTION tenancy._move_set_guards(boolean) IS 'internal: installs or removes the move guard triggers';
 
+-- With the last move of the cluster (the tenant's on side, nothing else), removes the guards. Called before that
+-- move row is locked: a writer of a frozen tenant waits in the guard for the row while holding its table's lock, so
+-- dropping the guards (ACCESS EXCLUSIVE on each table) after locking the row would deadlock with it.
+CREATE FUNCTION tenancy._move_unguard_last(tenant uuid, want_side text) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves mv
+                  WHERE mv.tenant_id OPERATOR(pg_catalog.<>) tenant OR mv.side OPERATOR(pg_catalog.<>) want_side) THEN
+    PERFORM tenancy._move_set_guards(false);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_unguard_last(uuid, text) IS
+  'internal: removes the move guards before the last move row is locked (no deadlock with a waiting writer)';
+
 -- REPLICA IDENTITY FULL on every published table (and partition) whose identity does not cover its tenant column;
 -- the originals are kept in tenancy.move_replica_identities.
 CREATE FUNCTION tenancy._move_widen_identities() RETURNS void
@@ -458,6 +473,7 @@ BEGIN
   IF tenant_id IS NULL OR outcome IS NULL OR outcome OPERATOR(pg_catalog.<>) ALL (ARRAY['switched', 'rolled_back']) THEN
     PERFORM tenancy._invalid_input('outcome must be ''switched'' or ''rolled_back''');
   END IF;
+  PERFORM tenancy._move_unguard_last(tenant_id, 'source');
   m := tenancy._move_record(tenant_id, 'source');
   IF outcome OPERATOR(pg_catalog.=) 'switched' AND NOT m.frozen THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -486,9 +502,6 @@ BEGIN
   DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_source_finish.tenant_id;
   IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves mv WHERE mv.side OPERATOR(pg_catalog.=) 'source') THEN
     PERFORM tenancy._move_restore_identities();
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
-    PERFORM tenancy._move_set_guards(false);
   END IF;
   IF outcome OPERATOR(pg_catalog.=) 'switched' THEN
     PERFORM tenancy._audit('tenant_moved_out', tenant_id, NULL, pg_catalog.jsonb_build_object(
@@ -803,6 +816,7 @@ LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_pat
 DECLARE
   m tenancy.tenant_moves;
 BEGIN
+  PERFORM tenancy._move_unguard_last(tenant_id, 'target');
   SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_target_abort.tenant_id
      AND mv.side OPERATOR(pg_catalog.=) 'target' FOR UPDATE;
   IF NOT FOUND THEN
@@ -811,9 +825,6 @@ BEGIN
   PERFORM tenancy._move_drop_subscription(m.subscription_name);
   DELETE FROM tenancy.tenant_moves WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_target_abort.tenant_id;
   DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_target_abort.tenant_id;
-  IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves) THEN
-    PERFORM tenancy._move_set_guards(false);
-  END IF;
   PERFORM tenancy._audit('tenant_move_rolled_back', tenant_id, NULL, pg_catalog.jsonb_build_object(
     'side', 'target', 'source_region', m.source_region, 'by', session_user));
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) move_target_abort.tenant_id) THEN
@@ -845,7 +856,8 @@ COMMENT ON FUNCTION tenancy._move_master_fingerprint() IS 'internal: fingerprint
 REVOKE ALL ON tenancy.tenant_moves, tenancy.move_markers, tenancy.move_replica_identities FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy._move_guarded_tables(),
   tenancy._move_check(uuid[]), tenancy._move_guard(), tenancy.move_guard(uuid), tenancy._move_set_guards(boolean),
-  tenancy._move_widen_identities(), tenancy._move_restore_identities(), tenancy._move_table_list(uuid),
+  tenancy._move_unguard_last(uuid, text), tenancy._move_widen_identities(), tenancy._move_restore_identities(),
+  tenancy._move_table_list(uuid),
   tenancy._move_record(uuid, text), tenancy.move_source_prepare(uuid, text), tenancy.move_source_create_slot(uuid),
   tenancy.move_source_progress(uuid), tenancy.move_source_freeze(uuid), tenancy.move_source_handover(uuid, bytea),
   tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
