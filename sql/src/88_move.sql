@@ -285,7 +285,9 @@ DECLARE
   tables text;
   list jsonb;
 BEGIN
-  SELECT * INTO t FROM tenancy.tenants x WHERE x.id OPERATOR(pg_catalog.=) tenant_id FOR UPDATE;
+  -- NO KEY UPDATE, not UPDATE: an application transaction may hold a lock on a table this function alters next while
+  -- its foreign key check waits for a KEY SHARE lock on this row; that must not wait for us (deadlock).
+  SELECT * INTO t FROM tenancy.tenants x WHERE x.id OPERATOR(pg_catalog.=) tenant_id FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     PERFORM tenancy._tenant_not_found(tenant_id);
   END IF;
