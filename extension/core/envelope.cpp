@@ -4,6 +4,8 @@
 
 #include "tenancy/core/error.hpp"
 
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <climits>
@@ -185,10 +187,18 @@ DataKeyCipher::Decrypt(const std::uint8_t *nonce, const std::uint8_t *body, std:
 	auto aad = AssociatedData(key_version_);
 	int len = 0;
 	int final_len = 0;
-	if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
+	// Nonce and tag in one parameter call. OpenSSL 3.0 asks the provider for the IV length through OSSL_PARAMs on
+	// every EVP_DecryptInit_ex given an IV (3.1 caches it) and runs SET_TAG through a second round of them. The GCM
+	// provider's "tlsivfixed" parameter of length -1 sets the whole IV (of the length set at keying) and starts a new
+	// message exactly as an init with an IV does; the key schedule stays.
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kEnvelopeTagSize),
+	                       OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TLS1_IV_FIXED,
+	                                                         const_cast<std::uint8_t *>(nonce),
+	                                                         static_cast<std::size_t>(-1)),
+	                       OSSL_PARAM_construct_end()};
+	if (EVP_CIPHER_CTX_set_params(ctx, params) != 1 ||
 	    EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1 ||
-	    (body_size > 0 && EVP_DecryptUpdate(ctx, out, &len, body, static_cast<int>(body_size)) != 1) ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kEnvelopeTagSize), tag) != 1)
+	    (body_size > 0 && EVP_DecryptUpdate(ctx, out, &len, body, static_cast<int>(body_size)) != 1))
 		ThrowLibrary("AES-256-GCM decryption failed");
 	if (EVP_DecryptFinal_ex(ctx, out + body_size, &final_len) != 1) {
 		// Unauthenticated plaintext must never survive: wipe what DecryptUpdate wrote.

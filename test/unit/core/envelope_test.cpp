@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -86,6 +87,62 @@ TEST(Envelope, ContextsAreReusedAcrossValuesAndKeysMatchAFreshCipher)
 	for (int i = 0; i < 100; i++) {
 		std::string text = "value " + std::to_string(i);
 		EXPECT_EQ(Open(reader, Seal(writer, text)), text);
+	}
+}
+
+namespace {
+
+// Seals with a fresh EVP context initialised the textbook way (key and nonce in EVP_EncryptInit_ex), independent
+// of DataKeyCipher's reused contexts and of how they set the nonce.
+std::vector<std::uint8_t>
+ReferenceSeal(const SecretKey &key, const TenantId &tenant, std::uint32_t version,
+              const std::vector<std::uint8_t> &nonce, const std::string &text)
+{
+	std::vector<std::uint8_t> env(SealedSize(text.size()));
+	env[0] = kEnvelopeFormat;
+	for (int i = 0; i < 4; i++)
+		env[1 + i] = static_cast<std::uint8_t>(version >> (24 - 8 * i));
+	std::copy(nonce.begin(), nonce.end(), env.begin() + kEnvelopeHeaderSize);
+	std::uint8_t aad[16 + kEnvelopeHeaderSize];
+	std::memcpy(aad, tenant.data(), 16);
+	std::memcpy(aad + 16, env.data(), kEnvelopeHeaderSize);
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	std::uint8_t *body = env.data() + kEnvelopeHeaderSize + kEnvelopeNonceSize;
+	int len = 0;
+	EXPECT_EQ(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), nonce.data()), 1);
+	EXPECT_EQ(EVP_EncryptUpdate(ctx, nullptr, &len, aad, static_cast<int>(sizeof(aad))), 1);
+	EXPECT_EQ(EVP_EncryptUpdate(ctx, body, &len, reinterpret_cast<const std::uint8_t *>(text.data()),
+	                            static_cast<int>(text.size())),
+	          1);
+	EXPECT_EQ(EVP_EncryptFinal_ex(ctx, body + text.size(), &len), 1);
+	EXPECT_EQ(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, body + text.size()), 1);
+	EVP_CIPHER_CTX_free(ctx);
+	return env;
+}
+
+} // namespace
+
+TEST(Envelope, ReusedDecryptContextOpensWhatAFreshContextSealedUnderEveryNonce)
+{
+	// Every value sets its own nonce on the one decrypting context: a nonce that did not take (the previous one
+	// reused, or zeros) fails authentication here; so must a tampered value in between, without spoiling the next.
+	SecretKey key = GenerateDataKey();
+	DataKeyCipher cipher(key, Tenant(5), 4);
+	for (int i = 0; i < 200; i++) {
+		std::vector<std::uint8_t> nonce(kEnvelopeNonceSize);
+		for (std::size_t b = 0; b < nonce.size(); b++)
+			nonce[b] = static_cast<std::uint8_t>(i * 7 + b * 29 + (i % 3 == 0 ? 0 : 0x80));
+		std::string text(static_cast<std::size_t>(i * 13 % 300), static_cast<char>('a' + i % 26));
+		auto env = ReferenceSeal(key, Tenant(5), 4, nonce, text);
+		EXPECT_EQ(Open(cipher, env), text) << i;
+		auto in_place = env;
+		EXPECT_EQ(std::string(reinterpret_cast<const char *>(in_place.data()),
+		                      cipher.OpenInPlace(in_place.data(), in_place.size())),
+		          text)
+		    << i;
+		auto bad = env;
+		bad[kEnvelopeHeaderSize + static_cast<std::size_t>(i) % kEnvelopeNonceSize] ^= 0x04; // nonce byte
+		EXPECT_EQ(KindOf([&] { Open(cipher, bad); }), ErrorKind::kDecryptionFailed) << i;
 	}
 }
 
