@@ -27,6 +27,10 @@ Reply RotateKey(RequestContext &ctx);
 Reply GetSla(RequestContext &ctx);
 // export.cpp
 Reply ExportTenant(RequestContext &ctx);
+// move.cpp (regions mode): POST and GET .../move; PATCH data_residency across regions calls StartMove
+Reply MoveTenant(RequestContext &ctx);
+Reply GetMove(RequestContext &ctx);
+Reply StartMove(RequestContext &ctx, const std::string &to);
 // system.cpp
 Reply Healthz(RequestContext &ctx);
 Reply Readyz(RequestContext &ctx);

@@ -133,14 +133,20 @@ Reply
 PatchTenant(RequestContext &ctx)
 {
 	std::string changes = ctx.body.dump();
-	// Regions mode: a new residency is a move to another cluster, which this route does not do (yet).
+	// Regions mode: a new residency is a live move to another region's cluster (handlers/move.cpp), admin only.
 	if (ctx.app.router.enabled() && ctx.body.contains("data_residency") && ctx.body["data_residency"].is_string() &&
-	    ctx.body["data_residency"].get<std::string>() != ctx.region)
-		throw ApiError(409, "region_move_unsupported",
-		               "changing data_residency from \"" + ctx.region + "\" to \"" +
-		                   ctx.body["data_residency"].get<std::string>().substr(0, 64) +
-		                   "\" moves the tenant to another region's cluster, which tenancyd does not do yet",
-		               "", "Move the tenant by export and import (docs/residency.md, section 4).");
+	    ctx.body["data_residency"].get<std::string>() != ctx.region) {
+		if (!ctx.caller.is_admin())
+			throw ApiError(403, "permission_denied", "moving a tenant to another region needs the admin token",
+			               "42501");
+		if (ctx.body.size() != 1)
+			throw ApiError(
+			    409, "region_move_unsupported",
+			    "a change of data_residency to another region cannot be combined with other changes", "",
+			    "PATCH data_residency alone, or POST /api/v1/tenants/" + ctx.tenant_id +
+			        "/move with {\"data_residency\": \"<region>\"}; it answers 202 and the move's Location.");
+		return StartMove(ctx, ctx.body["data_residency"].get<std::string>());
+	}
 	return ctx.db().Transaction([&] {
 		// A tenant token may change only what its role allows (tenancy.token_permits 'tenant.patch.<key>'):
 		// plan needs billing rights, status and parent_tenant_id the admin token.

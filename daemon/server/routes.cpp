@@ -24,6 +24,8 @@ Routes()
 	    {"POST",   "/api/v1/tenants/{id}/keys/rotate",           Access::kTenant,  "keys.write",   true,  true,  RotateKey},
 	    {"GET",    "/api/v1/tenants/{id}/sla",                   Access::kTenant,  "sla.read",     true,  false, GetSla},
 	    {"GET",    "/api/v1/tenants/{id}/export",                Access::kTenant,  "export.read",  true,  false, ExportTenant},
+	    {"POST",   "/api/v1/tenants/{id}/move",                  Access::kAdmin,   nullptr,        false, true,  MoveTenant},
+	    {"GET",    "/api/v1/tenants/{id}/move",                  Access::kAdmin,   nullptr,        false, false, GetMove},
 	    {"GET",    "/api/v1/openapi.json",                       Access::kPublic,  nullptr,        false, false, OpenApi},
 	    {"GET",    "/metrics",                                   Access::kMetrics, nullptr,        false, false, Metrics},
 	    {"GET",    "/healthz",                                   Access::kPublic,  nullptr,        false, false, Healthz},

@@ -78,7 +78,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION tenancy._move_tables() IS 'internal: the tables a live move replicates, with their tenant column';
 
--- The tables the guard trigger protects: the replicated ones plus the registry row and the keys.
+-- The tables the guard trigger protects: the replicated ones plus the registry row, the keys and the tokens.
 CREATE FUNCTION tenancy._move_guarded_tables()
 RETURNS TABLE (relid regclass, tenant_column name)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -86,6 +86,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
    WHERE t.relid OPERATOR(pg_catalog.<>) 'tenancy.move_markers'::regclass
   UNION ALL SELECT 'tenancy.tenants'::regclass, 'id'::name
   UNION ALL SELECT 'tenancy.tenant_keys'::regclass, 'tenant_id'::name
+  -- Tokens are not replicated (tenancyd copies them after the switch): none may be issued or revoked meanwhile.
+  UNION ALL SELECT 'tenancy.tenant_tokens'::regclass, 'tenant_id'::name
 $$;
 COMMENT ON FUNCTION tenancy._move_guarded_tables() IS 'internal: the tables whose writes a move freeze refuses';
 

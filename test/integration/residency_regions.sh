@@ -127,8 +127,13 @@ on "$A" PATCH "/api/v1/tenants/$EU1" '{"display_name": "Euro One GmbH"}'
 expect 200 "PATCH the EU tenant"
 [ "$(eu_sql -c "SELECT display_name FROM tenancy.tenants WHERE id = '$EU1'")" = "Euro One GmbH" ] && pass "PATCH written in the EU cluster" \
   || fail "PATCH not in the EU cluster"
+on "$B" PATCH "/api/v1/tenants/$EU1" '{"data_residency": "us", "display_name": "X"}'
+expect 409 "PATCH data_residency across regions with other keys (the move is a PATCH of its own)"
+# Alone it is the live move (residency_move_http.sh); these clusters lack wal_level = logical, so it is refused.
 on "$B" PATCH "/api/v1/tenants/$EU1" '{"data_residency": "us"}'
-expect 409 "PATCH data_residency across regions (the move is not here yet)"
+expect 503 "PATCH data_residency across regions without wal_level = logical"
+[ "$(jqb .error.sqlstate)" = 55000 ] && [ "$(eu_sql -c "SELECT count(*) FROM tenancy.tenant_moves")" = 0 ] \
+  && pass "the refused move changed nothing" || fail "refused move: $BODY"
 on "$B" PATCH "/api/v1/tenants/$EU1" '{"data_residency": "eu"}'
 expect 200 "PATCH data_residency to the same region"
 on "$A" GET "/api/v1/tenants/$EU1/export"

@@ -1,0 +1,83 @@
+// daemon/move/orchestrator.hpp
+// Runs live tenant moves between region clusters (the SQL protocol of sql/src/88_move.sql) in background threads.
+#pragma once
+
+#include "db/pool.hpp"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace tenancyd {
+
+// What a move needs from regions mode (handlers/move.cpp binds them to the Router and the configuration).
+struct MoveRegions {
+	// Connection options of an admin connection to a region's cluster (the move opens its own, off the request
+	// pools, with a statement timeout for long steps).
+	std::function<PoolOptions(const std::string &region)> admin_options;
+	// The connection string the target's subscription uses to reach the source region's cluster.
+	std::function<std::string(const std::string &region)> replication_conninfo;
+	// The directory switch: compare-and-set from -> to; false when the tenant is not at `from`. Throws on errors.
+	std::function<bool(const std::string &tenant_id, const std::string &from, const std::string &to)> switch_region;
+};
+
+// A move as GET /api/v1/tenants/{id}/move reports it. Phases:
+//   prepare -> copying -> catching_up -> freezing -> switched -> cleaning -> done
+//   a failure before switched -> rolled_back (the tenant stays in, and is served by, the source region)
+//   a failure after switched -> failed (the target serves the tenant; the source keeps it frozen until an operator
+//   finishes it, docs/residency.md 4.1)
+struct MoveStatus {
+	std::string tenant_id;
+	std::string from;
+	std::string to;
+	std::string phase = "prepare";
+	std::string error;         // why a move failed or rolled back, empty otherwise
+	long long rows_copied = 0; // the tenant's rows on the target so far
+	long long rows_total = 0;  // the tenant's rows on the source when the move started
+	long long lag_bytes = -1;  // WAL the target has not confirmed yet (-1: unknown)
+	long long freeze_ms = -1;  // write freeze, from the freeze to the directory switch
+	long long total_ms = -1;   // once finished
+	long long tokens_moved = -1;
+	bool target_cleaned = true; // false while a rolled-back move's target leftovers wait for the target
+	std::string started_at;
+	std::string finished_at;
+	nlohmann::json tables = nlohmann::json::array();
+
+	nlohmann::json ToJson() const;
+	bool
+	Finished() const
+	{
+		return phase == "done" || phase == "rolled_back" || phase == "failed";
+	}
+};
+
+class MoveOrchestrator {
+  public:
+	explicit MoveOrchestrator(MoveRegions regions) : regions_(std::move(regions)) {}
+	// Prepares the move on the source (its errors answer the request: TN007 children, 55000 no wal_level = logical,
+	// ...) and runs the rest in a background thread. Returns the first status. ApiError 409 when a move of that
+	// tenant is still running, here or (a move record on the source) on another tenancyd.
+	MoveStatus Start(const std::string &tenant_id, const std::string &from, const std::string &to);
+	// The status of the tenant's last move started by this instance.
+	std::optional<MoveStatus> Status(const std::string &tenant_id);
+
+  private:
+	struct State {
+		std::mutex mutex;
+		MoveStatus status;
+		std::unique_ptr<Pool> source; // the move's own connections, closed when it ends
+		std::unique_ptr<Pool> target;
+	};
+	void Run(std::shared_ptr<State> state, std::string prepared);
+	void RollBack(State &state, const std::string &subscription_oid, std::chrono::steady_clock::time_point started);
+	MoveRegions regions_;
+	std::mutex mutex_;
+	std::map<std::string, std::shared_ptr<State>> moves_;
+};
+
+} // namespace tenancyd
