@@ -30,7 +30,7 @@ CMAKE_BUILD_TYPE ?= RelWithDebInfo
 # PostgreSQL 15's headers compile as C++20 with g++ 12.
 override PG_CXXFLAGS += -std=c++20 -fPIC -Iextension/include -Wno-missing-field-initializers -Wno-register
 override PG_CPPFLAGS += -Iextension/include
-SHLIB_LINK += -lssl -lcrypto -lstdc++
+SHLIB_LINK += -lssl -lcrypto -lmodpbase64 -lstdc++
 
 # No JIT bitcode: Debian's PGXS would need a matching clang, and none of our functions benefit from inlining.
 override with_llvm = no

@@ -307,9 +307,28 @@ TEST(Base64, RoundTripsAndMatchesRfc4648)
 
 TEST(Base64, RefusesNonCanonicalText)
 {
-	for (const char *bad : {"Zg", "Zg=", "Zh==", "Zm9=", "Z=g=", "Zg==Zg==", " Zm9v", "Zm9v\n", "Zm 9v",
-	                        "Zm9v====", "Zm9*", "Zm9v-_==", "===="}) {
+	for (const char *bad : {"Zg",          "Zg=",      "Zh==",      "Zm9=",      "Z=g=",
+	                        "Zg==Zg==",    " Zm9v",    "Zm9v\n",    "Zm 9v",     "Zm9v====",
+	                        "Zm9*",        "Zm9v-_==", "====",      "\tZm9v",    "Zm9v\r\n",
+	                        "Zm=v",        "=m9v",     "Zm9vYg=\n", "Zm9vYg\n=", "Zm9v\x80\x80\x80\x80",
+	                        "Zm9vYmE=    "}) {
 		std::vector<std::uint8_t> out(64);
 		EXPECT_FALSE(Base64Decode(bad, std::strlen(bad), out.data()).has_value()) << bad;
+	}
+}
+
+TEST(Base64, AcceptsExactlyTheAlphabetInEveryPosition)
+{
+	// Every byte value in every position of an unpadded text: accepted exactly when it is one of the 64 characters
+	// (NUL included: the length is given, not found).
+	for (std::size_t pos = 0; pos < 8; pos++) {
+		for (int c = 0; c < 256; c++) {
+			char text[] = "Zm9vYmFy";
+			text[pos] = static_cast<char>(c);
+			bool alphabet =
+			    (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+			std::vector<std::uint8_t> out(16);
+			EXPECT_EQ(Base64Decode(text, 8, out.data()).has_value(), alphabet) << "position " << pos << " byte " << c;
+		}
 	}
 }

@@ -1,5 +1,5 @@
 // extension/include/tenancy/core/base64.hpp
-// Strict standard base64 (RFC 4648, padded) over OpenSSL's EVP_EncodeBlock/EVP_DecodeBlock.
+// Strict standard base64 (RFC 4648, padded): OpenSSL's EVP_EncodeBlock encodes, stringencoders' modp_b64 decodes.
 #pragma once
 
 #include "tenancy/core/cpp_only.hpp"
