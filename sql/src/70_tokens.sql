@@ -19,30 +19,10 @@ COMMENT ON TABLE tenancy.tenant_tokens IS 'tenancyd bearer tokens of tenants: SH
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenant_tokens', '');
 
 -- What a tenant token may do, by role (SPEC.md "What a tenant token may do"). Actions are tenancyd's route
--- actions; 'tenant.patch.<key>' refines PATCH per changed key.
+-- actions; 'tenant.patch.<key>' refines PATCH per changed key; an unknown action raises TN005. The matrix is
+-- extension/core/token_permission.cpp: in C, a call inside authorize_token costs no plpgsql setup per transaction.
 CREATE FUNCTION tenancy.token_permits(role tenancy.user_role, action text) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  CASE
-  WHEN action IN ('tenant.read', 'usage.read', 'sla.read') THEN
-    RETURN role <> 'guest';
-  WHEN action IN ('users.read', 'users.write') THEN
-    RETURN role IN ('owner', 'admin', 'manager');
-  WHEN action IN ('tenant.write', 'tokens.write', 'keys.write', 'export.read') THEN
-    RETURN role IN ('owner', 'admin');
-  WHEN action = 'tenant.patch.plan' THEN
-    RETURN role = 'owner';  -- a plan change is billing: only the owner has billing "full"
-  WHEN action IN ('tenant.patch.status', 'tenant.patch.parent_tenant_id') THEN
-    RETURN false;           -- lifecycle and hierarchy stay with the operator's admin token
-  WHEN action LIKE 'tenant.patch.%' THEN
-    RETURN role IN ('owner', 'admin');
-  WHEN action = 'none' THEN
-    RETURN false;
-  ELSE
-    RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = format('unknown token action "%s"', action);
-  END CASE;
-END
-$$;
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'tenancy_token_permits';
 COMMENT ON FUNCTION tenancy.token_permits(tenancy.user_role, text) IS
   'whether a tenant token of this role may perform a tenancyd action (tenant.read, users.write, ...)';
 
