@@ -38,6 +38,8 @@ Moves(App &app)
 		regions.switch_region = [&app](const std::string &tenant, const std::string &from, const std::string &to) {
 			return app.router.directory().SwitchRegion(tenant, from, to);
 		};
+		auto config = app.config();
+		regions.drain = std::chrono::milliseconds(config->db_acquire_timeout_ms + config->db_statement_timeout_ms);
 		slot = std::make_unique<MoveOrchestrator>(std::move(regions));
 	}
 	return *slot;

@@ -283,10 +283,14 @@ MoveOrchestrator::Run(std::shared_ptr<State> state, std::string prepared)
 			s.tokens_moved = moved_tokens;
 		});
 		phase("cleaning");
+		const Clock::time_point directory_switched = Clock::now();
 		Retry("target finish", tenant, 60, milliseconds(1000), [&] {
 			Lease t = state->target->Acquire();
 			t->Exec("SELECT tenancy.move_target_finish($1::uuid)", {tenant});
 		});
+		const auto drained = Clock::now() - directory_switched;
+		if (drained < regions_.drain)
+			std::this_thread::sleep_for(regions_.drain - drained);
 		Retry("source finish", tenant, 60, milliseconds(1000), [&] {
 			Lease s = state->source->Acquire();
 			s->Exec("SELECT tenancy.move_source_finish($1::uuid, 'switched', $2::oid)", {tenant, subscription_oid});

@@ -24,6 +24,10 @@ struct MoveRegions {
 	std::function<std::string(const std::string &region)> replication_conninfo;
 	// The directory switch: compare-and-set from -> to; false when the tenant is not at `from`. Throws on errors.
 	std::function<bool(const std::string &tenant_id, const std::string &from, const std::string &to)> switch_region;
+	// How long a request that read the directory just before the switch may still run against the source (its
+	// pool wait plus its statement timeout): the source stays frozen (503, Retry-After) that long before the tenant
+	// is erased there, so such a request never gets a 404 for a tenant that exists.
+	std::chrono::milliseconds drain{0};
 };
 
 // A move as GET /api/v1/tenants/{id}/move reports it. Phases:
