@@ -37,6 +37,14 @@ CONF="$TENANCY_TMP/tenancyd.yaml"
 DAEMON_PIDS+=($!)
 URL="http://127.0.0.1:$DAEMON_PORT"
 for _ in $(seq 1 100); do curl -fsS "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# A second instance on the same configuration (as behind a load balancer): it does not run the move, but sees it.
+PORT_B=$(free_port)
+sed "s/port: $DAEMON_PORT/port: $PORT_B/" "$CONF" > "$TENANCY_TMP/b.yaml"
+"$TENANCY_DAEMON" --config "$TENANCY_TMP/b.yaml" >>"$TENANCY_TMP/tenancyd.log" 2>&1 &
+DAEMON_PIDS+=($!)
+URL_B="http://127.0.0.1:$PORT_B"
+for _ in $(seq 1 100); do curl -fsS "$URL_B/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+on_b() { local saved=$URL; URL=$URL_B; api "$@"; URL=$saved; }
 header_of() { sed -n "s/^$1: *\([^\r]*\).*/\1/Ip" <<<"$HEADERS" | head -1; }
 
 # --- Tenants: acme (moved with writers running), beta (a move that rolls back), gamma (never moved).
@@ -147,6 +155,14 @@ expect 409 "a second move while one runs"
 api GET "/api/v1/tenants/$ACME/move"
 expect 200 "GET the running move"
 [ "$(jqb .phase)" = prepare ] && pass "it waits in phase prepare for the open transaction" || fail "running move: $BODY"
+on_b POST "/api/v1/tenants/$ACME/move" '{"data_residency": "us"}'
+expect 409 "a second move through another instance (the source's move record refuses it)"
+[ "$(jqb .error.code) $(jqb .error.sqlstate)" = "move_in_progress 55006" ] && pass "named move_in_progress" \
+  || fail "second move on B: $BODY"
+on_b GET "/api/v1/tenants/$ACME/move"
+expect 200 "GET the move on the instance that does not run it"
+[ "$(jqb '.orchestrated_elsewhere|tostring') $(jqb .phase) $(jqb .to)" = "true prepare us" ] \
+  && pass "it reports the source's move record" || fail "move on B: $BODY"
 sq hold "COMMIT" >/dev/null; close_session hold
 PHASES=""
 for _ in $(seq 1 600); do
