@@ -59,25 +59,31 @@ server_ticks() {
 }
 daemon_ticks() { awk '{ print $14 + $15 }' "/proc/$DAEMON_PID/stat"; }
 us_per() { awk "BEGIN { printf \"%.0f\", ($1) * 1000000 / $TCK / ($2 * $SECS) }"; } # us_per TICKS RATE
+# CPU of the load generator itself (pgbench or wrk, user + system from /usr/bin/time): the other half of each side.
+client_us() { awk -v r="$2" -v s="$SECS" '{ printf "%.0f", ($1 + $2) * 1000000 / (r * s) }' "$1"; } # client_us FILE RATE
 pgbench_run() {
   local s0; s0=$(server_ticks)
-  PGPASSWORD=pw "$TENANCY_PGBIN/pgbench" -n -M prepared -c 16 -j 2 -T "$SECS" -D "id=$T" -f "$TENANCY_TMP/usage.sql" \
+  PGPASSWORD=pw /usr/bin/time -f '%U %S' -o "$TENANCY_TMP/pgbench.time" \
+    "$TENANCY_PGBIN/pgbench" -n -M prepared -c 16 -j 2 -T "$SECS" -D "id=$T" -f "$TENANCY_TMP/usage.sql" \
     -h 127.0.0.1 -p "$CLUSTER_PORT" -U tenancyd app > "$TENANCY_TMP/pgbench.out" 2>&1
   SQL_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$TENANCY_TMP/pgbench.out" | head -1)
   echo "pgbench: $SQL_TPS tps, $(sed -n 's/^latency average = //p' "$TENANCY_TMP/pgbench.out") mean;" \
-    "server CPU $(us_per "$(server_ticks) - $s0" "$SQL_TPS") us per transaction"
+    "server CPU $(us_per "$(server_ticks) - $s0" "$SQL_TPS") us per transaction," \
+    "pgbench $(client_us "$TENANCY_TMP/pgbench.time" "$SQL_TPS") us"
 }
 wrk_run() { # wrk_run NAME TOKEN [extra args]: sets NAME_RPS and NAME_P99 (ms)
   local name=$1 token=$2; shift 2
   local s0 d0; s0=$(server_ticks); d0=$(daemon_ticks)
-  wrk -t2 -c16 -d"${SECS}s" --latency -H "Authorization: Bearer $token" "$@" > "$TENANCY_TMP/$name.out" 2>&1
+  /usr/bin/time -f '%U %S' -o "$TENANCY_TMP/$name.time" \
+    wrk -t2 -c16 -d"${SECS}s" --latency -H "Authorization: Bearer $token" "$@" > "$TENANCY_TMP/$name.out" 2>&1
   local rps p99 non2xx
   rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$TENANCY_TMP/$name.out")
   p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else v = v * 1000; print v }' \
     "$TENANCY_TMP/$name.out")
   non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$TENANCY_TMP/$name.out")
   echo "$name: ${rps} req/s, p99 ${p99} ms, non-2xx ${non2xx:-0}; CPU per request:" \
-    "server $(us_per "$(server_ticks) - $s0" "$rps") us, tenancyd $(us_per "$(daemon_ticks) - $d0" "$rps") us"
+    "server $(us_per "$(server_ticks) - $s0" "$rps") us, tenancyd $(us_per "$(daemon_ticks) - $d0" "$rps") us," \
+    "wrk $(client_us "$TENANCY_TMP/$name.time" "$rps") us"
   eval "${name}_RPS=$rps; ${name}_P99=$p99"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -85,32 +85,12 @@ COMMENT ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, text, in
 -- tenancyd's whole authorization of a tenant-token request in one call (one round trip): the live token with this
 -- digest (one row while it is neither revoked nor expired, none otherwise), whether its role permits action, and,
 -- for a permitted call to its own tenant, the metering of one api_calls unit (within_quota; NULL when nothing was
--- metered). The only token check there is: a target that is not the token's tenant meters nothing.
+-- metered). The only token check there is: a target that is not the token's tenant meters nothing. In C
+-- (extension/pg/token_authorize.cpp): as plpgsql it cost ~50 us more per tenancyd request (bench/daemon/RESULTS.md).
 CREATE FUNCTION tenancy.authorize_token(digest bytea, target_tenant_id uuid, action text)
 RETURNS TABLE (token_id uuid, tenant_id uuid, role tenancy.user_role, token_sha256 bytea, permitted boolean,
                plan tenancy.tenant_plan, within_quota boolean)
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  SELECT k.id, k.tenant_id, k.role, k.token_sha256, t.plan
-    INTO token_id, tenant_id, role, token_sha256, plan
-    FROM tenancy.tenant_tokens k
-    JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id
-   WHERE k.token_sha256 OPERATOR(pg_catalog.=) $1
-     AND k.revoked_at IS NULL
-     AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
-  IF NOT FOUND THEN
-    RETURN;
-  END IF;
-  permitted := tenancy.token_permits(role, $3);
-  IF permitted AND tenant_id OPERATOR(pg_catalog.=) $2 THEN
-    -- consume writes its counter in place, unseen by a live move's guard triggers: 55006 while the tenant is frozen,
-    -- so no call is metered on a source whose counters were already handed over (sql/src/88_move.sql)
-    PERFORM tenancy.move_guard(tenant_id);
-    within_quota := tenancy.consume(tenant_id, 'api_calls');
-  END IF;
-  RETURN NEXT;
-END
-$$;
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_authorize_token';
 COMMENT ON FUNCTION tenancy.authorize_token(bytea, uuid, text) IS
   'the live token with this SHA-256 digest, its tenant and role, and whether the role permits action; for one '
   'tenancyd request to target_tenant_id, meters one api_calls unit when permitted';

@@ -30,6 +30,31 @@ SELECT permitted, within_quota AS refused_not_metered
 SELECT count(*) AS unknown_token FROM tenancy.authorize_token(sha256('tnt_nope'), :'a', 'usage.read');
 SELECT (tenancy.usage(:'a') -> 'current_usage' ->> 'api_calls_this_month')::bigint - :calls_before AS metered_calls;
 
+-- the quota is never passed: at the limit a permitted call answers within_quota false and meters nothing more
+SELECT tenancy.set_quota_override(:'a', 'api_calls', :calls_before + 2);
+SELECT within_quota AS last_unit FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
+SELECT permitted, within_quota AS over_limit FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
+SELECT permitted, within_quota AS still_over FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
+SELECT (tenancy.usage(:'a') -> 'current_usage' ->> 'api_calls_this_month')::bigint - :calls_before AS used_at_limit;
+
+-- a live token with an action tenancyd does not know is an error, not a silent allow or deny
+SELECT * FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.raed');
+
+-- a hostile search_path cannot redirect the lookup: a temporary table shadowing tenant_tokens is never read
+CREATE TEMP TABLE tenant_tokens (LIKE tenancy.tenant_tokens);
+INSERT INTO pg_temp.tenant_tokens SELECT * FROM tenancy.tenant_tokens WHERE token_sha256 = sha256('tnt_two');
+UPDATE pg_temp.tenant_tokens SET role = 'owner', tenant_id = :'b';
+SET search_path = pg_temp, public;
+SELECT tenant_id = :'a' AS own_tenant, role, permitted FROM tenancy.authorize_token(sha256('tnt_two'), :'b', 'tokens.write');
+RESET search_path;
+DROP TABLE pg_temp.tenant_tokens;
+
+-- a revocation earlier in the same transaction is seen by the next check at once
+BEGIN;
+UPDATE tenancy.tenant_tokens SET revoked_at = now() WHERE token_sha256 = sha256('tnt_two');
+SELECT count(*) AS revoked_in_transaction FROM tenancy.authorize_token(sha256('tnt_two'), :'a', 'usage.read');
+ROLLBACK;
+
 -- the role matrix of SPEC.md "What a tenant token may do"
 SELECT r AS role,
        tenancy.token_permits(r, 'tenant.read') AS get_tenant,

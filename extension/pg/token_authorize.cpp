@@ -1,0 +1,129 @@
+// extension/pg/token_authorize.cpp
+// tenancy.authorize_token in C: tenancyd's whole check of a tenant-token request (lookup, role permission, metering)
+// without the plpgsql setup and search_path switch a plpgsql function pays in every transaction.
+#include "tenancy/core/token_permission.hpp"
+#include "tenancy/pg/boundary.hpp"
+
+#include <string_view>
+
+extern "C" {
+#include "postgres.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
+/* SQL-callable functions */
+PG_FUNCTION_INFO_V1(tenancy_authorize_token);
+
+/* tenancy.consume (quota_functions.cpp): called as SQL would, so its access check and refusal audit apply */
+extern Datum tenancy_consume(PG_FUNCTION_ARGS);
+}
+
+using namespace tenancy;
+
+namespace {
+
+// The live token with this digest and its tenant's plan. Every name and operator is schema-qualified, so the
+// caller's search_path cannot redirect it. Prepared once per backend; the plan cache re-plans it after DDL.
+const char *const kLookupSql = "SELECT k.id, k.tenant_id, k.role, k.token_sha256, t.plan"
+                               "  FROM tenancy.tenant_tokens k"
+                               "  JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id"
+                               " WHERE k.token_sha256 OPERATOR(pg_catalog.=) $1"
+                               "   AND k.revoked_at IS NULL"
+                               "   AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())";
+SPIPlanPtr lookup_plan = NULL;
+
+// One found token, copied out of SPI memory (plain data: PG calls may longjmp over it).
+struct FoundToken {
+	pg_uuid_t id;
+	pg_uuid_t tenant_id;
+	Oid role;
+	bytea *token_sha256;
+	Oid plan;
+	bool plan_null;
+};
+
+// Looks the digest up on a fresh snapshot (the function is VOLATILE, like the plpgsql it replaces); false if no
+// live token has it.
+bool
+LookupToken(bytea *digest, FoundToken *found)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "authorize_token: SPI_connect failed");
+	if (lookup_plan == NULL) {
+		Oid types[1] = {BYTEAOID};
+		SPIPlanPtr plan = SPI_prepare(kLookupSql, 1, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "authorize_token: could not prepare the token lookup: %s", SPI_result_code_string(SPI_result));
+		lookup_plan = plan;
+	}
+	Datum values[1] = {PointerGetDatum(digest)};
+	if (SPI_execute_plan(lookup_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "authorize_token: the token lookup failed");
+	bool have = SPI_processed > 0;
+	if (have) {
+		HeapTuple row = SPI_tuptable->vals[0];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		memcpy(&found->id, DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull)), sizeof(pg_uuid_t));
+		memcpy(&found->tenant_id, DatumGetUUIDP(SPI_getbinval(row, desc, 2, &isnull)), sizeof(pg_uuid_t));
+		found->role = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+		bytea *sha = DatumGetByteaPP(SPI_getbinval(row, desc, 4, &isnull));
+		found->token_sha256 = static_cast<bytea *>(SPI_palloc(VARSIZE_ANY(sha))); // the caller's context
+		memcpy(found->token_sha256, sha, VARSIZE_ANY(sha));
+		found->plan = DatumGetObjectId(SPI_getbinval(row, desc, 5, &found->plan_null));
+	}
+	SPI_finish();
+	return have;
+}
+
+} // namespace
+
+// tenancy.authorize_token(digest bytea, target_tenant_id uuid, action text) -> table (token_id, tenant_id, role,
+// token_sha256, permitted, plan, within_quota): no row for no live token; otherwise whether the role permits
+// action (TN005 for an unknown action) and, for a permitted call to the token's own tenant, whether one api_calls
+// unit was metered within the quota (NULL when nothing was metered).
+extern "C" Datum
+tenancy_authorize_token(PG_FUNCTION_ARGS)
+{
+	bytea *digest = PG_GETARG_BYTEA_PP(0);
+	pg_uuid_t *target = PG_GETARG_UUID_P(1);
+	text *action = PG_GETARG_TEXT_PP(2);
+	InitMaterializedSRF(fcinfo, 0);
+	FoundToken found;
+	if (!LookupToken(digest, &found))
+		return (Datum)0; // no row
+
+	const char *role = DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(found.role)));
+	const char *action_data = VARDATA_ANY(action);
+	size_t action_len = VARSIZE_ANY_EXHDR(action);
+	core::TokenPermission permission =
+	    pg::CallCore([&] { return core::TokenPermits(role, std::string_view(action_data, action_len)); });
+	if (permission == core::TokenPermission::kUnknownAction)
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
+		                errmsg("unknown token action \"%s\"", text_to_cstring(action))));
+	bool permitted = permission == core::TokenPermission::kAllowed;
+
+	Datum values[7];
+	bool nulls[7] = {false, false, false, false, false, found.plan_null, true};
+	values[0] = UUIDPGetDatum(&found.id);
+	values[1] = UUIDPGetDatum(&found.tenant_id);
+	values[2] = ObjectIdGetDatum(found.role);
+	values[3] = PointerGetDatum(found.token_sha256);
+	values[4] = BoolGetDatum(permitted);
+	values[5] = ObjectIdGetDatum(found.plan);
+	values[6] = BoolGetDatum(false);
+	// Only a permitted call to the token's own tenant is metered: a token of A naming B meters nothing of A or B.
+	if (permitted && memcmp(found.tenant_id.data, target->data, UUID_LEN) == 0) {
+		values[6] = DirectFunctionCall3(tenancy_consume, UUIDPGetDatum(&found.tenant_id),
+		                                CStringGetTextDatum("api_calls"), Int64GetDatum(1));
+		nulls[6] = false;
+	}
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum)0;
+}
