@@ -63,6 +63,9 @@ StartMove(RequestContext &ctx, const std::string &to)
 	std::optional<std::string> from = ctx.app.router.RegionOf(ctx.tenant_id);
 	if (!from)
 		throw ErrorFromSqlState("TN001", "tenant \"" + ctx.tenant_id + "\" does not exist", "");
+	if (!ctx.app.router.Serves(*from))
+		throw ApiError(503, "region_unavailable", "this tenancyd has no cluster for region \"" + *from + "\"", "",
+		               "Add the region's connection string under regions: in the configuration.");
 	if (!ctx.app.router.Serves(to))
 		throw ApiError(400, "invalid_input", "data residency \"" + to.substr(0, 64) + "\" is not a configured region",
 		               "TN005", "The regions of this tenancyd are the keys of regions: in its configuration.");

@@ -102,6 +102,12 @@ expect 409 "PATCH data_residency across regions combined with another key"
 grep -q "/move" <<<"$(jqb .error.detail)" && pass "its hint names POST .../move" || fail "409 hint: $BODY"
 api GET "/api/v1/tenants/$GAMMA/move"
 expect 404 "GET move of a tenant never moved"
+NOWHERE=00000000-0000-4000-8000-0000000000aa
+us_psql -c "INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, state) VALUES ('$NOWHERE', 'nowhere', 'uk', 'active')" >/dev/null
+api POST "/api/v1/tenants/$NOWHERE/move" '{"data_residency": "us"}'
+expect 503 "move of a tenant the directory places in a region without a cluster"
+[ "$(jqb .error.code)" = region_unavailable ] && pass "named region_unavailable" || fail "no-cluster source: $BODY"
+us_psql -c "DELETE FROM tenancy.tenant_directory WHERE tenant_id = '$NOWHERE'" >/dev/null
 [ "$(eu_psql -At -c "SELECT count(*) FROM tenancy.tenant_moves") $(us_psql -At -c "SELECT count(*) FROM tenancy.tenants WHERE id = '$ACME'")" = "0 0" ] \
   && pass "refused moves left nothing" || fail "refused moves left state behind"
 
