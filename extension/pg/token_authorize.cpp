@@ -27,15 +27,20 @@ using namespace tenancy;
 
 namespace {
 
-// The live token with this digest and its tenant's plan. Every name and operator is schema-qualified, so the
-// caller's search_path cannot redirect it. Prepared once per backend; the plan cache re-plans it after DDL.
-const char *const kLookupSql = "SELECT k.id, k.tenant_id, k.role, k.token_sha256, t.plan"
+// The live token with this digest, its tenant's plan and whether a live move of that tenant runs here. Every name
+// and operator is schema-qualified, so the caller's search_path cannot redirect it. Prepared once per backend; the
+// plan cache re-plans it after DDL.
+const char *const kLookupSql = "SELECT k.id, k.tenant_id, k.role, k.token_sha256, t.plan,"
+                               "       EXISTS (SELECT 1 FROM tenancy.tenant_moves mv"
+                               "                WHERE mv.tenant_id OPERATOR(pg_catalog.=) k.tenant_id)"
                                "  FROM tenancy.tenant_tokens k"
                                "  JOIN tenancy.tenants t ON t.id OPERATOR(pg_catalog.=) k.tenant_id"
                                " WHERE k.token_sha256 OPERATOR(pg_catalog.=) $1"
                                "   AND k.revoked_at IS NULL"
                                "   AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())";
 SPIPlanPtr lookup_plan = NULL;
+const char *const kMoveGuardSql = "SELECT tenancy.move_guard($1)";
+SPIPlanPtr move_guard_plan = NULL;
 
 // One found token, copied out of SPI memory (plain data: PG calls may longjmp over it).
 struct FoundToken {
@@ -45,6 +50,7 @@ struct FoundToken {
 	bytea *token_sha256;
 	Oid plan;
 	bool plan_null;
+	bool moving;
 };
 
 // Looks the digest up on a fresh snapshot (the function is VOLATILE, like the plpgsql it replaces); false if no
@@ -76,9 +82,31 @@ LookupToken(bytea *digest, FoundToken *found)
 		found->token_sha256 = static_cast<bytea *>(SPI_palloc(VARSIZE_ANY(sha))); // the caller's context
 		memcpy(found->token_sha256, sha, VARSIZE_ANY(sha));
 		found->plan = DatumGetObjectId(SPI_getbinval(row, desc, 5, &found->plan_null));
+		found->moving = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
 	}
 	SPI_finish();
 	return have;
+}
+
+// consume writes its counter in place, unseen by a live move's guard triggers: tenancy.move_guard raises 55006 while
+// the tenant is frozen (nothing is metered on a source whose counters were handed over) and otherwise holds the
+// freeze off until commit. Only called while a move of the tenant runs here.
+void
+GuardMove(pg_uuid_t *tenant)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "authorize_token: SPI_connect failed");
+	if (move_guard_plan == NULL) {
+		Oid types[1] = {UUIDOID};
+		SPIPlanPtr plan = SPI_prepare(kMoveGuardSql, 1, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "authorize_token: could not prepare the move guard: %s", SPI_result_code_string(SPI_result));
+		move_guard_plan = plan;
+	}
+	Datum values[1] = {UUIDPGetDatum(tenant)};
+	if (SPI_execute_plan(move_guard_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "authorize_token: the move guard failed");
+	SPI_finish();
 }
 
 } // namespace
@@ -119,6 +147,8 @@ tenancy_authorize_token(PG_FUNCTION_ARGS)
 	values[6] = BoolGetDatum(false);
 	// Only a permitted call to the token's own tenant is metered: a token of A naming B meters nothing of A or B.
 	if (permitted && memcmp(found.tenant_id.data, target->data, UUID_LEN) == 0) {
+		if (found.moving)
+			GuardMove(&found.tenant_id);
 		values[6] = DirectFunctionCall3(tenancy_consume, UUIDPGetDatum(&found.tenant_id),
 		                                CStringGetTextDatum("api_calls"), Int64GetDatum(1));
 		nulls[6] = false;

@@ -85,7 +85,8 @@ COMMENT ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, text, in
 -- tenancyd's whole authorization of a tenant-token request in one call (one round trip): the live token with this
 -- digest (one row while it is neither revoked nor expired, none otherwise), whether its role permits action, and,
 -- for a permitted call to its own tenant, the metering of one api_calls unit (within_quota; NULL when nothing was
--- metered). The only token check there is: a target that is not the token's tenant meters nothing. In C
+-- metered; 55006 instead while a live move freezes the tenant, see tenancy.move_guard). The only token check there
+-- is: a target that is not the token's tenant meters nothing. In C
 -- (extension/pg/token_authorize.cpp): as plpgsql it cost ~50 us more per tenancyd request (bench/daemon/RESULTS.md).
 CREATE FUNCTION tenancy.authorize_token(digest bytea, target_tenant_id uuid, action text)
 RETURNS TABLE (token_id uuid, tenant_id uuid, role tenancy.user_role, token_sha256 bytea, permitted boolean,

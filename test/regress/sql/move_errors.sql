@@ -19,6 +19,8 @@ CREATE TABLE mv_plain (tenant_id uuid NOT NULL);
 SELECT tenancy.enable_isolation('mv_items');
 SELECT (tenancy.create_tenant('Mv Parent', 'mv-parent', 'enterprise', 'eu')).id AS parent \gset
 SELECT (tenancy.create_tenant('Mv Child', 'mv-child', 'team', 'eu', :'parent')).id AS child \gset
+-- a tenant token of the child: tenancyd's authorize_token meters api_calls, which the guard triggers do not see
+SELECT count(*) AS token FROM tenancy.issue_token(:'child', 'admin', sha256('mv_child_token'), 'mv');
 
 -- source: unknown tenant, child tenants, a server without logical decoding, steps without a prepared move
 SELECT mv_error($$SELECT tenancy.move_source_prepare('00000000-0000-0000-0000-00000000a001', 'us')$$);
@@ -45,8 +47,14 @@ SELECT tenancy.move_source_progress(:'child') - 'started_at' AS progress;
 -- not frozen: the guard lets the tenant's writes through
 INSERT INTO mv_items (tenant_id, n) VALUES (:'child', 1);
 SELECT tenancy.move_guard(:'child');
+SELECT permitted, within_quota FROM tenancy.authorize_token(sha256('mv_child_token'), :'child', 'usage.read');
+SELECT (tenancy.usage(:'child') -> 'current_usage' ->> 'api_calls_this_month')::bigint AS calls_before \gset
 -- frozen: every guarded write of the tenant is refused, another tenant's are not
 UPDATE tenancy.tenant_moves SET frozen = true, phase = 'freezing' WHERE tenant_id = :'child';
+-- frozen: a tenant-token request is refused (tenancyd answers 503) and nothing is metered
+SELECT mv_error(format('SELECT * FROM tenancy.authorize_token(sha256(%L), %L, %L)', 'mv_child_token', :'child',
+                       'usage.read'));
+SELECT (tenancy.usage(:'child') -> 'current_usage' ->> 'api_calls_this_month')::bigint - :calls_before AS metered;
 SELECT mv_error(format('INSERT INTO mv_items (tenant_id, n) VALUES (%L, 2)', :'child'));
 SELECT mv_error('UPDATE mv_items SET n = 3');
 SELECT mv_error('DELETE FROM mv_items');
