@@ -50,6 +50,8 @@ id_of() { eu_psql -At -c "SELECT id FROM tenancy.tenants WHERE slug = '$1'"; }
 ACME=$(id_of acme); BETA=$(id_of beta); OTHER=$(id_of other)
 echo eu > "$TENANCY_TMP/directory.$ACME"
 echo eu > "$TENANCY_TMP/directory.$BETA"
+# A tenant token stored in the source, for the metering check after the switch.
+eu_psql -c "SELECT tenancy.issue_token('$ACME', 'owner', sha256('tnt_move_check'))" >/dev/null || exit 1
 ACME_WRAPPED_EU=$(eu_psql -At -c "SELECT encode(wrapped_key, 'hex') FROM tenancy.tenant_keys WHERE tenant_id = '$ACME'")
 
 # Privileges: an application role can neither start nor steer a move.
@@ -134,6 +136,8 @@ after_switch() {
     "$(sqlstate_of eu_psql "SELECT tenancy.add_user('$ACME', 'late@acme.io')")"
   expect "the old region refuses metering after the switch" 55006 \
     "$(sqlstate_of eu_psql "SELECT tenancy.move_guard('$ACME')")"
+  expect "the old region refuses tenancyd's metering of a tenant token after the switch" 55006 \
+    "$(sqlstate_of eu_psql "SELECT * FROM tenancy.authorize_token(sha256('tnt_move_check'), '$ACME', 'usage.read')")"
 }
 if ! move_tenant "$ACME" after_switch before_freeze; then
   fail "move of acme failed"
