@@ -54,10 +54,11 @@ create() { # create SLUG -> id
   jqb .id
 }
 ACME=$(create acme); BETA=$(create beta); GAMMA=$(create gamma)
+ROWS=100000 # rows of items each of acme (moved) and beta (rolled back) holds, as issue #8 asks
 eu_psql >/dev/null <<SQL || exit 1
 UPDATE tenancy.tenants SET status = 'active';
 INSERT INTO items (tenant_id, n, payload) SELECT t, g, repeat('x', 40)
-  FROM unnest(ARRAY['$ACME', '$BETA']::uuid[]) t, generate_series(1, 20000) g;
+  FROM unnest(ARRAY['$ACME', '$BETA']::uuid[]) t, generate_series(1, $ROWS) g;
 INSERT INTO projects (tenant_id, name, secret)
 SELECT '$ACME', 'project ' || g, tenancy.encrypt('$ACME', 'secret ' || g) FROM generate_series(1, 20) g;
 SQL
@@ -181,7 +182,7 @@ done
 echo "phases seen:$PHASES"
 expect 200 "GET the move"
 [ "$(jqb .phase)" = done ] && pass "the move is done" || fail "move did not finish: $BODY"
-[ "$(jqb '.freeze_ms | type')" = number ] && [ "$(jqb .tokens_moved)" = 2 ] && [ "$(jqb .rows_total)" -ge 20000 ] \
+[ "$(jqb '.freeze_ms | type')" = number ] && [ "$(jqb .tokens_moved)" = 2 ] && [ "$(jqb .rows_total)" -ge "$ROWS" ] \
   && pass "move reports freeze $(jqb .freeze_ms) ms, total $(jqb .total_ms) ms, $(jqb .rows_total) rows, 2 tokens" \
   || fail "move report: $BODY"
 [ "$(header_of Cache-Control)" = no-store ] && pass "move status is not cached" || fail "Cache-Control: $HEADERS"
@@ -192,7 +193,7 @@ wait "$W1" "$W2" "$W3" "$W4"
 # --- Nothing acknowledged is lost; the old region accepted nothing after the switch.
 acked_rows=$(wc -l < "$TENANCY_TMP/rows.acked")
 expect_eq() { [ "$2" = "$3" ] && pass "$1 ($3)" || fail "$1: expected [$2], got [$3]"; }
-expect_eq "acme's rows in the US cluster (20,000 + $acked_rows acknowledged)" "$((20000 + acked_rows))" \
+expect_eq "acme's rows in the US cluster ($ROWS + $acked_rows acknowledged)" "$((ROWS + acked_rows))" \
   "$(us_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$ACME'")"
 acked_users=$(awk '$2 == 201' "$TENANCY_TMP/users.log" | wc -l)
 [ "$acked_users" -gt 0 ] && pass "users added through tenancyd: $acked_users" || fail "no user was added"
@@ -259,7 +260,7 @@ done
 expect_eq "beta stays in the EU region" eu "$(region_of "$BETA")"
 api POST "/api/v1/tenants/$BETA/users" '{"email": "after@beta.io", "role": "developer", "send_invitation": false}'
 expect 201 "beta takes writes again"
-expect_eq "beta whole in the EU cluster, nothing in the US cluster, no move records" "20000 1 0 0 0" \
+expect_eq "beta whole in the EU cluster, nothing in the US cluster, no move records" "$ROWS 1 0 0 0" \
   "$(eu_psql -At -c "SELECT (SELECT count(*) FROM items WHERE tenant_id = '$BETA') || ' ' || (SELECT count(*) FROM tenancy.users WHERE email = 'after@beta.io') || ' ' || (SELECT count(*) FROM tenancy.tenant_moves)") $(us_psql -At -c "SELECT (SELECT count(*) FROM tenancy.tenants WHERE id = '$BETA') || ' ' || (SELECT count(*) FROM tenancy.tenant_moves)")"
 
 expect_eq "no 500 answered by tenancyd" 0 "$(grep -c '"status":500' "$TENANCY_TMP/tenancyd.log")"
