@@ -5,6 +5,7 @@
 #include "tenancy/pg/audit.hpp"
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/spi_plan.hpp"
 #include "tenancy/pg/tenant_context.hpp"
 
 #include <cstring>
@@ -154,14 +155,8 @@ const AppendStatementText kAppendStatements[kAppendStatementCount] = {
 SPIPlanPtr
 AppendPlan(AppendStatement which)
 {
-	if (append_plans[which] != NULL)
-		return append_plans[which];
 	const AppendStatementText &text = kAppendStatements[which];
-	SPIPlanPtr plan = SPI_prepare(text.sql, text.nargs, const_cast<Oid *>(text.types));
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare an audit log statement: %s", SPI_result_code_string(SPI_result));
-	append_plans[which] = plan;
-	return plan;
+	return KeptPlan(&append_plans[which], text.sql, text.nargs, text.types, "an audit log statement");
 }
 
 // Runs one append statement on the latest snapshot. The chain lock is held, so the latest snapshot shows the head

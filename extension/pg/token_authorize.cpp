@@ -1,10 +1,9 @@
 // extension/pg/token_authorize.cpp
 // tenancy.authorize_token in C: tenancyd's whole check of a tenant-token request (lookup, role permission, metering)
 // without the plpgsql setup and search_path switch a plpgsql function pays in every transaction.
-#include "tenancy/core/token_permission.hpp"
 #include "tenancy/pg/boundary.hpp"
-
-#include <string_view>
+#include "tenancy/pg/spi_plan.hpp"
+#include "tenancy/pg/token_permits.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -60,15 +59,10 @@ LookupToken(bytea *digest, FoundToken *found)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "authorize_token: SPI_connect failed");
-	if (lookup_plan == NULL) {
-		Oid types[1] = {BYTEAOID};
-		SPIPlanPtr plan = SPI_prepare(kLookupSql, 1, types);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "authorize_token: could not prepare the token lookup: %s", SPI_result_code_string(SPI_result));
-		lookup_plan = plan;
-	}
+	const Oid types[1] = {BYTEAOID};
+	SPIPlanPtr plan = pg::KeptPlan(&lookup_plan, kLookupSql, 1, types, "the token lookup of authorize_token");
 	Datum values[1] = {PointerGetDatum(digest)};
-	if (SPI_execute_plan(lookup_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "authorize_token: the token lookup failed");
 	bool have = SPI_processed > 0;
 	if (have) {
@@ -96,15 +90,10 @@ GuardMove(pg_uuid_t *tenant)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "authorize_token: SPI_connect failed");
-	if (move_guard_plan == NULL) {
-		Oid types[1] = {UUIDOID};
-		SPIPlanPtr plan = SPI_prepare(kMoveGuardSql, 1, types);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "authorize_token: could not prepare the move guard: %s", SPI_result_code_string(SPI_result));
-		move_guard_plan = plan;
-	}
+	const Oid types[1] = {UUIDOID};
+	SPIPlanPtr plan = pg::KeptPlan(&move_guard_plan, kMoveGuardSql, 1, types, "the move guard of authorize_token");
 	Datum values[1] = {UUIDPGetDatum(tenant)};
-	if (SPI_execute_plan(move_guard_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "authorize_token: the move guard failed");
 	SPI_finish();
 }
@@ -126,15 +115,7 @@ tenancy_authorize_token(PG_FUNCTION_ARGS)
 	if (!LookupToken(digest, &found))
 		return (Datum)0; // no row
 
-	const char *role = DatumGetCString(DirectFunctionCall1(enum_out, ObjectIdGetDatum(found.role)));
-	const char *action_data = VARDATA_ANY(action);
-	size_t action_len = VARSIZE_ANY_EXHDR(action);
-	core::TokenPermission permission =
-	    pg::CallCore([&] { return core::TokenPermits(role, std::string_view(action_data, action_len)); });
-	if (permission == core::TokenPermission::kUnknownAction)
-		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
-		                errmsg("unknown token action \"%s\"", text_to_cstring(action))));
-	bool permitted = permission == core::TokenPermission::kAllowed;
+	bool permitted = pg::RolePermitsAction(ObjectIdGetDatum(found.role), action);
 
 	Datum values[7];
 	bool nulls[7] = {false, false, false, false, false, found.plan_null, true};
