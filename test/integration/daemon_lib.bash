@@ -2,14 +2,11 @@
 # Shared setup for the daemon_*.sh integration scripts: a cluster with tenancy, a tenancy_admin login role, a
 # running tenancyd, and `api` to call it. Sourced (not a test itself: the runner only picks up *.sh).
 source "$TENANCY_ROOT/test/lib/common.sh"
+source "$TENANCY_ROOT/test/lib/checks.sh"
 set -uo pipefail
 
 ADMIN_TOKEN="admin-$(openssl rand -hex 16)"
 ADMIN_HASH=$(printf '%s' "$ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)
-FAILURES=0
-
-fail() { echo "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
-pass() { echo "ok: $*"; }
 
 # setup_daemon [extra yaml lines...]: cluster + extension + role + tenancyd on a free port (sets URL, DAEMON_PID).
 setup_daemon() {

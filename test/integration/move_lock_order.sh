@@ -6,13 +6,6 @@
 set -uo pipefail
 source "$TENANCY_ROOT/test/integration/residency_move_lib.bash"
 
-FAILURES=0
-fail() { echo "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
-pass() { echo "ok: $*"; }
-expect() { # expect LABEL EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then pass "$1 ($3)"; else fail "$1: expected [$2], got [$3]"; fi
-}
-
 start_cluster eu "wal_level = logical" "max_replication_slots = 4" "max_wal_senders = 4" "tenancy.region = 'eu'" \
   || exit 1
 EU_PORT=$CLUSTER_PORT
@@ -39,18 +32,18 @@ sq writer "INSERT INTO orders (tenant_id, n) VALUES ('$STAYER', 1)" >/dev/null |
 eu_psql -At -c "SELECT tenancy.move_source_prepare('$MOVER', 'us') IS NOT NULL" >"$TENANCY_TMP/prepare.out" 2>&1 &
 PREPARE=$!
 for _ in $(seq 1 100); do [ "$(blocked)" -ge 1 ] && break; sleep 0.1; done
-expect "prepare waits for the writer's table lock" 1 "$(blocked)"
+expect_eq "prepare waits for the writer's table lock" 1 "$(blocked)"
 # The writer's next row belongs to the moving tenant: its foreign key check must not wait for the prepare.
 if out=$(sq writer "INSERT INTO orders (tenant_id, n) VALUES ('$MOVER', 2) RETURNING n" 2>&1); then
-  expect "writer's row of the moving tenant" 2 "$out"
+  expect_eq "writer's row of the moving tenant" 2 "$out"
 else
   fail "writer's row of the moving tenant: $out"
 fi
 sq writer "COMMIT" >/dev/null || fail "writer's commit"
 close_session writer
 wait "$PREPARE"; status=$?
-expect "prepare completed" "0 t" "$status $(cat "$TENANCY_TMP/prepare.out")"
-expect "both rows committed, guard installed" "2 1" \
+expect_eq "prepare completed" "0 t" "$status $(cat "$TENANCY_TMP/prepare.out")"
+expect_eq "both rows committed, guard installed" "2 1" \
   "$(eu_psql -At -F' ' -c "SELECT (SELECT count(*) FROM orders),
                                   (SELECT count(*) FROM pg_trigger WHERE tgname = 'tenancy_move_guard'
                                       AND tgrelid = 'orders'::regclass)")"

@@ -6,12 +6,6 @@
 set -uo pipefail
 source "$TENANCY_ROOT/test/integration/residency_move_lib.bash"
 
-FAILURES=0
-fail() { echo "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
-pass() { echo "ok: $*"; }
-expect() { # expect LABEL EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then pass "$1 ($3)"; else fail "$1: expected [$2], got [$3]"; fi
-}
 sqlstate_of() { # sqlstate_of PSQL_FN SQL: the SQLSTATE of the error the statement raises, or "none"
   local out
   out=$("$1" -At -v VERBOSITY=sqlstate -c "\\set VERBOSITY sqlstate" -c "$2" 2>&1) && { echo none; return; }
@@ -55,13 +49,13 @@ eu_psql -c "SELECT tenancy.issue_token('$ACME', 'owner', sha256('tnt_move_check'
 ACME_WRAPPED_EU=$(eu_psql -At -c "SELECT encode(wrapped_key, 'hex') FROM tenancy.tenant_keys WHERE tenant_id = '$ACME'")
 
 # Privileges: an application role can neither start nor steer a move.
-expect "app role cannot prepare a move" 42501 \
+expect_eq "app role cannot prepare a move" 42501 \
   "$(sqlstate_of eu_psql "SET ROLE app_writer; SELECT tenancy.move_source_prepare('$ACME', 'us')")"
-expect "app role cannot subscribe" 42501 \
+expect_eq "app role cannot subscribe" 42501 \
   "$(sqlstate_of us_psql "SET ROLE app_writer; SELECT tenancy.move_target_subscribe('$ACME', 'host=x')")"
-expect "a move to the tenant's own region is refused" TN005 \
+expect_eq "a move to the tenant's own region is refused" TN005 \
   "$(sqlstate_of eu_psql "SELECT tenancy.move_source_prepare('$ACME', 'eu')")"
-expect "an unknown region is refused" TN005 \
+expect_eq "an unknown region is refused" TN005 \
   "$(sqlstate_of eu_psql "SELECT tenancy.move_source_prepare('$ACME', 'mars')")"
 
 # The applications: each loop writes through whichever region the directory names and records what was
@@ -121,22 +115,22 @@ sleep 1
 
 # During the copy the target refuses the application (the source still serves the tenant).
 before_freeze() {
-  expect "the target refuses the tenant's writes before the switch" 55006 \
+  expect_eq "the target refuses the tenant's writes before the switch" 55006 \
     "$(sqlstate_of us_psql "SET ROLE app_writer; BEGIN; SELECT tenancy.set_tenant('$ACME');
                             INSERT INTO items (tenant_id, n) VALUES ('$ACME', 0); COMMIT")"
-  expect "a second move of the same tenant is refused" 55006 \
+  expect_eq "a second move of the same tenant is refused" 55006 \
     "$(sqlstate_of eu_psql "SELECT tenancy.move_source_prepare('$ACME', 'uk')")"
 }
 # After the switch and before the source is cleaned, the old region still refuses every write.
 after_switch() {
-  expect "the old region refuses rows after the switch" 55006 \
+  expect_eq "the old region refuses rows after the switch" 55006 \
     "$(sqlstate_of eu_psql "SET ROLE app_writer; BEGIN; SELECT tenancy.set_tenant('$ACME');
                             INSERT INTO items (tenant_id, n) VALUES ('$ACME', 0); COMMIT")"
-  expect "the old region refuses users after the switch" 55006 \
+  expect_eq "the old region refuses users after the switch" 55006 \
     "$(sqlstate_of eu_psql "SELECT tenancy.add_user('$ACME', 'late@acme.io')")"
-  expect "the old region refuses metering after the switch" 55006 \
+  expect_eq "the old region refuses metering after the switch" 55006 \
     "$(sqlstate_of eu_psql "SELECT tenancy.move_guard('$ACME')")"
-  expect "the old region refuses tenancyd's metering of a tenant token after the switch" 55006 \
+  expect_eq "the old region refuses tenancyd's metering of a tenant token after the switch" 55006 \
     "$(sqlstate_of eu_psql "SELECT * FROM tenancy.authorize_token(sha256('tnt_move_check'), '$ACME', 'usage.read')")"
 }
 if ! move_tenant "$ACME" after_switch before_freeze; then
@@ -152,41 +146,41 @@ acked_rows=$(wc -l < "$TENANCY_TMP/rows.acked")
 acked_us_rows=$(awk -v p="$US_PORT" '$2 == p' "$TENANCY_TMP/rows.acked" | wc -l)
 echo "rows acknowledged: $acked_rows ($acked_us_rows by the US region); refusals: $(grep -c ERROR "$TENANCY_TMP/rows.err")"
 [ "$acked_us_rows" -gt 0 ] || fail "no write was acknowledged by the US region after the switch"
-expect "acknowledged rows all in the US cluster" "" \
+expect_eq "acknowledged rows all in the US cluster" "" \
   "$(us_psql -At -c "SELECT string_agg(k::text, ',') FROM unnest(string_to_array('$(cut -d' ' -f1 "$TENANCY_TMP/rows.acked" | tr '\n' ' ' | xargs | tr ' ' ',')', ',')::bigint[]) k
                      WHERE NOT EXISTS (SELECT 1 FROM items WHERE tenant_id = '$ACME' AND n = -k)")"
-expect "acme's rows in the US cluster (100,000 + acknowledged)" "$((100000 + acked_rows))" \
+expect_eq "acme's rows in the US cluster (100,000 + acknowledged)" "$((100000 + acked_rows))" \
   "$(us_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$ACME'")"
 acked_users=$(wc -l < "$TENANCY_TMP/users.acked")
-expect "acme's users in the US cluster (owner + acknowledged)" "$((1 + acked_users))" \
+expect_eq "acme's users in the US cluster (owner + acknowledged)" "$((1 + acked_users))" \
   "$(us_psql -At -c "SELECT count(*) FROM tenancy.users WHERE tenant_id = '$ACME'")"
-expect "every acknowledged user is there" 0 \
+expect_eq "every acknowledged user is there" 0 \
   "$(us_psql -At -c "SELECT count(*) FROM unnest(string_to_array('$(tr '\n' ',' < "$TENANCY_TMP/users.acked")', ',')) e
                      WHERE e <> '' AND NOT EXISTS (SELECT 1 FROM tenancy.users u WHERE u.tenant_id = '$ACME' AND u.email = e)")"
 acked_calls=$(wc -l < "$TENANCY_TMP/consume.acked")
-expect "api_calls usage exact (42 + acknowledged)" "$((42 + acked_calls))" \
+expect_eq "api_calls usage exact (42 + acknowledged)" "$((42 + acked_calls))" \
   "$(us_psql -At -c "SELECT used FROM tenancy._quota_state('$ACME', 'api_calls')")"
-expect "users quota counter carried over" "$((1 + acked_users))" \
+expect_eq "users quota counter carried over" "$((1 + acked_users))" \
   "$(us_psql -At -c "SELECT used FROM tenancy._quota_state('$ACME', 'users')")"
-expect "quota override carried over" 777 \
+expect_eq "quota override carried over" 777 \
   "$(us_psql -At -c "SELECT max_value FROM tenancy.quota_overrides WHERE tenant_id = '$ACME'")"
-expect "projects and events copied" "50 500" \
+expect_eq "projects and events copied" "50 500" \
   "$(us_psql -At -c "SELECT (SELECT count(*) FROM projects WHERE tenant_id = '$ACME') || ' ' ||
                             (SELECT count(*) FROM events WHERE tenant_id = '$ACME')")"
-expect "the tenant resides in the US now" us \
+expect_eq "the tenant resides in the US now" us \
   "$(us_psql -At -c "SELECT data_residency FROM tenancy.tenants WHERE id = '$ACME'")"
 
 # Keys: re-wrapped under the US master key (another wrapped value), and the old ciphertexts decrypt there.
 ACME_WRAPPED_US=$(us_psql -At -c "SELECT encode(wrapped_key, 'hex') FROM tenancy.tenant_keys WHERE tenant_id = '$ACME'")
 [ -n "$ACME_WRAPPED_US" ] && [ "$ACME_WRAPPED_US" != "$ACME_WRAPPED_EU" ] && pass "data key re-wrapped" \
   || fail "data key not re-wrapped: eu=$ACME_WRAPPED_EU us=$ACME_WRAPPED_US"
-expect "encrypted values decrypt in the US cluster" 50 \
+expect_eq "encrypted values decrypt in the US cluster" 50 \
   "$(us_psql -At -c "SELECT count(*) FROM projects WHERE tenant_id = '$ACME' AND tenancy.decrypt('$ACME', secret) LIKE 'secret %'")"
-expect "new identity values do not collide" 1 \
+expect_eq "new identity values do not collide" 1 \
   "$(us_psql -At -c "INSERT INTO items (tenant_id, n) VALUES ('$ACME', 0) RETURNING 1")"
 
 # Nothing of the tenant is left in the old region (the audit log keeps its history, append-only by design).
-expect "nothing of acme left in the EU cluster" "0 0 0 0 0 0 0 0 0 0 0" "$(eu_psql -At -c "SELECT concat_ws(' ',
+expect_eq "nothing of acme left in the EU cluster" "0 0 0 0 0 0 0 0 0 0 0" "$(eu_psql -At -c "SELECT concat_ws(' ',
     (SELECT count(*) FROM tenancy.tenants WHERE id = '$ACME'), (SELECT count(*) FROM tenancy.users WHERE tenant_id = '$ACME'),
     (SELECT count(*) FROM items WHERE tenant_id = '$ACME'), (SELECT count(*) FROM projects WHERE tenant_id = '$ACME'),
     (SELECT count(*) FROM events WHERE tenant_id = '$ACME'), (SELECT count(*) FROM tenancy.tenant_keys WHERE tenant_id = '$ACME'),
@@ -195,22 +189,22 @@ expect "nothing of acme left in the EU cluster" "0 0 0 0 0 0 0 0 0 0 0" "$(eu_ps
     (SELECT count(*) FROM tenancy.usage_history WHERE tenant_id = '$ACME'),
     (SELECT count(*) FROM tenancy.tenant_moves WHERE tenant_id = '$ACME'),
     (SELECT count(*) FROM tenancy.move_markers WHERE tenant_id = '$ACME'))")"
-expect "the old region no longer knows the tenant" TN001 \
+expect_eq "the old region no longer knows the tenant" TN001 \
   "$(sqlstate_of eu_psql "SET ROLE app_writer; SELECT tenancy.set_tenant('$ACME')")"
-expect "no publication, slot or subscription left" "0 0 0" \
+expect_eq "no publication, slot or subscription left" "0 0 0" \
   "$(eu_psql -At -c "SELECT (SELECT count(*) FROM pg_publication) || ' ' || (SELECT count(*) FROM pg_replication_slots)
                      || ' ' || (SELECT count(*) FROM pg_subscription)")"
-expect "no subscription left on the target" 0 "$(us_psql -At -c "SELECT count(*) FROM pg_subscription")"
-expect "guards removed, replica identities restored" "0 0 d" \
+expect_eq "no subscription left on the target" 0 "$(us_psql -At -c "SELECT count(*) FROM pg_subscription")"
+expect_eq "guards removed, replica identities restored" "0 0 d" \
   "$(eu_psql -At -c "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'tenancy_move_guard') || ' ' ||
                             (SELECT count(*) FROM tenancy.move_replica_identities) || ' ' ||
                             (SELECT relreplident::text FROM pg_class WHERE oid = 'tenancy.users'::regclass)")"
-expect "other tenant: no write failed" 0 "$(cat "$TENANCY_TMP/other.failed" 2>/dev/null | wc -l)"
-expect "other tenant: every acknowledged row there" "$((1000 + $(wc -l < "$TENANCY_TMP/other.acked")))" \
+expect_eq "other tenant: no write failed" 0 "$(cat "$TENANCY_TMP/other.failed" 2>/dev/null | wc -l)"
+expect_eq "other tenant: every acknowledged row there" "$((1000 + $(wc -l < "$TENANCY_TMP/other.acked")))" \
   "$(eu_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$OTHER'")"
-expect "audit chains intact" "0 0" \
+expect_eq "audit chains intact" "0 0" \
   "$(eu_psql -At -c "SELECT count(*) FROM tenancy.verify_audit_log()") $(us_psql -At -c "SELECT count(*) FROM tenancy.verify_audit_log()")"
-expect "move audited in both regions" "tenant_move_frozen,tenant_move_handover,tenant_move_slot_created,tenant_move_started,tenant_moved_out tenant_move_started,tenant_move_subscribed,tenant_moved_in" \
+expect_eq "move audited in both regions" "tenant_move_frozen,tenant_move_handover,tenant_move_slot_created,tenant_move_started,tenant_moved_out tenant_move_started,tenant_move_subscribed,tenant_moved_in" \
   "$(eu_psql -At -c "SELECT string_agg(DISTINCT action, ',' ORDER BY action) FROM tenancy.audit_log
                      WHERE tenant_id = '$ACME' AND action LIKE 'tenant_move%'") $(us_psql -At -c "SELECT string_agg(DISTINCT action, ',' ORDER BY action) FROM tenancy.audit_log
                      WHERE tenant_id = '$ACME' AND action LIKE 'tenant_move%'")"
@@ -230,27 +224,27 @@ echo "beta progress when the target is stopped: $(us_psql -At -c "SELECT tenancy
 as_pg pg_ctl -D "$US_DIR/data" -m immediate stop >/dev/null || fail "could not stop the target"
 us_psql -At -c "SELECT tenancy.move_target_progress('$BETA')" >/dev/null 2>&1 && fail "the target still answers"
 rollback_move "$BETA" || fail "source rollback"
-expect "beta writes in the source after the rollback" "1 t" "$(eu_psql -At -c "SET ROLE app_writer; BEGIN;
+expect_eq "beta writes in the source after the rollback" "1 t" "$(eu_psql -At -c "SET ROLE app_writer; BEGIN;
    SELECT tenancy.set_tenant('$BETA'); INSERT INTO items (tenant_id, n) VALUES ('$BETA', -1) RETURNING 1;
    SELECT tenancy.consume('$BETA', 'api_calls', 1); COMMIT;" | grep -v '^$' | tail -2 | xargs)"
 eu_psql -At -c "SELECT tenancy.add_user('$BETA', 'after-rollback@beta.io')" >/dev/null && pass "beta users after the rollback" \
   || fail "add_user after the rollback"
-expect "beta intact in the source" "100001 eu" \
+expect_eq "beta intact in the source" "100001 eu" \
   "$(eu_psql -At -c "SELECT (SELECT count(*) FROM items WHERE tenant_id = '$BETA') || ' ' ||
                             (SELECT data_residency FROM tenancy.tenants WHERE id = '$BETA')")"
-expect "source clean after the rollback" "0 0 0 0 d" \
+expect_eq "source clean after the rollback" "0 0 0 0 d" \
   "$(eu_psql -At -c "SELECT concat_ws(' ', (SELECT count(*) FROM pg_publication), (SELECT count(*) FROM pg_replication_slots),
                             (SELECT count(*) FROM pg_trigger WHERE tgname = 'tenancy_move_guard'),
                             (SELECT count(*) FROM tenancy.tenant_moves),
                             (SELECT relreplident::text FROM pg_class WHERE oid = 'tenancy.users'::regclass))")"
 as_pg pg_ctl -D "$US_DIR/data" -l "$US_DIR.log" -w -t 60 start >/dev/null || fail "could not restart the target"
-expect "target leftovers removed" t "$(us_psql -At -c "SELECT tenancy.move_target_abort('$BETA')")"
-expect "nothing of beta in the target" "0 0 0 0 0 0" "$(us_psql -At -c "SELECT concat_ws(' ',
+expect_eq "target leftovers removed" t "$(us_psql -At -c "SELECT tenancy.move_target_abort('$BETA')")"
+expect_eq "nothing of beta in the target" "0 0 0 0 0 0" "$(us_psql -At -c "SELECT concat_ws(' ',
     (SELECT count(*) FROM tenancy.tenants WHERE id = '$BETA'), (SELECT count(*) FROM tenancy.users WHERE tenant_id = '$BETA'),
     (SELECT count(*) FROM items WHERE tenant_id = '$BETA'), (SELECT count(*) FROM pg_subscription),
     (SELECT count(*) FROM tenancy.tenant_moves), (SELECT count(*) FROM pg_trigger WHERE tgname = 'tenancy_move_guard'))")"
-expect "abort is idempotent" f "$(us_psql -At -c "SELECT tenancy.move_target_abort('$BETA')")"
-expect "abort never touches a tenant living here" "false 1" \
+expect_eq "abort is idempotent" f "$(us_psql -At -c "SELECT tenancy.move_target_abort('$BETA')")"
+expect_eq "abort never touches a tenant living here" "false 1" \
   "$(us_psql -At -c "SELECT tenancy.move_target_abort('$ACME')::text || ' ' || (SELECT count(*) FROM tenancy.tenants WHERE id = '$ACME')")"
 
 echo "summary: freeze ${MOVE_FREEZE_MS:-?} ms, total ${MOVE_TOTAL_MS:-?} ms; $FAILURES failure(s)"

@@ -192,7 +192,6 @@ wait "$W1" "$W2" "$W3" "$W4"
 
 # --- Nothing acknowledged is lost; the old region accepted nothing after the switch.
 acked_rows=$(wc -l < "$TENANCY_TMP/rows.acked")
-expect_eq() { [ "$2" = "$3" ] && pass "$1 ($3)" || fail "$1: expected [$2], got [$3]"; }
 expect_eq "acme's rows in the US cluster ($ROWS + $acked_rows acknowledged)" "$((ROWS + acked_rows))" \
   "$(us_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$ACME'")"
 acked_users=$(awk '$2 == 201' "$TENANCY_TMP/users.log" | wc -l)

@@ -2,6 +2,7 @@
 # Two region clusters ready for live moves, and the move protocol of sql/src/88_move.sql driven through psql
 # (sourced by residency_move.sh and bench/residency/move.sh; the runner only picks up *.sh).
 source "$TENANCY_ROOT/test/lib/common.sh"
+source "$TENANCY_ROOT/test/lib/checks.sh"
 
 # start_regions: an EU cluster (source) and a US cluster (target, its own master key), wal_level = logical, the same
 # application schema on both. Sets EU_PORT, US_PORT, EU_DIR, US_DIR.
