@@ -11,19 +11,8 @@ ROOT=$(pwd)
 SECS=${1:-20}
 RSS_SECS=${2:-60}
 ROUNDS=${3:-3}
-export TENANCY_TMP=$(mktemp -d /tmp/tenancy-bench.XXXXXX)
-chmod 755 "$TENANCY_TMP"; [ "$(id -u)" = 0 ] && chown postgres: "$TENANCY_TMP"
-PG_BINDIR=$(pg_config --bindir); PG_SHAREDIR=$(pg_config --sharedir)
-INST="$TENANCY_TMP/inst"
-mkdir -p "$INST$(dirname "$PG_BINDIR")" "$INST$(dirname "$PG_SHAREDIR")"
-cp -a "$(dirname "$PG_BINDIR")/." "$INST$(dirname "$PG_BINDIR")/"
-cp -a "$PG_SHAREDIR" "$INST$(dirname "$PG_SHAREDIR")/"
-make install DESTDIR="$INST" >"$TENANCY_TMP/install.log" 2>&1 || { tail "$TENANCY_TMP/install.log"; exit 1; }
-export TENANCY_PGBIN="$INST$PG_BINDIR"
-openssl rand -hex 32 > "$TENANCY_TMP/master.key"; chmod 600 "$TENANCY_TMP/master.key"
-[ "$(id -u)" = 0 ] && chown postgres: "$TENANCY_TMP/master.key"
-printf "shared_preload_libraries = 'tenancy'\ntenancy.master_key_file = '%s'\ntimezone = 'UTC'\n" "$TENANCY_TMP/master.key" > "$TENANCY_TMP/tenancy-test.conf"
-source test/lib/common.sh
+source bench/lib/private_server.sh
+private_server tenancy-bench
 DAEMON_PID=
 trap '[ -n "$DAEMON_PID" ] && kill $DAEMON_PID; stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
 
