@@ -10,13 +10,8 @@ ROWS=${2:-100000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export TENANCY_ROOT=$ROOT
 : "${TENANCY_PGBIN:?set TENANCY_PGBIN to the bin directory of a server with tenancy installed}"
-export TENANCY_TMP=$(mktemp -d /tmp/tenancy-bench-move.XXXXXX)
-chmod 755 "$TENANCY_TMP"
-openssl rand -hex 32 > "$TENANCY_TMP/master.key"
-chmod 600 "$TENANCY_TMP/master.key"
-printf "shared_preload_libraries = 'tenancy'\ntenancy.master_key_file = '%s'\ntimezone = 'UTC'\n" \
-  "$TENANCY_TMP/master.key" > "$TENANCY_TMP/tenancy-test.conf"
-[ "$(id -u)" = 0 ] && chown -R postgres: "$TENANCY_TMP"
+source "$ROOT/bench/lib/private_server.sh"
+bench_scratch tenancy-bench-move
 source "$ROOT/test/integration/residency_move_lib.bash"
 trap 'stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
 start_regions >/dev/null || exit 1

@@ -9,14 +9,8 @@ ROWS=${2:-20000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export TENANCY_ROOT=$ROOT
 : "${TENANCY_PGBIN:?set TENANCY_PGBIN to the bin directory of a server with tenancy installed}"
-export TENANCY_TMP=$(mktemp -d /tmp/tenancy-bench-guard.XXXXXX)
-chmod 755 "$TENANCY_TMP"
-openssl rand -hex 32 > "$TENANCY_TMP/master.key"
-chmod 600 "$TENANCY_TMP/master.key"
-printf "shared_preload_libraries = 'tenancy'\ntenancy.master_key_file = '%s'\n" "$TENANCY_TMP/master.key" \
-  > "$TENANCY_TMP/tenancy-test.conf"
-[ "$(id -u)" = 0 ] && chown -R postgres: "$TENANCY_TMP"
-source "$ROOT/test/lib/common.sh"
+source "$ROOT/bench/lib/private_server.sh"
+bench_scratch tenancy-bench-guard
 trap 'stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
 start_cluster guard >/dev/null || exit 1
 # A move row of another tenant is enough to install the guards (what a running move does to every table).
