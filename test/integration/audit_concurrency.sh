@@ -38,8 +38,10 @@ chmod 644 "$TENANCY_TMP"/*.sql
 
 # Each transaction writes an event, then locks a tenant row: had the event taken the chain lock at once, a writer
 # holding that row and waiting for the chain lock would deadlock with it. Events are appended at commit, so no
-# transaction may need a retry (pgbench retries deadlocks with --max-tries; the count must stay 0).
-as_pg pgbench -h 127.0.0.1 -p "$CLUSTER_PORT" -U postgres -n -c 8 -j 2 -T 8 --max-tries=20 \
+# transaction may need a retry (pgbench retries deadlocks with --max-tries; the count must stay 0). A fixed number
+# of transactions per client (-t), not a duration: with -T a COMMIT in flight at the deadline may commit without
+# pgbench counting it, and the event count below would be off by that transaction's 3 events.
+as_pg pgbench -h 127.0.0.1 -p "$CLUSTER_PORT" -U postgres -n -c 8 -j 2 -t 600 --max-tries=20 \
   -f "$TENANCY_TMP/commit.sql@3" -f "$TENANCY_TMP/rollback.sql@1" --failures-detailed app \
   > "$TENANCY_TMP/pgbench.out" 2>&1
 cat "$TENANCY_TMP/pgbench.out"
