@@ -47,22 +47,26 @@ server_ticks() {
     for c in $(pgrep -P "$pm"); do awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null; done; } | awk '{ s += $1 } END { print s }'
 }
 daemon_ticks() { awk '{ print $14 + $15 }' "/proc/$DAEMON_PID/stat"; }
+# Context switches of the whole machine (/proc/stat ctxt): the daemon path wakes a tenancyd thread twice per request
+# (the HTTP read, then the database's answer), where pgbench and wrk multiplex their connections on two threads.
+ctxt() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
+per_req() { awk "BEGIN { printf \"%.1f\", ($1) / ($2 * $SECS) }"; } # per_req COUNT RATE
 us_per() { awk "BEGIN { printf \"%.0f\", ($1) * 1000000 / $TCK / ($2 * $SECS) }"; } # us_per TICKS RATE
 # CPU of the load generator itself (pgbench or wrk, user + system from /usr/bin/time): the other half of each side.
 client_us() { awk -v r="$2" -v s="$SECS" '{ printf "%.0f", ($1 + $2) * 1000000 / (r * s) }' "$1"; } # client_us FILE RATE
 pgbench_run() {
-  local s0; s0=$(server_ticks)
+  local s0 c0; s0=$(server_ticks); c0=$(ctxt)
   PGPASSWORD=pw /usr/bin/time -f '%U %S' -o "$TENANCY_TMP/pgbench.time" \
     "$TENANCY_PGBIN/pgbench" -n -M prepared -c 16 -j 2 -T "$SECS" -D "id=$T" -f "$TENANCY_TMP/usage.sql" \
     -h 127.0.0.1 -p "$CLUSTER_PORT" -U tenancyd app > "$TENANCY_TMP/pgbench.out" 2>&1
   SQL_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$TENANCY_TMP/pgbench.out" | head -1)
   echo "pgbench: $SQL_TPS tps, $(sed -n 's/^latency average = //p' "$TENANCY_TMP/pgbench.out") mean;" \
     "server CPU $(us_per "$(server_ticks) - $s0" "$SQL_TPS") us per transaction," \
-    "pgbench $(client_us "$TENANCY_TMP/pgbench.time" "$SQL_TPS") us"
+    "pgbench $(client_us "$TENANCY_TMP/pgbench.time" "$SQL_TPS") us; context switches $(per_req "$(ctxt) - $c0" "$SQL_TPS")"
 }
 wrk_run() { # wrk_run NAME TOKEN [extra args]: sets NAME_RPS and NAME_P99 (ms)
   local name=$1 token=$2; shift 2
-  local s0 d0; s0=$(server_ticks); d0=$(daemon_ticks)
+  local s0 d0 c0; s0=$(server_ticks); d0=$(daemon_ticks); c0=$(ctxt)
   /usr/bin/time -f '%U %S' -o "$TENANCY_TMP/$name.time" \
     wrk -t2 -c16 -d"${SECS}s" --latency -H "Authorization: Bearer $token" "$@" > "$TENANCY_TMP/$name.out" 2>&1
   local rps p99 non2xx
@@ -72,10 +76,13 @@ wrk_run() { # wrk_run NAME TOKEN [extra args]: sets NAME_RPS and NAME_P99 (ms)
   non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$TENANCY_TMP/$name.out")
   echo "$name: ${rps} req/s, p99 ${p99} ms, non-2xx ${non2xx:-0}; CPU per request:" \
     "server $(us_per "$(server_ticks) - $s0" "$rps") us, tenancyd $(us_per "$(daemon_ticks) - $d0" "$rps") us," \
-    "wrk $(client_us "$TENANCY_TMP/$name.time" "$rps") us"
+    "wrk $(client_us "$TENANCY_TMP/$name.time" "$rps") us; context switches $(per_req "$(ctxt) - $c0" "$rps")"
   eval "${name}_RPS=$rps; ${name}_P99=$p99"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# pgbench reports tps without its connection time: warm tenancyd's pool (16 connections) the same way first.
+wrk -t2 -c16 -d3s -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage" >/dev/null 2>&1
+wrk -t2 -c16 -d2s -H "Authorization: Bearer $TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage" >/dev/null 2>&1
 sql=(); admin=(); tenant=(); ra=(); rt=(); pa=(); pt=()
 for round in $(seq "$ROUNDS"); do
   echo "== round $round/$ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg)): pgbench -M prepared -c16 -j2 -T $SECS" \
