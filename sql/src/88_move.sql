@@ -272,6 +272,73 @@ END
 $$;
 COMMENT ON FUNCTION tenancy._move_record(uuid, text) IS 'internal: the move row of a tenant on one side, locked';
 
+-- The orchestrator lock of a tenant's move: a session advisory lock (class 1953459574, 'tnmv'; key hashtext(id)).
+-- move_source_prepare takes it for the session that prepares the move, move_source_finish releases it; a source
+-- move record whose lock nobody holds lost its orchestrator (a tenancyd that stopped mid-move), and move_adopt lets
+-- another session take the move over.
+CREATE FUNCTION tenancy._move_lock_holders(tenant uuid, only_mine boolean) RETURNS bigint
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks l
+   WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted AND l.objsubid OPERATOR(pg_catalog.=) 2
+     AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                             WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+     AND l.classid OPERATOR(pg_catalog.=) 1953459574::oid
+     AND l.objid OPERATOR(pg_catalog.=)
+         ((pg_catalog.hashtext(tenant::text)::bigint OPERATOR(pg_catalog.&) 4294967295)::oid)
+     AND (NOT only_mine OR l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())
+$$;
+COMMENT ON FUNCTION tenancy._move_lock_holders(uuid, boolean) IS
+  'internal: holds of the orchestrator lock of a tenant''s move (all sessions, or this one)';
+
+CREATE FUNCTION tenancy._move_lock_try(tenant uuid) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.pg_try_advisory_lock(1953459574, pg_catalog.hashtext(tenant::text))
+$$;
+COMMENT ON FUNCTION tenancy._move_lock_try(uuid) IS 'internal: takes the orchestrator lock of a tenant''s move';
+
+CREATE FUNCTION tenancy._move_lock_release(tenant uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- Every hold of this session (a session that adopted and prepared holds it twice); none of another session.
+  FOR i IN 1 .. tenancy._move_lock_holders(tenant, true) LOOP
+    PERFORM pg_catalog.pg_advisory_unlock(1953459574, pg_catalog.hashtext(tenant::text));
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_lock_release(uuid) IS 'internal: releases this session''s orchestrator lock';
+
+-- Moves out of this cluster that lost their orchestrator: no session holds their lock. Other sessions' locks are
+-- seen in pg_locks, so this is exact at the moment it runs; move_adopt decides (it takes the lock).
+CREATE FUNCTION tenancy.move_orphans()
+RETURNS TABLE (tenant_id uuid, target_region text, phase text, frozen boolean, started_at timestamptz)
+LANGUAGE sql VOLATILE SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT m.tenant_id, m.target_region, m.phase, m.frozen, m.started_at FROM tenancy.tenant_moves m
+   WHERE m.side OPERATOR(pg_catalog.=) 'source' AND tenancy._move_lock_holders(m.tenant_id, false) OPERATOR(pg_catalog.=) 0
+   ORDER BY m.started_at
+$$;
+COMMENT ON FUNCTION tenancy.move_orphans() IS
+  'live moves out of this cluster whose orchestrator session is gone (no session holds the move''s lock)';
+
+-- Takes over the orchestration of an orphaned move out of this cluster: true when there is a source move record of
+-- the tenant and this session now holds its lock (until it ends or calls move_source_finish); false when another
+-- session holds it or there is no such move.
+CREATE FUNCTION tenancy.move_adopt(tenant_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT tenancy._move_lock_try(tenant_id) THEN
+    RETURN false;
+  END IF;
+  IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) move_adopt.tenant_id
+                AND m.side OPERATOR(pg_catalog.=) 'source') THEN
+    RETURN true;
+  END IF;
+  PERFORM pg_catalog.pg_advisory_unlock(1953459574, pg_catalog.hashtext(tenant_id::text));
+  RETURN false;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_adopt(uuid) IS
+  'live move, source: takes over an orphaned move (its orchestrator lock); then roll it back or finish it';
+
 ---------------------------------------------------------------------------------------------------------------------
 -- Source side.
 
@@ -313,6 +380,13 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
       MESSAGE = 'a live move needs wal_level = logical on the source cluster',
       HINT = 'Set wal_level = logical (and max_replication_slots, max_wal_senders) and restart the server.';
+  END IF;
+  -- This session orchestrates the move from now on (move_orphans, move_adopt). Taken after the checks, so a refused
+  -- prepare holds nothing; a session that still holds the lock of an earlier move of the tenant keeps it.
+  IF NOT tenancy._move_lock_try(tenant_id) THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+      MESSAGE = format('another session holds the move lock of tenant "%s"', t.slug),
+      HINT = 'A session that took over an earlier move of this tenant (tenancy.move_adopt) is still open.';
   END IF;
 
   INSERT INTO tenancy.tenant_moves (tenant_id, side, source_region, target_region, phase, publication_name, slot_name)
@@ -507,6 +581,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves mv WHERE mv.side OPERATOR(pg_catalog.=) 'source') THEN
     PERFORM tenancy._move_restore_identities();
   END IF;
+  PERFORM tenancy._move_lock_release(tenant_id);
   IF outcome OPERATOR(pg_catalog.=) 'switched' THEN
     PERFORM tenancy._audit('tenant_moved_out', tenant_id, NULL, pg_catalog.jsonb_build_object(
       'target_region', m.target_region, 'frozen_at', tenancy._rfc3339(m.frozen_at), 'by', session_user));
@@ -861,7 +936,8 @@ REVOKE ALL ON tenancy.tenant_moves, tenancy.move_markers, tenancy.move_replica_i
 REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy._move_guarded_tables(),
   tenancy._move_check(uuid[]), tenancy._move_guard(), tenancy.move_guard(uuid), tenancy._move_set_guards(boolean),
   tenancy._move_unguard_last(uuid, text), tenancy._move_widen_identities(), tenancy._move_restore_identities(),
-  tenancy._move_table_list(uuid),
+  tenancy._move_table_list(uuid), tenancy._move_lock_holders(uuid, boolean), tenancy._move_lock_try(uuid),
+  tenancy._move_lock_release(uuid), tenancy.move_orphans(), tenancy.move_adopt(uuid),
   tenancy._move_record(uuid, text), tenancy.move_source_prepare(uuid, text), tenancy.move_source_create_slot(uuid),
   tenancy.move_source_progress(uuid), tenancy.move_source_freeze(uuid), tenancy.move_source_handover(uuid, bytea),
   tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
@@ -880,4 +956,4 @@ GRANT EXECUTE ON FUNCTION tenancy.move_source_prepare(uuid, text), tenancy.move_
   tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
   tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
   tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_finish(uuid),
-  tenancy.move_target_abort(uuid) TO tenancy_admin;
+  tenancy.move_target_abort(uuid), tenancy.move_orphans(), tenancy.move_adopt(uuid) TO tenancy_admin;

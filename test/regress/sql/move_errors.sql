@@ -38,6 +38,11 @@ SELECT tenancy.move_source_progress(:'child') IS NULL AS no_progress;
 INSERT INTO tenancy.tenant_moves (tenant_id, side, source_region, target_region, phase, publication_name, slot_name)
 VALUES (:'child', 'source', 'eu', 'us', 'prepare', tenancy._move_name(:'child'), tenancy._move_name(:'child'));
 SELECT tenancy._move_set_guards(true);
+-- nobody holds its orchestrator lock (inserted, not prepared): an orphan, which this session may take over
+SELECT tenant_id = :'child' AS orphan, target_region, phase, frozen FROM tenancy.move_orphans();
+SELECT tenancy.move_adopt(:'child') AS adopted;
+SELECT count(*) AS orphans_once_adopted FROM tenancy.move_orphans();
+SELECT tenancy.move_adopt(:'parent') AS adopted_without_a_move, tenancy._move_lock_holders(:'parent', false) AS held;
 SELECT mv_error(format('SELECT tenancy.move_source_prepare(%L, %L)', :'child', 'us'));
 SELECT mv_error(format('SELECT tenancy.move_source_freeze(%L)', :'child'));
 SELECT mv_error(format('SELECT tenancy.move_source_handover(%L, %L)', :'child', '\x00'));
@@ -63,6 +68,7 @@ SELECT mv_error(format('SELECT tenancy.move_guard(%L)', :'child'));
 INSERT INTO mv_items (tenant_id, n) VALUES (:'parent', 4) RETURNING n;
 -- rolled back: the move row goes, the guards with it, writes are allowed again
 SELECT tenancy.move_source_finish(:'child', 'rolled_back');
+SELECT tenancy._move_lock_holders(:'child', false) AS lock_held_after_finish;
 SELECT count(*) AS moves, (SELECT count(*) FROM pg_trigger WHERE tgname = 'tenancy_move_guard') AS guards
   FROM tenancy.tenant_moves;
 INSERT INTO mv_items (tenant_id, n) VALUES (:'child', 5) RETURNING n;
