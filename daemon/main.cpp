@@ -2,6 +2,7 @@
 // tenancyd entry point: flags, configuration, server, signal and health threads, listen, exit code.
 #include "app.hpp"
 #include "config.hpp"
+#include "handlers/handlers.hpp"
 #include "log.hpp"
 #include "server/server.hpp"
 #include "signals.hpp"
@@ -24,10 +25,13 @@ Usage()
 	             "       tenancyd --version\n";
 }
 
-// Periodically pings idle pooled connections so broken ones are replaced before a request needs them.
+// Periodically pings idle pooled connections so broken ones are replaced before a request needs them, and takes over
+// moves whose tenancyd stopped mid-way (their lock is free on the source), so no tenant is left frozen: at start and
+// then every interval.
 void
 HealthLoop(App &app, std::atomic<bool> &stop, std::mutex &mutex, std::condition_variable &wake)
 {
+	handlers::AdoptOrphanedMoves(app);
 	std::unique_lock lock(mutex);
 	while (!stop) {
 		auto interval = std::chrono::seconds(app.config()->db_health_check_interval_s);
@@ -37,6 +41,7 @@ HealthLoop(App &app, std::atomic<bool> &stop, std::mutex &mutex, std::condition_
 		lock.unlock();
 		app.pools.CheckIdle(interval);
 		app.router.CheckIdle(interval);
+		handlers::AdoptOrphanedMoves(app);
 		lock.lock();
 	}
 }

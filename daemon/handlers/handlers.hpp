@@ -31,6 +31,8 @@ Reply ExportTenant(RequestContext &ctx);
 Reply MoveTenant(RequestContext &ctx);
 Reply GetMove(RequestContext &ctx);
 Reply StartMove(RequestContext &ctx, const std::string &to);
+// Takes over moves whose orchestrator stopped mid-move (the health loop calls it; nothing without regions:).
+void AdoptOrphanedMoves(App &app);
 // system.cpp
 Reply Healthz(RequestContext &ctx);
 Reply Readyz(RequestContext &ctx);

@@ -38,6 +38,8 @@ Moves(App &app)
 		regions.switch_region = [&app](const std::string &tenant, const std::string &from, const std::string &to) {
 			return app.router.directory().SwitchRegion(tenant, from, to);
 		};
+		regions.acquire = [&app](const std::string &region) { return app.router.AcquireIn(region); };
+		regions.serves = [&app](const std::string &region) { return app.router.Serves(region); };
 		auto config = app.config();
 		regions.drain = std::chrono::milliseconds(config->db_acquire_timeout_ms + config->db_statement_timeout_ms);
 		slot = std::make_unique<MoveOrchestrator>(std::move(regions));
@@ -76,6 +78,13 @@ StartMove(RequestContext &ctx, const std::string &to)
 	Reply reply = Reply::Json(202, status.ToJson());
 	reply.headers["Location"] = Location(ctx.tenant_id);
 	return reply;
+}
+
+void
+AdoptOrphanedMoves(App &app)
+{
+	if (app.router.enabled())
+		Moves(app).AdoptOrphans(app.router.Regions());
 }
 
 Reply

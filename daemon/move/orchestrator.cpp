@@ -107,6 +107,7 @@ MoveStatus::ToJson() const
 	        {"total_ms", optional(total_ms)},
 	        {"tokens_moved", optional(tokens_moved)},
 	        {"target_cleaned", target_cleaned},
+	        {"adopted", adopted},
 	        {"started_at", started_at},
 	        {"finished_at", text(finished_at)},
 	        {"error", text(error)}};
@@ -267,59 +268,201 @@ MoveOrchestrator::Run(std::shared_ptr<State> state, std::string prepared)
 		}
 		switched = true;
 		phase("switched");
-		// From here on only forward. The tokens go first: the directory then sends requests to the target.
-		Retry("tokens", tenant, 120, milliseconds(500), [&] {
-			Lease t = state->target->Acquire();
-			t->Exec(kWriteTokensSql, {tokens});
-		});
-		const auto moved_tokens = static_cast<long long>(nlohmann::json::parse(tokens).size());
-		Retry("directory", tenant, 600, milliseconds(500), [&] {
-			if (!regions_.switch_region(tenant, from, to))
-				Log(LogLevel::kWarn, "tenant move: the directory entry was not at the source region",
-				    {{"tenant_id", tenant}, {"from", from}, {"to", to}});
-		});
-		set([&](MoveStatus &s) {
-			s.freeze_ms = MillisSince(frozen);
-			s.tokens_moved = moved_tokens;
-		});
-		phase("cleaning");
-		const Clock::time_point directory_switched = Clock::now();
-		Retry("target finish", tenant, 60, milliseconds(1000), [&] {
-			Lease t = state->target->Acquire();
-			t->Exec("SELECT tenancy.move_target_finish($1::uuid)", {tenant});
-		});
-		const auto drained = Clock::now() - directory_switched;
-		if (drained < regions_.drain)
-			std::this_thread::sleep_for(regions_.drain - drained);
-		Retry("source finish", tenant, 60, milliseconds(1000), [&] {
-			Lease s = state->source->Acquire();
-			s->Exec("SELECT tenancy.move_source_finish($1::uuid, 'switched', $2::oid)", {tenant, subscription_oid});
-		});
-		set([&](MoveStatus &s) {
-			s.phase = "done";
-			s.lag_bytes = 0;
-			s.total_ms = MillisSince(started);
-			s.finished_at = NowRfc3339();
-		});
-		Log(LogLevel::kInfo, "tenant move done",
-		    {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"total_ms", MillisSince(started)}});
+		Forward(*state, tokens, subscription_oid, started, frozen);
 	} catch (const std::exception &e) {
 		const std::string why = Describe(e);
 		Log(LogLevel::kError, "tenant move failed",
 		    {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"error", why}, {"switched", switched}});
 		if (switched) {
-			// The target serves the tenant (or will once the directory says so); the frozen source waits for an
-			// operator: move_source_finish(id, 'switched') there (docs/residency.md 4.1).
-			set([&](MoveStatus &s) {
-				s.error = why;
-				s.phase = "failed";
-				s.total_ms = MillisSince(started);
-				s.finished_at = NowRfc3339();
-			});
+			MarkFailed(*state, why, started);
 		} else {
 			set([&](MoveStatus &s) { s.error = why; });
 			RollBack(*state, subscription_oid, started);
 		}
+	}
+	state->source->CloseAll();
+	state->target->CloseAll();
+}
+
+void
+MoveOrchestrator::Forward(State &state, const std::string &tokens, const std::string &subscription_oid,
+                          Clock::time_point started, std::optional<Clock::time_point> frozen)
+{
+	const std::string tenant = state.status.tenant_id, from = state.status.from, to = state.status.to;
+	auto set = [&](auto &&update) {
+		std::lock_guard lock(state.mutex);
+		update(state.status);
+	};
+	// The tokens go first: the directory then sends requests to the target.
+	Retry("tokens", tenant, 120, milliseconds(500), [&] {
+		Lease t = state.target->Acquire();
+		t->Exec(kWriteTokensSql, {tokens});
+	});
+	const auto moved_tokens = static_cast<long long>(nlohmann::json::parse(tokens).size());
+	Retry("directory", tenant, 600, milliseconds(500), [&] {
+		if (!regions_.switch_region(tenant, from, to))
+			Log(LogLevel::kWarn, "tenant move: the directory entry was not at the source region",
+			    {{"tenant_id", tenant}, {"from", from}, {"to", to}});
+	});
+	set([&](MoveStatus &s) {
+		if (frozen)
+			s.freeze_ms = MillisSince(*frozen);
+		s.tokens_moved = moved_tokens;
+		s.phase = "cleaning";
+	});
+	Log(LogLevel::kInfo, "tenant move", {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"phase", "cleaning"}});
+	const Clock::time_point directory_switched = Clock::now();
+	Retry("target finish", tenant, 60, milliseconds(1000), [&] {
+		Lease t = state.target->Acquire();
+		t->Exec("SELECT tenancy.move_target_finish($1::uuid)", {tenant});
+	});
+	const auto drained = Clock::now() - directory_switched;
+	if (drained < regions_.drain)
+		std::this_thread::sleep_for(regions_.drain - drained);
+	const std::vector<Param> finish = {tenant, subscription_oid.empty() ? Param() : Param(subscription_oid)};
+	Retry("source finish", tenant, 60, milliseconds(1000), [&] {
+		Lease s = state.source->Acquire();
+		s->Exec("SELECT tenancy.move_source_finish($1::uuid, 'switched', $2::oid)", finish);
+	});
+	set([&](MoveStatus &s) {
+		s.phase = "done";
+		s.lag_bytes = 0;
+		s.total_ms = MillisSince(started);
+		s.finished_at = NowRfc3339();
+	});
+	Log(LogLevel::kInfo, "tenant move done",
+	    {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"total_ms", MillisSince(started)}});
+}
+
+void
+MoveOrchestrator::MarkFailed(State &state, const std::string &why, Clock::time_point started)
+{
+	// The target serves the tenant (or will once the directory says so); the frozen source waits for an operator:
+	// move_source_finish(id, 'switched') there (docs/residency.md 4.1), or a tenancyd adopts it once this one stops.
+	std::lock_guard lock(state.mutex);
+	state.status.error = why;
+	state.status.phase = "failed";
+	state.status.total_ms = MillisSince(started);
+	state.status.finished_at = NowRfc3339();
+}
+
+void
+MoveOrchestrator::AdoptOrphans(const std::vector<std::string> &regions)
+{
+	for (const std::string &from : regions) {
+		std::vector<std::pair<std::string, std::string>> orphans; // tenant, target region
+		try {
+			Lease lease = regions_.acquire(from);
+			Result r = lease->Exec("SELECT o.tenant_id::text, o.target_region FROM tenancy.move_orphans() o", {});
+			for (int i = 0; i < r.rows(); i++)
+				orphans.emplace_back(r.get(i, 0), r.get(i, 1));
+		} catch (const std::exception &e) {
+			continue; // the region does not answer now (its requests say so): looked at again next time
+		}
+		for (const auto &[tenant, to] : orphans) {
+			{
+				std::lock_guard lock(mutex_);
+				auto it = moves_.find(tenant);
+				if (it != moves_.end()) {
+					std::lock_guard state_lock(it->second->mutex);
+					if (!it->second->status.Finished())
+						continue; // ours, still running
+				}
+			}
+			if (!regions_.serves(to)) {
+				Log(LogLevel::kWarn, "tenant move: an orphaned move to a region this tenancyd has no cluster for",
+				    {{"tenant_id", tenant}, {"from", from}, {"to", to}});
+				continue;
+			}
+			auto state = std::make_shared<State>();
+			state->status.tenant_id = tenant;
+			state->status.from = from;
+			state->status.to = to;
+			state->status.phase = "recovering";
+			state->status.adopted = true;
+			state->status.started_at = NowRfc3339();
+			try {
+				state->source = std::make_unique<Pool>(regions_.admin_options(from));
+				state->target = std::make_unique<Pool>(regions_.admin_options(to));
+				Lease guard = state->source->Acquire();
+				// Another instance may have taken it between the list and here: the lock decides.
+				if (guard->Exec("SELECT tenancy.move_adopt($1::uuid)", {tenant}).get(0, 0) != "t")
+					continue;
+				{
+					std::lock_guard lock(mutex_);
+					moves_[tenant] = state;
+				}
+				Log(LogLevel::kWarn, "tenant move: taking over a move whose orchestrator is gone",
+				    {{"tenant_id", tenant}, {"from", from}, {"to", to}});
+				std::thread([this, state, g = std::move(guard)]() mutable { Resume(state, std::move(g)); }).detach();
+			} catch (const std::exception &e) {
+				Log(LogLevel::kWarn, "tenant move: could not take over an orphaned move",
+				    {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"error", Describe(e)}});
+			}
+		}
+	}
+}
+
+void
+MoveOrchestrator::Resume(std::shared_ptr<State> state, Lease guard)
+{
+	const std::string tenant = state->status.tenant_id;
+	const Clock::time_point started = Clock::now();
+	// The target decides. move_target_abort locks the target's move row, as move_target_switch does: after it
+	// either a switch committed (the tenant lives there without a move row) or none ever will (the row is gone).
+	std::string subscription_oid;
+	std::optional<bool> switched;
+	for (int attempt = 1; !switched; attempt++) {
+		try {
+			Lease dst = state->target->Acquire();
+			Result sub = dst->Exec("SELECT s.oid::text FROM tenancy.tenant_moves m JOIN pg_catalog.pg_subscription s "
+			                       "    ON s.subname OPERATOR(pg_catalog.=) m.subscription_name "
+			                       " WHERE m.tenant_id OPERATOR(pg_catalog.=) $1::uuid",
+			                       {tenant});
+			if (sub.rows() == 1)
+				subscription_oid = sub.get(0, 0); // its tablesync slots on the source go with the rollback
+			const bool aborted = dst->Exec("SELECT tenancy.move_target_abort($1::uuid)", {tenant}).get(0, 0) == "t";
+			switched = !aborted && dst->Exec("SELECT EXISTS (SELECT 1 FROM tenancy.tenants t "
+			                                 "  WHERE t.id OPERATOR(pg_catalog.=) $1::uuid)",
+			                                 {tenant})
+			                               .get(0, 0) == "t";
+		} catch (const std::exception &e) {
+			// Without the target's answer nothing is safe to decide: a frozen source stays frozen meanwhile.
+			if (attempt >= 720) {
+				MarkFailed(*state, "the target region did not answer for an hour: " + Describe(e), started);
+				break;
+			}
+			if (attempt == 1)
+				Log(LogLevel::kWarn, "tenant move: waiting for the target region to decide an orphaned move",
+				    {{"tenant_id", tenant}, {"to", state->status.to}, {"error", Describe(e)}});
+			std::this_thread::sleep_for(milliseconds(5000));
+		}
+	}
+	if (switched && *switched) {
+		try {
+			{
+				std::lock_guard lock(state->mutex);
+				state->status.phase = "switched";
+			}
+			std::string tokens;
+			Retry("tokens", tenant, 120, milliseconds(500), [&] {
+				Lease s = state->source->Acquire();
+				tokens = s->Exec(kReadTokensSql, {tenant}).get(0, 0);
+			});
+			Forward(*state, tokens, "", started, std::nullopt);
+		} catch (const std::exception &e) {
+			Log(LogLevel::kError, "tenant move failed", {{"tenant_id", tenant}, {"error", Describe(e)}});
+			MarkFailed(*state, Describe(e), started);
+		}
+	} else if (switched) {
+		{
+			std::lock_guard lock(state->mutex);
+			state->status.error = "its orchestrator stopped before the switch";
+		}
+		RollBack(*state, subscription_oid, started);
+	}
+	{
+		Lease release = std::move(guard); // the lock goes with the connection, closed below
 	}
 	state->source->CloseAll();
 	state->target->CloseAll();

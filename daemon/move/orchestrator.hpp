@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace tenancyd {
 
@@ -24,6 +25,10 @@ struct MoveRegions {
 	std::function<std::string(const std::string &region)> replication_conninfo;
 	// The directory switch: compare-and-set from -> to; false when the tenant is not at `from`. Throws on errors.
 	std::function<bool(const std::string &tenant_id, const std::string &from, const std::string &to)> switch_region;
+	// A connection from the region's request pool (the periodic look for orphaned moves).
+	std::function<Lease(const std::string &region)> acquire;
+	// Whether this instance has a cluster for the region.
+	std::function<bool(const std::string &region)> serves;
 	// How long a request that read the directory just before the switch may still run against the source (its
 	// pool wait plus its statement timeout): the source stays frozen (503, Retry-After) that long before the tenant
 	// is erased there, so such a request never gets a 404 for a tenant that exists.
@@ -35,6 +40,7 @@ struct MoveRegions {
 //   a failure before switched -> rolled_back (the tenant stays in, and is served by, the source region)
 //   a failure after switched -> failed (the target serves the tenant; the source keeps it frozen until an operator
 //   finishes it, docs/residency.md 4.1)
+//   a move whose orchestrator is gone, taken over: recovering -> rolled_back, or -> switched -> cleaning -> done
 struct MoveStatus {
 	std::string tenant_id;
 	std::string from;
@@ -48,6 +54,7 @@ struct MoveStatus {
 	long long total_ms = -1;   // once finished
 	long long tokens_moved = -1;
 	bool target_cleaned = true; // false while a rolled-back move's target leftovers wait for the target
+	bool adopted = false;       // taken over from an orchestrator that stopped mid-move (AdoptOrphans)
 	std::string started_at;
 	std::string finished_at;
 	nlohmann::json tables = nlohmann::json::array();
@@ -67,8 +74,12 @@ class MoveOrchestrator {
 	// ...) and runs the rest in a background thread. Returns the first status. ApiError 409 when a move of that
 	// tenant is still running, here or (a move record on the source) on another tenancyd.
 	MoveStatus Start(const std::string &tenant_id, const std::string &from, const std::string &to);
-	// The status of the tenant's last move started by this instance.
+	// The status of the tenant's last move started (or adopted) by this instance.
 	std::optional<MoveStatus> Status(const std::string &tenant_id);
+	// Takes over the moves out of these regions whose orchestrator is gone (a tenancyd stopped mid-move: no session
+	// holds the move's lock, tenancy.move_orphans) and ends each in a background thread: forward when the target
+	// already switched, rolled back otherwise. Called periodically; a region that does not answer is skipped.
+	void AdoptOrphans(const std::vector<std::string> &regions);
 
   private:
 	struct State {
@@ -78,7 +89,15 @@ class MoveOrchestrator {
 		std::unique_ptr<Pool> target;
 	};
 	void Run(std::shared_ptr<State> state, std::string prepared);
+	// An adopted move: the target decides whether it switched, then Forward or RollBack. guard holds the move's lock.
+	void Resume(std::shared_ptr<State> state, Lease guard);
+	// After the switch, only forward: tokens, directory, target cleanup, the drain, the source's erasure.
+	void Forward(State &state, const std::string &tokens, const std::string &subscription_oid,
+	             std::chrono::steady_clock::time_point started,
+	             std::optional<std::chrono::steady_clock::time_point> frozen);
 	void RollBack(State &state, const std::string &subscription_oid, std::chrono::steady_clock::time_point started);
+	// After a failure past the switch: the target serves the tenant, the frozen source waits for an operator.
+	void MarkFailed(State &state, const std::string &why, std::chrono::steady_clock::time_point started);
 	MoveRegions regions_;
 	std::mutex mutex_;
 	std::map<std::string, std::shared_ptr<State>> moves_;

@@ -69,7 +69,8 @@ close_session() {
 }
 
 # move_tenant TENANT [hook [pre_freeze_hook]]: the whole protocol from EU to US, as an orchestrator with one admin
-# session per region runs it. hook (a shell function name) runs after the switch, before the source is cleaned (the
+# session per region runs it (move_steps alone leaves the sessions open; MOVE_STOP_AFTER=freeze or switch stops it
+# there, as an orchestrator that died at that point would). hook (a shell function name) runs after the switch, before the source is cleaned (the
 # test writes to the old region there); pre_freeze_hook once the copy is ready. Sets MOVE_FREEZE_MS, MOVE_TOTAL_MS,
 # MOVE_COPY_MS, MOVE_SUBID. Returns non-zero at the first failed step, leaving the state for rollback_move.
 move_tenant() {
@@ -108,6 +109,7 @@ move_steps() {
   # The write freeze: from here until the switch the tenant's writes are refused (55006) in both regions.
   t_freeze=$(now_ms)
   epoch=$(sq src "SELECT tenancy.move_source_freeze('$tenant')") || return 1
+  [ "${MOVE_STOP_AFTER:-}" = freeze ] && return 0
   t_frozen=$(now_ms)
   until [ "$(sq dst "SELECT tenancy.move_target_caught_up('$tenant', $epoch)")" = t ]; do
     [ $(( $(now_ms) - t_frozen )) -gt 60000 ] && { echo "no catch-up within 60 s"; return 1; }
@@ -121,6 +123,7 @@ move_steps() {
   t_switched=$(now_ms)
   echo us > "$TENANCY_TMP/directory.$tenant"
   MOVE_FREEZE_MS=$(( $(now_ms) - t_freeze ))
+  [ "${MOVE_STOP_AFTER:-}" = switch ] && return 0
   [ -n "$hook" ] && "$hook" "$tenant"
   sq dst "SELECT tenancy.move_target_finish('$tenant')" >/dev/null || return 1
   sq src "SELECT tenancy.move_source_finish('$tenant', 'switched', $MOVE_SUBID)" >/dev/null || return 1
