@@ -128,14 +128,19 @@ BEGIN
       MESSAGE = format('user "%s" already exists in tenant "%s"', v_email, t.slug),
       CONSTRAINT = 'users_tenant_email_key';
   END IF;
-  -- Counted after the lock: no concurrent add_user of this tenant can pass the limit with us.
-  SELECT pg_catalog.count(*) INTO used FROM tenancy.users x
-   WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id AND x.status OPERATOR(pg_catalog.<>) 'disabled';
+  -- The users counter of track_quota's trigger never runs below the rows that count (an insert counts before it
+  -- commits, a delete only after), so below the limit it settles the check in constant time; near the limit the
+  -- rows are counted, after the lock, so no concurrent add_user of this tenant can pass the limit with us.
   max_users := tenancy._effective_limit(t.id, 'users');
-  IF used + 1 > max_users THEN
-    RAISE EXCEPTION USING ERRCODE = 'TN003', MESSAGE = format('user quota of tenant "%s" exceeded', t.slug),
-      DETAIL = format('The tenant has %s of %s users.', used, max_users),
-      HINT = 'Remove or disable a user, upgrade the plan, or raise the tenant''s users quota.';
+  SELECT q.used INTO used FROM tenancy._quota_state(t.id, 'users') q;
+  IF used IS NULL OR used + 1 > max_users THEN
+    SELECT pg_catalog.count(*) INTO used FROM tenancy.users x
+     WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id AND x.status OPERATOR(pg_catalog.<>) 'disabled';
+    IF used + 1 > max_users THEN
+      RAISE EXCEPTION USING ERRCODE = 'TN003', MESSAGE = format('user quota of tenant "%s" exceeded', t.slug),
+        DETAIL = format('The tenant has %s of %s users.', used, max_users),
+        HINT = 'Remove or disable a user, upgrade the plan, or raise the tenant''s users quota.';
+    END IF;
   END IF;
 
   INSERT INTO tenancy.users (tenant_id, email, first_name, last_name, role, status)

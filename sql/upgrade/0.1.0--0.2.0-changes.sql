@@ -171,3 +171,61 @@ COMMENT ON FUNCTION tenancy.sign_tenant_token(uuid, interval) IS
 REVOKE ALL ON FUNCTION tenancy.set_tenant_token(text), tenancy.sign_tenant_token(uuid, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenancy.set_tenant_token(text) TO tenancy_app, tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.sign_tenant_token(uuid, interval) TO tenancy_admin;
+
+-- add_user reads the users counter of track_quota (0.2.0) below the limit instead of counting the tenant's users.
+CREATE OR REPLACE FUNCTION tenancy.add_user(tenant_id uuid, email text, first_name text DEFAULT NULL,
+                                 last_name text DEFAULT NULL, role text DEFAULT 'developer',
+                                 send_invitation boolean DEFAULT true)
+RETURNS tenancy.users
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_role tenancy.user_role := tenancy._parse_role(role);
+  v_email text;
+  t tenancy.tenants;
+  u tenancy.users;
+  used bigint;
+  max_users bigint;
+BEGIN
+  IF email IS NULL THEN
+    PERFORM tenancy._invalid_input('invalid email address', 'An email address is required.');
+  END IF;
+  v_email := tenancy._normalize_email(email);
+  IF send_invitation IS NULL THEN
+    PERFORM tenancy._invalid_input('send_invitation must not be null');
+  END IF;
+  IF pg_catalog.length(first_name) > 255 OR pg_catalog.length(last_name) > 255 THEN
+    PERFORM tenancy._invalid_input('invalid user name', 'First and last names have at most 255 characters.');
+  END IF;
+
+  t := tenancy._lock_tenant_for_users(tenant_id);
+  PERFORM tenancy._require_usable_tenant(t.id);
+  -- A duplicate address is a conflict (23505) even when the quota is full; the unique index stays the backstop.
+  IF EXISTS (SELECT 1 FROM tenancy.users x WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id
+                AND pg_catalog.lower(x.email) OPERATOR(pg_catalog.=) v_email) THEN
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+      MESSAGE = format('user "%s" already exists in tenant "%s"', v_email, t.slug),
+      CONSTRAINT = 'users_tenant_email_key';
+  END IF;
+  -- The users counter of track_quota's trigger never runs below the rows that count (an insert counts before it
+  -- commits, a delete only after), so below the limit it settles the check in constant time; near the limit the
+  -- rows are counted, after the lock, so no concurrent add_user of this tenant can pass the limit with us.
+  max_users := tenancy._effective_limit(t.id, 'users');
+  SELECT q.used INTO used FROM tenancy._quota_state(t.id, 'users') q;
+  IF used IS NULL OR used + 1 > max_users THEN
+    SELECT pg_catalog.count(*) INTO used FROM tenancy.users x
+     WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id AND x.status OPERATOR(pg_catalog.<>) 'disabled';
+    IF used + 1 > max_users THEN
+      RAISE EXCEPTION USING ERRCODE = 'TN003', MESSAGE = format('user quota of tenant "%s" exceeded', t.slug),
+        DETAIL = format('The tenant has %s of %s users.', used, max_users),
+        HINT = 'Remove or disable a user, upgrade the plan, or raise the tenant''s users quota.';
+    END IF;
+  END IF;
+
+  INSERT INTO tenancy.users (tenant_id, email, first_name, last_name, role, status)
+  VALUES (t.id, v_email, first_name, last_name, v_role,
+          CASE WHEN send_invitation THEN 'invited'::tenancy.user_status ELSE 'active' END)
+  RETURNING * INTO u;
+  PERFORM tenancy._audit('user_added', u.tenant_id, NULL, pg_catalog.to_jsonb(u));
+  RETURN u;
+END
+$$;
