@@ -8,6 +8,7 @@
 #include "signals.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <iostream>
@@ -125,10 +126,17 @@ Run(const std::string &config_path)
 	}
 	health_wake.notify_all();
 	health.join();
+	const int moving = handlers::SettleMovesForShutdown(app);
 	app.pools.CloseAll();
 	app.router.CloseAll();
 	if (ok)
 		Log(LogLevel::kInfo, "stopped");
+	if (moving > 0) {
+		// Their threads use the App: exit without destroying it. Their connections close with the process, which
+		// frees each move's lock on the source, so the next tenancyd takes them over (docs/residency.md 4.3).
+		Log(LogLevel::kWarn, "tenant moves left running to be taken over", {{"moves", moving}});
+		std::_Exit(ok ? 0 : 1);
+	}
 	return ok ? 0 : 1;
 }
 

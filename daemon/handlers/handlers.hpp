@@ -33,6 +33,9 @@ Reply GetMove(RequestContext &ctx);
 Reply StartMove(RequestContext &ctx, const std::string &to);
 // Takes over moves whose orchestrator stopped mid-move (the health loop calls it; nothing without regions:).
 void AdoptOrphanedMoves(App &app);
+// At shutdown: lets moves in their freeze or past their switch finish (bounded); returns the move threads still
+// running, which the process leaves to be taken over.
+int SettleMovesForShutdown(App &app);
 // system.cpp
 Reply Healthz(RequestContext &ctx);
 Reply Readyz(RequestContext &ctx);

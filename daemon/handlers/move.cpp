@@ -87,6 +87,15 @@ AdoptOrphanedMoves(App &app)
 		Moves(app).AdoptOrphans(app.router.Regions());
 }
 
+int
+SettleMovesForShutdown(App &app)
+{
+	if (!app.router.enabled())
+		return 0;
+	// Within systemd's default stop timeout (90 s): a freeze plus the drain before the source is erased.
+	return Moves(app).SettleForShutdown(std::chrono::seconds(30));
+}
+
 Reply
 MoveTenant(RequestContext &ctx)
 {

@@ -169,7 +169,9 @@ MoveOrchestrator::Start(const std::string &tenant_id, const std::string &from, c
 		first = state->status;
 	}
 	Log(LogLevel::kInfo, "tenant move started", {{"tenant_id", tenant_id}, {"from", from}, {"to", to}});
-	std::thread([this, state, prepared] { Run(state, prepared); }).detach();
+	std::thread([this, state, prepared, running = std::make_shared<Running>(running_)] {
+		Run(state, prepared);
+	}).detach();
 	return first;
 }
 
@@ -394,13 +396,35 @@ MoveOrchestrator::AdoptOrphans(const std::vector<std::string> &regions)
 				}
 				Log(LogLevel::kWarn, "tenant move: taking over a move whose orchestrator is gone",
 				    {{"tenant_id", tenant}, {"from", from}, {"to", to}});
-				std::thread([this, state, g = std::move(guard)]() mutable { Resume(state, std::move(g)); }).detach();
+				std::thread([this, state, g = std::move(guard),
+				             running = std::make_shared<Running>(running_)]() mutable {
+					Resume(state, std::move(g));
+				}).detach();
 			} catch (const std::exception &e) {
 				Log(LogLevel::kWarn, "tenant move: could not take over an orphaned move",
 				    {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"error", Describe(e)}});
 			}
 		}
 	}
+}
+
+int
+MoveOrchestrator::SettleForShutdown(milliseconds limit)
+{
+	const auto deadline = Clock::now() + limit;
+	auto critical = [&] {
+		std::lock_guard lock(mutex_);
+		for (const auto &[tenant, state] : moves_) {
+			std::lock_guard state_lock(state->mutex);
+			const std::string &p = state->status.phase;
+			if (p == "freezing" || p == "switched" || p == "cleaning" || p == "recovering")
+				return true;
+		}
+		return false;
+	};
+	while (running_ > 0 && critical() && Clock::now() < deadline)
+		std::this_thread::sleep_for(milliseconds(100));
+	return running_;
 }
 
 void

@@ -4,6 +4,7 @@
 
 #include "db/pool.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -80,6 +81,11 @@ class MoveOrchestrator {
 	// holds the move's lock, tenancy.move_orphans) and ends each in a background thread: forward when the target
 	// already switched, rolled back otherwise. Called periodically; a region that does not answer is skipped.
 	void AdoptOrphans(const std::vector<std::string> &regions);
+	// At shutdown: waits (up to `limit`) while a move of this instance is in its freeze or past its switch, which
+	// end within seconds; a move still copying is left. Returns how many move threads still run: the process must
+	// then exit without destroying what they use (their connections close with it, so another tenancyd, or this
+	// one restarted, takes those moves over).
+	int SettleForShutdown(std::chrono::milliseconds limit);
 
   private:
 	struct State {
@@ -98,7 +104,20 @@ class MoveOrchestrator {
 	void RollBack(State &state, const std::string &subscription_oid, std::chrono::steady_clock::time_point started);
 	// After a failure past the switch: the target serves the tenant, the frozen source waits for an operator.
 	void MarkFailed(State &state, const std::string &why, std::chrono::steady_clock::time_point started);
+	// Counts a move thread while it runs.
+	struct Running {
+		explicit Running(std::atomic<int> &n) : n_(n)
+		{
+			n_++;
+		}
+		~Running()
+		{
+			n_--;
+		}
+		std::atomic<int> &n_;
+	};
 	MoveRegions regions_;
+	std::atomic<int> running_{0};
 	std::mutex mutex_;
 	std::map<std::string, std::shared_ptr<State>> moves_;
 };

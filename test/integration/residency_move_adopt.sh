@@ -107,18 +107,25 @@ expect_eq "nothing of bravo left in the EU cluster" "0 0" "$(eu_psql -At -c "SEL
   (SELECT count(*) FROM tenancy.tenants WHERE id = '$BRAVO'), (SELECT count(*) FROM items WHERE tenant_id = '$BRAVO'))")"
 expect_eq "no move rows, slots, publications or subscriptions left" "0 0 0 0 0" "$(leftovers)"
 
-# --- charlie: tenancyd runs the move and is killed (-9) while the slot creation waits for an open transaction.
+# --- charlie: tenancyd runs the move and gets SIGTERM while the slot creation waits for an open transaction: it
+# exits at once (a move that is not in its freeze is left, not waited for), and its successor takes the move over.
 open_session hold "$EU_PORT"
 sq hold "BEGIN; SELECT pg_catalog.pg_current_xact_id()" >/dev/null
 api POST "/api/v1/tenants/$CHARLIE/move" '{"data_residency": "us"}'
 expect 202 "charlie's move through tenancyd"
 sleep 1
-kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+t0=$(now_ms)
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"; code=$?
+expect_eq "SIGTERM with a move running: exit status" 0 "$code"
+[ $(( $(now_ms) - t0 )) -lt 5000 ] && pass "it stopped in $(( $(now_ms) - t0 )) ms, leaving the move" \
+  || fail "SIGTERM took $(( $(now_ms) - t0 )) ms"
+grep -q "tenant moves left running to be taken over" "$TENANCY_TMP/tenancyd.log" && pass "it logged the move it left" \
+  || fail "no log line for the move left running"
 start_daemon
 sleep 2
 api GET "/api/v1/tenants/$CHARLIE/move"
 [ "$(jqb .orchestrated_elsewhere) $(jqb .phase)" = "true prepare" ] \
-  && pass "the killed tenancyd's backend still waits for the slot: not adopted yet" || fail "charlie after kill: $BODY"
+  && pass "the stopped tenancyd's backend still waits for the slot: not adopted yet" || fail "charlie after stop: $BODY"
 sq hold "COMMIT" >/dev/null; close_session hold
 wait_move "$CHARLIE" || fail "charlie's orphaned move did not end: $BODY"
 [ "$(jqb .adopted) $(jqb .phase)" = "true rolled_back" ] \
@@ -133,5 +140,25 @@ expect 202 "charlie's move again"
 wait_move "$CHARLIE" || fail "charlie's second move did not end: $BODY"
 [ "$(jqb .adopted) $(jqb .phase)" = "false done" ] && pass "charlie's second move is done" || fail "second move: $BODY"
 expect_eq "charlie's rows all in the US cluster" 2001 "$(us_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$CHARLIE'")"
+# --- delta: tenancyd is killed (-9) right after it started a move, wherever the move is then. Restarted, the move
+# ends one way or the other: the tenant lives in exactly one region with all its rows, nothing left behind.
+DELTA=$(create delta)
+eu_psql -c "UPDATE tenancy.tenants SET status = 'active' WHERE id = '$DELTA';
+            INSERT INTO items (tenant_id, n) SELECT '$DELTA', g FROM generate_series(1, 2000) g" >/dev/null
+api POST "/api/v1/tenants/$DELTA/move" '{"data_residency": "us"}'
+expect 202 "delta's move through tenancyd"
+sleep "0.$((RANDOM % 10))"
+kill -9 "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+start_daemon
+wait_move "$DELTA" || fail "delta's move did not end after the restart: $BODY"
+case "$(jqb .phase)" in
+  done) want="us 0 2000" ;;
+  rolled_back) want="eu 2000 0" ;;
+  *) want="?" ;;
+esac
+echo "delta's move ended $(jqb .phase) (adopted: $(jqb .adopted))"
+expect_eq "delta in exactly one region with all its rows (directory, EU rows, US rows)" "$want" \
+  "$(region_of "$DELTA") $(eu_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$DELTA'") $(us_psql -At -c "SELECT count(*) FROM items WHERE tenant_id = '$DELTA'")"
+expect_eq "no move rows, slots, publications or subscriptions left" "0 0 0 0 0" "$(leftovers)"
 grep -c "taking over a move whose orchestrator is gone" "$TENANCY_TMP/tenancyd.log" | xargs echo "take-overs logged:"
 finish
