@@ -50,6 +50,17 @@ Directory::Reserve(const std::string &tenant_id, const std::string &slug, const 
 	            {tenant_id, slug, region, region_xid});
 }
 
+bool
+Directory::Register(const DirectoryEntry &entry)
+{
+	Lease lease = pool_.Acquire();
+	Result r = lease->Exec("INSERT INTO tenancy.tenant_directory (tenant_id, slug, region, state) "
+	                       "VALUES ($1::uuid, $2::text, $3::text::tenancy.data_residency, 'active') "
+	                       "ON CONFLICT (tenant_id) DO NOTHING RETURNING 1",
+	                       {entry.tenant_id, entry.slug, entry.region});
+	return r.rows() == 1;
+}
+
 void
 Directory::Activate(const std::string &tenant_id)
 {

@@ -29,6 +29,9 @@ class Directory {
 	// (or id) is taken.
 	void Reserve(const std::string &tenant_id, const std::string &slug, const std::string &region,
 	             const std::string &region_xid);
+	// Records an existing tenant, active (one created outside tenancyd). False when the id already has an entry;
+	// throws DbError 23505 when the slug is another tenant's.
+	bool Register(const DirectoryEntry &entry);
 	// pending -> active; no-op for an active entry.
 	void Activate(const std::string &tenant_id);
 	// Removes a pending entry whose creation did not commit; active entries are never removed here.

@@ -63,9 +63,55 @@ Router::RegionOf(const std::string &tenant_id)
 	auto entry = directory_->Find(tenant_id);
 	if (entry && entry->pending)
 		entry = Settle(*entry);
+	if (!entry)
+		entry = Register(tenant_id);
 	if (!entry || entry->pending)
 		return std::nullopt;
 	return entry->region;
+}
+
+std::optional<DirectoryEntry>
+Router::Register(const std::string &tenant_id)
+{
+	// Where the tenant lives: not as the target of a live move (that copy is not the tenant's home until the switch).
+	constexpr const char *kFindSql =
+	    "SELECT t.slug FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::uuid "
+	    "   AND NOT EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) t.id "
+	    "                      AND m.side OPERATOR(pg_catalog.=) 'target')";
+	std::optional<DirectoryEntry> found;
+	for (const std::string &region : order_) {
+		std::optional<Result> r;
+		try {
+			Lease lease = AcquireIn(region);
+			r.emplace(lease->Exec(kFindSql, {tenant_id}));
+		} catch (const DbError &e) {
+			if (e.connection_lost() || e.sqlstate().empty())
+				continue; // a region that does not answer: its tenants answer 503 once registered, 404 until then
+			throw;
+		}
+		if (r->rows() == 0)
+			continue;
+		if (found) {
+			Log(LogLevel::kError, "tenant found in two regions' clusters; not registered in the directory",
+			    {{"tenant_id", tenant_id}, {"regions", {found->region, region}}});
+			return std::nullopt;
+		}
+		found = DirectoryEntry{tenant_id, r->get(0, 0), region};
+	}
+	if (!found)
+		return std::nullopt;
+	try {
+		if (directory_->Register(*found))
+			Log(LogLevel::kInfo, "tenant created outside tenancyd registered in the directory",
+			    {{"tenant_id", tenant_id}, {"region", found->region}});
+	} catch (const DbError &e) {
+		if (e.sqlstate() != "23505")
+			throw;
+		Log(LogLevel::kError, "tenant created outside tenancyd not registered: its slug is another tenant's",
+		    {{"tenant_id", tenant_id}, {"slug", found->slug}, {"region", found->region}});
+		return std::nullopt;
+	}
+	return directory_->Find(tenant_id); // as it is now (another instance may have registered it first)
 }
 
 std::optional<DirectoryEntry>

@@ -58,6 +58,9 @@ class Router {
 	// Settles a pending entry from its region: activated when the creating transaction committed, removed when it
 	// aborted (or never left a tenant), kept while it still runs. Returns the entry as it is afterwards.
 	std::optional<DirectoryEntry> Settle(const DirectoryEntry &entry);
+	// A tenant created in SQL rather than through tenancyd has no directory entry: found in exactly one region's
+	// cluster (not as the target of a live move), it is recorded there, active, at its first request.
+	std::optional<DirectoryEntry> Register(const std::string &tenant_id);
 	// Creates a tenant in region: BEGIN on the region's cluster, create(conn), reserve the id and slug in the
 	// directory (pending, with the region transaction's xid), COMMIT, activate. Any failure before COMMIT leaves
 	// nothing; a failure after it leaves a pending entry that Settle activates. A slug taken in any region is 409.

@@ -259,6 +259,33 @@ on "$A" GET "/api/v1/tenants/$NOWHERE"
 expect 503 "a tenant the directory places in a region without a cluster"
 [ "$(jqb .error.code)" = region_unavailable ] && pass "named region_unavailable" || fail "no-cluster region: $BODY"
 
+# --- A tenant created in SQL, not through tenancyd, is registered in the directory at its first request; not when
+# its slug is another tenant's in the directory, nor when it exists in two clusters.
+SQLT=$(eu_sql -c "SELECT id FROM tenancy.create_tenant('Sql Co', 'sql-co', data_residency => 'eu')")
+expect_eq "a tenant created in SQL has no directory entry yet" 0 \
+  "$(us_sql -c "SELECT count(*) FROM tenancy.tenant_directory WHERE tenant_id = '$SQLT'")"
+on "$A" GET "/api/v1/tenants/$SQLT"
+expect 200 "a tenant created in SQL is served at its first request"
+[ "$(jqb .data_residency)" = eu ] && pass "from its region" || fail "SQL-created tenant: $BODY"
+expect_eq "its directory entry: region, state, slug" "eu active sql-co" \
+  "$(us_sql -c "SELECT region || ' ' || state || ' ' || slug FROM tenancy.tenant_directory WHERE tenant_id = '$SQLT'")"
+on "$B" GET "/api/v1/tenants/$SQLT/usage"
+expect 200 "the other instance finds it in the directory"
+DUP=$(us_sql -c "SELECT id FROM tenancy.create_tenant('Dup Co', 'sql-co', data_residency => 'us')")
+on "$B" GET "/api/v1/tenants/$DUP"
+expect 404 "a tenant created in SQL with a slug the directory gives to another tenant"
+grep -q "not registered: its slug is another tenant's" "$TENANCY_TMP/tenancyd.log" && pass "the refusal is logged" \
+  || fail "no log line for the slug conflict"
+TWIN=00000000-0000-4000-8000-0000000000bb
+for sql in eu_sql us_sql; do
+  $sql -c "SET tenancy.region = ''; INSERT INTO tenancy.tenants (id, organization_name, slug) VALUES ('$TWIN', 'Twin', 'twin')" >/dev/null
+done
+on "$A" GET "/api/v1/tenants/$TWIN"
+expect 404 "a tenant in two clusters is not registered"
+grep -q "tenant found in two regions' clusters" "$TENANCY_TMP/tenancyd.log" && pass "the twin is logged" \
+  || fail "no log line for the tenant in two clusters"
+expect_eq "no directory entry for it" 0 "$(us_sql -c "SELECT count(*) FROM tenancy.tenant_directory WHERE tenant_id = '$TWIN'")"
+
 # --- A region down: its tenants answer 503, the others keep working, readiness stays up.
 as_pg pg_ctl -D "$TENANCY_TMP/eu/data" -m fast -w stop >/dev/null
 on "$A" GET "/api/v1/tenants/$EU1"
