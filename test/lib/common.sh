@@ -46,8 +46,16 @@ start_cluster() {
     for line in "$@"; do echo "$line"; done
   } | as_pg tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
   echo "$CLUSTER_DIR/data" >> "$TENANCY_TMP/clusters.list"
-  as_pg pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR.log" -w -t 60 start >/dev/null \
-    || { cat "$CLUSTER_DIR.log" >&2; return 1; }
+  # The port was free when picked; another suite (or daemon) may take it before the server binds: pick again.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    as_pg pg_ctl -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR.log" -w -t 60 start >/dev/null && return 0
+    grep -q "Address already in use" "$CLUSTER_DIR.log" || break
+    CLUSTER_PORT=$(free_port)
+    echo "port = $CLUSTER_PORT" | as_pg tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
+  done
+  cat "$CLUSTER_DIR.log" >&2
+  return 1
 }
 
 # psql against the most recently started cluster (or PGPORT/PGHOST if set by the caller).
