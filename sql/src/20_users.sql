@@ -130,10 +130,10 @@ BEGIN
   END IF;
   -- The users counter of track_quota's trigger never runs below the rows that count (an insert counts before it
   -- commits, a delete only after), so below the limit it settles the check in constant time; near the limit the
-  -- rows are counted, after the lock, so no concurrent add_user of this tenant can pass the limit with us.
-  max_users := tenancy._effective_limit(t.id, 'users');
-  SELECT q.used INTO used FROM tenancy._quota_state(t.id, 'users') q;
-  IF used IS NULL OR used + 1 > max_users THEN
+  -- rows are counted, after the lock, so no concurrent add_user of this tenant can pass the limit with us. The
+  -- counter's limit is the effective one (plan or override) that the trigger enforces.
+  SELECT q.used, q.max INTO used, max_users FROM tenancy._quota_state(t.id, 'users') q;
+  IF used + 1 > max_users THEN
     SELECT pg_catalog.count(*) INTO used FROM tenancy.users x
      WHERE x.tenant_id OPERATOR(pg_catalog.=) t.id AND x.status OPERATOR(pg_catalog.<>) 'disabled';
     IF used + 1 > max_users THEN
