@@ -287,7 +287,11 @@ grep -q "tenant found in two regions' clusters" "$TENANCY_TMP/tenancyd.log" && p
 expect_eq "no directory entry for it" 0 "$(us_sql -c "SELECT count(*) FROM tenancy.tenant_directory WHERE tenant_id = '$TWIN'")"
 
 # --- A region down: its tenants answer 503, the others keep working, readiness stays up.
+LATE=$(eu_sql -c "SELECT id FROM tenancy.create_tenant('Late Co', 'late-co', data_residency => 'eu')")
 as_pg pg_ctl -D "$TENANCY_TMP/eu/data" -m fast -w stop >/dev/null
+on "$A" GET "/api/v1/tenants/$LATE"
+expect 404 "a tenant created in SQL in a region that is down is not found (skipped, not a 500)"
+expect_eq "and not registered" 0 "$(us_sql -c "SELECT count(*) FROM tenancy.tenant_directory WHERE tenant_id = '$LATE'")"
 on "$A" GET "/api/v1/tenants/$EU1"
 expect 503 "EU tenant while the EU cluster is down"
 on "$A" GET "/api/v1/tenants/$US1"
