@@ -12,12 +12,7 @@ cleanup() { [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAE
 trap cleanup EXIT
 
 start_regions || exit 1
-ROLE="CREATE ROLE tenancyd LOGIN PASSWORD 'tenancyd-pw' IN ROLE tenancy_admin REPLICATION BYPASSRLS;
-      GRANT SELECT ON projects, items, events, tenancy.usage_history, tenancy.move_markers TO tenancyd;"
-eu_psql -c "$ROLE" >/dev/null || exit 1
-us_psql -c "$ROLE
-            ALTER TABLE items ALTER COLUMN id RESTART WITH 1000000000000;" >/dev/null || exit 1
-conninfo() { echo "host=127.0.0.1 port=$1 dbname=app user=tenancyd password=tenancyd-pw"; }
+grant_daemon_role || exit 1
 DAEMON_PORT=$(free_port)
 CONF="$TENANCY_TMP/tenancyd.yaml"
 {
@@ -26,7 +21,7 @@ CONF="$TENANCY_TMP/tenancyd.yaml"
   echo "database: {pool_size: 4, acquire_timeout_ms: 1000, statement_timeout_ms: 2000, connect_timeout_s: 2, health_check_interval_s: 1}"
   echo "auth: {admin_token_sha256: \"$ADMIN_HASH\"}"
   echo "log: {level: info}"
-  echo "regions: {us: \"$(conninfo "$US_PORT")\", eu: \"$(conninfo "$EU_PORT")\"}"
+  echo "regions: {us: \"$(daemon_conninfo "$US_PORT")\", eu: \"$(daemon_conninfo "$EU_PORT")\"}"
 } >"$CONF"
 URL="http://127.0.0.1:$DAEMON_PORT"
 start_daemon() {

@@ -11,17 +11,11 @@ cleanup() { for p in "${DAEMON_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 
 trap cleanup EXIT
 
 start_regions || exit 1
-# The daemon's role: tenancy_admin everywhere; on a source, the subscription of a move connects with it too, so it
-# also needs REPLICATION, BYPASSRLS and SELECT on the replicated tables (docs/residency.md 4.1, "What the DBA
-# configures").
-ROLE="CREATE ROLE tenancyd LOGIN PASSWORD 'tenancyd-pw' IN ROLE tenancy_admin REPLICATION BYPASSRLS;
-      GRANT SELECT ON projects, items, events, tenancy.usage_history, tenancy.move_markers TO tenancyd;
-      CREATE ROLE app_writer LOGIN IN ROLE tenancy_app;
-      GRANT SELECT, INSERT, UPDATE, DELETE ON projects, items, events TO app_writer;"
-eu_psql -c "$ROLE" >/dev/null || exit 1
-us_psql -c "$ROLE
-            ALTER TABLE items ALTER COLUMN id RESTART WITH 1000000000000;" >/dev/null || exit 1
-conninfo() { echo "host=127.0.0.1 port=$1 dbname=app user=tenancyd password=tenancyd-pw"; }
+grant_daemon_role || exit 1
+# The writers' role of the application, on both clusters.
+WRITER="CREATE ROLE app_writer LOGIN IN ROLE tenancy_app;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON projects, items, events TO app_writer;"
+eu_psql -c "$WRITER" >/dev/null && us_psql -c "$WRITER" >/dev/null || exit 1
 
 DAEMON_PORT=$(free_port)
 CONF="$TENANCY_TMP/tenancyd.yaml"
@@ -30,7 +24,7 @@ CONF="$TENANCY_TMP/tenancyd.yaml"
   echo "database: {pool_size: 4, acquire_timeout_ms: 3000, connect_timeout_s: 2, health_check_interval_s: 1}"
   echo "auth: {admin_token_sha256: \"$ADMIN_HASH\"}"
   echo "log: {level: info}"
-  echo "regions: {us: \"$(conninfo "$US_PORT")\", eu: \"$(conninfo "$EU_PORT")\"}"
+  echo "regions: {us: \"$(daemon_conninfo "$US_PORT")\", eu: \"$(daemon_conninfo "$EU_PORT")\"}"
 } >"$CONF"
 "$TENANCY_DAEMON" --check-config "$CONF" >/dev/null || exit 1
 "$TENANCY_DAEMON" --config "$CONF" >>"$TENANCY_TMP/tenancyd.log" 2>&1 &

@@ -36,6 +36,19 @@ SELECT tenancy.enable_isolation(t) FROM unnest(ARRAY['projects', 'items', 'event
   done
 }
 
+# grant_daemon_role: tenancyd's role on both clusters. tenancy_admin everywhere; on a source the subscription of a
+# move connects with it too, so it also needs REPLICATION, BYPASSRLS and SELECT on the replicated tables
+# (docs/residency.md 4.1, "What the DBA configures"). The US cluster's item ids start far above the EU's (regions
+# need disjoint integer key ranges). daemon_conninfo PORT: its connection string to a cluster.
+grant_daemon_role() {
+  local role="CREATE ROLE tenancyd LOGIN PASSWORD 'tenancyd-pw' IN ROLE tenancy_admin REPLICATION BYPASSRLS;
+              GRANT SELECT ON projects, items, events, tenancy.usage_history, tenancy.move_markers TO tenancyd;"
+  eu_psql -c "$role" >/dev/null || return 1
+  us_psql -c "$role
+              ALTER TABLE items ALTER COLUMN id RESTART WITH 1000000000000;" >/dev/null
+}
+daemon_conninfo() { echo "host=127.0.0.1 port=$1 dbname=app user=tenancyd password=tenancyd-pw"; }
+
 eu_psql() { PGPORT_OVERRIDE=$EU_PORT cluster_psql -d app "$@"; }
 us_psql() { PGPORT_OVERRIDE=$US_PORT cluster_psql -d app "$@"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
