@@ -12,6 +12,7 @@ SECS=${1:-20}
 RSS_SECS=${2:-60}
 ROUNDS=${3:-3}
 source bench/lib/private_server.sh
+source bench/lib/stats.sh
 private_server tenancy-bench
 DAEMON_PID=
 trap '[ -n "$DAEMON_PID" ] && kill $DAEMON_PID; stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
@@ -79,7 +80,6 @@ wrk_run() { # wrk_run NAME TOKEN [extra args]: sets NAME_RPS and NAME_P99 (ms)
     "wrk $(client_us "$TENANCY_TMP/$name.time" "$rps") us; context switches $(per_req "$(ctxt) - $c0" "$rps")"
   eval "${name}_RPS=$rps; ${name}_P99=$p99"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # pgbench reports tps without its connection time: warm tenancyd's pool (16 connections) the same way first.
 wrk -t2 -c16 -d3s -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage" >/dev/null 2>&1
 wrk -t2 -c16 -d2s -H "Authorization: Bearer $TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage" >/dev/null 2>&1

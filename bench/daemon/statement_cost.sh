@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-5}
 ROUNDS=${2:-3}
 source bench/lib/private_server.sh
+source bench/lib/stats.sh
 private_server tenancy-stmt
 trap 'stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
 
@@ -46,7 +47,6 @@ for round in $(seq "$ROUNDS"); do
   done
   echo "$line"
 done
-median() { printf '%s\n' $@ | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 summary="== median latency per statement, 1 client, $ROUNDS rounds of ${SECS}s:"
 for s in "${STATEMENTS[@]}"; do
   name=${s%%|*}

@@ -10,6 +10,7 @@ SECS=${1:-5}
 ROUNDS=${2:-3}
 USERS=${3:-100000}
 source bench/lib/private_server.sh
+source bench/lib/stats.sh
 private_server tenancy-bench
 trap 'stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
 start_cluster bench "shared_buffers = 256MB" || exit 1
@@ -52,7 +53,6 @@ run() { # run FILE -> mean latency in us
   as_pg pgbench -n -M prepared -c 1 -T "$SECS" -D "t=$T" -f "$1" -h 127.0.0.1 -p "$CLUSTER_PORT" -U postgres app \
     2>&1 | awk '/^latency average/ { printf "%.0f", $4 * 1000 }'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for target in 1000 "$USERS"; do
   have=$(cluster_psql -d app -tAc "SELECT count(*) FROM tenancy.users WHERE tenant_id = '$T'")
