@@ -194,12 +194,8 @@ void
 MoveOrchestrator::Run(std::shared_ptr<State> state, std::string prepared)
 {
 	const std::string tenant = state->status.tenant_id, from = state->status.from, to = state->status.to;
-	auto set = [&](auto &&update) {
-		std::lock_guard lock(state->mutex);
-		update(state->status);
-	};
 	auto phase = [&](const char *name) {
-		set([&](MoveStatus &s) { s.phase = name; });
+		state->Update([&](MoveStatus &s) { s.phase = name; });
 		Log(LogLevel::kInfo, "tenant move", {{"tenant_id", tenant}, {"from", from}, {"to", to}, {"phase", name}});
 	};
 	const Clock::time_point started = Clock::now();
@@ -224,7 +220,7 @@ MoveOrchestrator::Run(std::shared_ptr<State> state, std::string prepared)
 			    dst->Exec("SELECT tenancy.move_target_progress($1::uuid)::text", {tenant}).get(0, 0));
 			Result sp = src->Exec("SELECT tenancy.move_source_progress($1::uuid) ->> 'lag_bytes'", {tenant});
 			ready = p.value("all_ready", false);
-			set([&](MoveStatus &s) {
+			state->Update([&](MoveStatus &s) {
 				s.rows_copied = p.value("rows_copied", 0LL);
 				s.tables = p.value("tables", nlohmann::json::array());
 				s.lag_bytes = sp.null(0, 0) ? -1 : std::stoll(sp.get(0, 0));
@@ -278,7 +274,7 @@ MoveOrchestrator::Run(std::shared_ptr<State> state, std::string prepared)
 		if (switched) {
 			MarkFailed(*state, why, started);
 		} else {
-			set([&](MoveStatus &s) { s.error = why; });
+			state->Update([&](MoveStatus &s) { s.error = why; });
 			RollBack(*state, subscription_oid, started);
 		}
 	}
@@ -291,10 +287,6 @@ MoveOrchestrator::Forward(State &state, const std::string &tokens, const std::st
                           Clock::time_point started, std::optional<Clock::time_point> frozen)
 {
 	const std::string tenant = state.status.tenant_id, from = state.status.from, to = state.status.to;
-	auto set = [&](auto &&update) {
-		std::lock_guard lock(state.mutex);
-		update(state.status);
-	};
 	// The tokens go first: the directory then sends requests to the target.
 	Retry("tokens", tenant, 120, milliseconds(500), [&] {
 		Lease t = state.target->Acquire();
@@ -306,7 +298,7 @@ MoveOrchestrator::Forward(State &state, const std::string &tokens, const std::st
 			Log(LogLevel::kWarn, "tenant move: the directory entry was not at the source region",
 			    {{"tenant_id", tenant}, {"from", from}, {"to", to}});
 	});
-	set([&](MoveStatus &s) {
+	state.Update([&](MoveStatus &s) {
 		if (frozen)
 			s.freeze_ms = MillisSince(*frozen);
 		s.tokens_moved = moved_tokens;
@@ -326,7 +318,7 @@ MoveOrchestrator::Forward(State &state, const std::string &tokens, const std::st
 		Lease s = state.source->Acquire();
 		s->Exec("SELECT tenancy.move_source_finish($1::uuid, 'switched', $2::oid)", finish);
 	});
-	set([&](MoveStatus &s) {
+	state.Update([&](MoveStatus &s) {
 		s.phase = "done";
 		s.lag_bytes = 0;
 		s.total_ms = MillisSince(started);
@@ -341,11 +333,12 @@ MoveOrchestrator::MarkFailed(State &state, const std::string &why, Clock::time_p
 {
 	// The target serves the tenant (or will once the directory says so); the frozen source waits for an operator:
 	// move_source_finish(id, 'switched') there (docs/residency.md 4.1), or a tenancyd adopts it once this one stops.
-	std::lock_guard lock(state.mutex);
-	state.status.error = why;
-	state.status.phase = "failed";
-	state.status.total_ms = MillisSince(started);
-	state.status.finished_at = NowRfc3339();
+	state.Update([&](MoveStatus &s) {
+		s.error = why;
+		s.phase = "failed";
+		s.total_ms = MillisSince(started);
+		s.finished_at = NowRfc3339();
+	});
 }
 
 void
@@ -464,10 +457,7 @@ MoveOrchestrator::Resume(std::shared_ptr<State> state, Lease guard)
 	}
 	if (switched && *switched) {
 		try {
-			{
-				std::lock_guard lock(state->mutex);
-				state->status.phase = "switched";
-			}
+			state->Update([](MoveStatus &s) { s.phase = "switched"; });
 			std::string tokens;
 			Retry("tokens", tenant, 120, milliseconds(500), [&] {
 				Lease s = state->source->Acquire();
@@ -479,10 +469,7 @@ MoveOrchestrator::Resume(std::shared_ptr<State> state, Lease guard)
 			MarkFailed(*state, Describe(e), started);
 		}
 	} else if (switched) {
-		{
-			std::lock_guard lock(state->mutex);
-			state->status.error = "its orchestrator stopped before the switch";
-		}
+		state->Update([](MoveStatus &s) { s.error = "its orchestrator stopped before the switch"; });
 		RollBack(*state, subscription_oid, started);
 	}
 	{
@@ -511,23 +498,20 @@ MoveOrchestrator::RollBack(State &state, const std::string &subscription_oid, Cl
 				std::this_thread::sleep_for(milliseconds(1000));
 		}
 	}
-	{
-		std::lock_guard lock(state.mutex);
-		state.status.phase = source_error.empty() ? "rolled_back" : "failed";
+	state.Update([&](MoveStatus &s) {
+		s.phase = source_error.empty() ? "rolled_back" : "failed";
 		if (!source_error.empty())
-			state.status.error += "; rollback on the source failed: run tenancy.move_source_finish(id, 'rolled_back') "
-			                      "there";
-		state.status.target_cleaned = false;
-		state.status.total_ms = MillisSince(started);
-		state.status.finished_at = NowRfc3339();
-	}
+			s.error += "; rollback on the source failed: run tenancy.move_source_finish(id, 'rolled_back') there";
+		s.target_cleaned = false;
+		s.total_ms = MillisSince(started);
+		s.finished_at = NowRfc3339();
+	});
 	// Then the target's leftovers, whenever it answers again (for up to an hour).
 	for (int attempt = 0; attempt < 720; attempt++) {
 		try {
 			Lease target = state.target->Acquire();
 			target->Exec("SELECT tenancy.move_target_abort($1::uuid)", {tenant});
-			std::lock_guard lock(state.mutex);
-			state.status.target_cleaned = true;
+			state.Update([](MoveStatus &s) { s.target_cleaned = true; });
 			Log(LogLevel::kInfo, "tenant move rolled back",
 			    {{"tenant_id", tenant}, {"to", to}, {"ms", MillisSince(started)}});
 			return;

@@ -93,6 +93,14 @@ class MoveOrchestrator {
 		MoveStatus status;
 		std::unique_ptr<Pool> source; // the move's own connections, closed when it ends
 		std::unique_ptr<Pool> target;
+		// Changes the status under the mutex (request threads read it for GET .../move).
+		template <typename F>
+		void
+		Update(F &&update)
+		{
+			std::lock_guard lock(mutex);
+			update(status);
+		}
 	};
 	void Run(std::shared_ptr<State> state, std::string prepared);
 	// An adopted move: the target decides whether it switched, then Forward or RollBack. guard holds the move's lock.
