@@ -15,13 +15,14 @@ SQL_PARTS = $(sort $(wildcard sql/src/*.sql))
 
 # Released versions are frozen files; the step to the unreleased version is assembled from its hand-written
 # changes plus the parts that did not exist in the previous release (DEVELOPING.md "Releasing" freezes it).
-PREV_VERSION = 0.1.0
+PREV_VERSION = 0.2.0
 PREV_PARTS = 00_schema 05_audit 10_tenants 20_users 25_permissions 30_context 35_registry_access 40_isolation \
-	99_privileges
+	45_partitions 45_verify_isolation 50_quota 60_crypto 70_tokens 71_sla 80_residency 85_export 87_directory \
+	88_move 99_privileges
 NEW_PARTS = $(filter-out $(patsubst %,sql/src/%.sql,$(PREV_PARTS)),$(SQL_PARTS))
 UPGRADE_CHANGES = sql/upgrade/$(PREV_VERSION)--$(EXTVERSION)-changes.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
-DATA = sql/$(EXTENSION)--$(PREV_VERSION).sql
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--0.2.0.sql
 
 PG_CONFIG ?= pg_config
 CMAKE_BUILD_DIR ?= build

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # test/integration/upgrade.sh
-# ALTER EXTENSION tenancy UPDATE from 0.1.0 gives exactly the schema of a fresh install and keeps every row.
+# ALTER EXTENSION tenancy UPDATE from every released version gives exactly the schema of a fresh install and keeps every row.
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
+NEW=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$TENANCY_ROOT/tenancy.control")
 start_cluster upgrade
-cluster_psql -d postgres -c "CREATE DATABASE upgraded" -c "CREATE DATABASE fresh"
+cluster_psql -d postgres -c "CREATE DATABASE fresh"
+cluster_psql -d fresh -c "CREATE EXTENSION tenancy"
 
-# 0.1.0 with data: tenants, users, an isolated table with rows, audit events.
-cluster_psql -d upgraded <<'SQL'
-CREATE EXTENSION tenancy VERSION '0.1.0';
+check_upgrade_from() {
+FROM=$1
+UPG="upgraded_${FROM//./_}"
+cluster_psql -d postgres -c "CREATE DATABASE $UPG"
+
+# $FROM with data: tenants, users, an isolated table with rows, audit events.
+cluster_psql -d "$UPG" <<SQL
+CREATE EXTENSION tenancy VERSION '$FROM';
 SELECT extversion FROM pg_extension WHERE extname = 'tenancy';
 SELECT id AS acme FROM tenancy.create_tenant('Acme Corporation', 'acme-corp', plan => 'team',
                                               admin_email => 'admin@acme-corp.com') \gset
@@ -24,7 +31,7 @@ INSERT INTO app.projects (tenant_id, name) SELECT :'globex', 'g' || g FROM gener
 UPDATE tenancy.plans SET max_projects = 77 WHERE plan = 'team';
 SQL
 snapshot() {
-  cluster_psql -d upgraded -tA <<'SQL'
+  cluster_psql -d "$UPG" -tA <<'SQL'
 SELECT slug, status, plan, configuration::text FROM tenancy.tenants ORDER BY slug;
 SELECT email, role, status FROM tenancy.users ORDER BY email;
 SELECT tenant_id IS NOT NULL, count(*) FROM app.projects GROUP BY 1;
@@ -34,9 +41,8 @@ SQL
 }
 before=$(snapshot)
 
-cluster_psql -d upgraded -c "ALTER EXTENSION tenancy UPDATE"
-cluster_psql -d fresh -c "CREATE EXTENSION tenancy"
-cluster_psql -d upgraded -tAc "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'" | grep -qx 0.2.0
+cluster_psql -d "$UPG" -c "ALTER EXTENSION tenancy UPDATE"
+cluster_psql -d "$UPG" -tAc "SELECT extversion FROM pg_extension WHERE extname = 'tenancy'" | grep -qx "$NEW"
 
 # The same schema: pg_dump of the extension's objects, normalised (comments and SET lines dropped, statements
 # sorted, since an upgrade creates objects in another order than a fresh install).
@@ -49,8 +55,8 @@ dump_schema() {
     | grep -vE "WHERE oid = '[0-9]+'|pg_catalog.setval\(" | sort
 }
 # The application's schema app exists only in the upgraded database and is left out of the comparison.
-if ! diff <(dump_schema fresh) <(dump_schema upgraded) > "$TENANCY_TMP/schema.diff"; then
-  echo "schema of the upgraded database differs from a fresh 0.2.0 install:"
+if ! diff <(dump_schema fresh) <(dump_schema "$UPG") > "$TENANCY_TMP/schema.diff"; then
+  echo "schema of the upgraded database differs from a fresh $NEW install:"
   cat "$TENANCY_TMP/schema.diff"
   exit 1
 fi
@@ -60,19 +66,19 @@ members() {
     WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
       AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tenancy') ORDER BY 1"
 }
-diff <(members fresh) <(members upgraded) || { echo "extension members differ"; exit 1; }
+diff <(members fresh) <(members "$UPG") || { echo "extension members differ"; exit 1; }
 
 after=$(snapshot)
 if [ "$before" != "$after" ]; then
   echo "data changed by the upgrade:"; diff <(echo "$before") <(echo "$after"); exit 1
 fi
-[ -z "$(cluster_psql -d upgraded -tAc "SELECT * FROM tenancy.verify_audit_log()")" ] || {
+[ -z "$(cluster_psql -d "$UPG" -tAc "SELECT * FROM tenancy.verify_audit_log()")" ] || {
   echo "audit chain broken after upgrade"; exit 1; }
-[ -z "$(cluster_psql -d upgraded -tAc "SELECT * FROM tenancy.verify_isolation()")" ] || {
-  echo "isolation problems after upgrade"; cluster_psql -d upgraded -c "SELECT * FROM tenancy.verify_isolation()"; exit 1; }
+[ -z "$(cluster_psql -d "$UPG" -tAc "SELECT * FROM tenancy.verify_isolation()")" ] || {
+  echo "isolation problems after upgrade"; cluster_psql -d "$UPG" -c "SELECT * FROM tenancy.verify_isolation()"; exit 1; }
 
-# 0.2.0 features work on the upgraded database, for tenants made under 0.1.0 too.
-cluster_psql -d upgraded -tA <<'SQL' > "$TENANCY_TMP/features.out"
+# $NEW features work on the upgraded database, for tenants made under 0.1.0 too.
+cluster_psql -d "$UPG" -tA <<'SQL' > "$TENANCY_TMP/features.out"
 SELECT id AS acme FROM tenancy.get_tenant_by_slug('acme-corp') \gset
 SELECT tenancy.consume(:'acme', 'api_calls', 5);
 SELECT (tenancy.usage(:'acme') -> 'current_usage' ->> 'api_calls_this_month');
@@ -81,10 +87,15 @@ SELECT count(*) FROM tenancy.isolated_tables;
 SELECT (tenancy.create_tenant('Initech', 'initech')).slug;
 SQL
 cat "$TENANCY_TMP/features.out"
-diff <(printf 't\n5\nsecret\n1\ninitech\n') "$TENANCY_TMP/features.out" || { echo "0.2.0 functions misbehave after upgrade"; exit 1; }
+diff <(printf 't\n5\nsecret\n1\ninitech\n') "$TENANCY_TMP/features.out" || { echo "$NEW functions misbehave after upgrade"; exit 1; }
 
 # Updating an up-to-date extension is a no-op.
-cluster_psql -d upgraded -c "ALTER EXTENSION tenancy UPDATE" 2>&1 | grep -q 'version "0.2.0" of extension "tenancy" is already installed' \
-  || { echo "ALTER EXTENSION tenancy UPDATE on 0.2.0 did not say it is already installed"; exit 1; }
-diff <(dump_schema fresh) <(dump_schema upgraded) >/dev/null || { echo "second update changed the schema"; exit 1; }
-echo "upgrade 0.1.0 -> 0.2.0: schema identical to a fresh install, data kept"
+cluster_psql -d "$UPG" -c "ALTER EXTENSION tenancy UPDATE" 2>&1 | grep -q "version \"$NEW\" of extension \"tenancy\" is already installed" \
+  || { echo "ALTER EXTENSION tenancy UPDATE on $NEW did not say it is already installed"; exit 1; }
+diff <(dump_schema fresh) <(dump_schema "$UPG") >/dev/null || { echo "second update changed the schema"; exit 1; }
+echo "upgrade $FROM -> $NEW: schema identical to a fresh install, data kept"
+}
+
+for from in 0.1.0 0.2.0; do
+  check_upgrade_from "$from"
+done
