@@ -68,6 +68,7 @@ struct Counter {
 	int32 active_day;
 	int64 used;
 	int64 reserved;
+	int64 pooled; // what this tenant's own consume_pooled calls added along its chain and did not give back
 	int64 limit;
 	uint64 limit_generation;
 	TransactionId row_xmin; // the durable row loaded from; another version means the counter was re-created
@@ -286,6 +287,7 @@ FindOrCreateCounter(const pg_uuid_t *tenant, core::QuotaMetric metric)
 			c->active_day = 0;
 			c->used = 0;
 			c->reserved = 0;
+			c->pooled = 0;
 			c->limit = 0;
 			c->limit_generation = 0;
 			c->row_xmin = InvalidTransactionId;
@@ -388,6 +390,9 @@ LoadCounter(SlowArgs *a)
 		c->used = row.reserved;
 		c->reserved = row.reserved;
 	}
+	/* what the tenant drew from its pool is not durable: after a (re)load, its own usage is the bound of what
+	 * release_pooled may give back (it can never give back more than the tenant itself counts) */
+	c->pooled = c->used;
 	c->loaded = true;
 	SpinLockRelease(&c->mutex);
 }
@@ -515,6 +520,7 @@ SharedApply(Counter *c, const pg_uuid_t *tenant, core::QuotaMetric metric, Op op
 				c->window_start = a.window;
 				c->used = 0;
 				c->reserved = 0;
+				c->pooled = 0;
 				SpinLockRelease(&c->mutex);
 				continue;
 			}
@@ -773,6 +779,7 @@ QuotaCounterConsumePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric
 		if (ready && refused < 0) {
 			for (int i = 0; i < count; i++)
 				cs[i]->used += amount;
+			cs[0]->pooled = core::SaturatingAdd(cs[0]->pooled, amount);
 		} else if (ready) {
 			Counter *c = cs[refused];
 			refusal->usage = c->used;
@@ -788,6 +795,41 @@ QuotaCounterConsumePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+int64
+QuotaCounterReleasePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric metric, int64 amount, int64 now_us)
+{
+	if (!SharedReady())
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("pooled quotas need tenancy in shared_preload_libraries"),
+		                errhint("Add tenancy to shared_preload_libraries and restart the server.")));
+	Counter *origin = FindOrCreateCounter(&tenants[0], metric);
+	if (origin == NULL)
+		ereport(ERROR,
+		        (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED), errmsg("too many quota counters for a pooled release"),
+		         errhint("Raise tenancy.quota_max_counters and restart the server.")));
+	/* take the amount off the tenant's own pooled share first (loaded, so the share is known): the ancestors'
+	 * counters then give back only what this tenant put there, never a sibling's use of the pool */
+	int64 taken;
+	for (;;) {
+		QuotaReading reading;
+		(void)SharedApply(origin, &tenants[0], metric, Op::kRead, 0, now_us, NULL, &reading);
+		SpinLockAcquire(&origin->mutex);
+		bool loaded = origin->loaded;
+		taken = loaded ? std::min(amount, origin->pooled) : 0;
+		if (loaded)
+			origin->pooled -= taken;
+		SpinLockRelease(&origin->mutex);
+		if (loaded)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (taken > 0) {
+		for (int i = 0; i < count; i++)
+			(void)Apply(&tenants[i], metric, Op::kRelease, taken, now_us, NULL, NULL);
+	}
+	return taken;
 }
 
 void

@@ -46,6 +46,27 @@ RequirePositiveAmount(int64 amount)
 		                errdetail("The amount given was " INT64_FORMAT ".", amount)));
 }
 
+// release, release_pooled and set_usage move gauges only (SPEC.md): a flow's usage (api_calls, ai_requests) is
+// what its window counted, which the application must not take back, and a row count follows its rows.
+void
+RequireGauge(QuotaMetric metric, const char *what)
+{
+	if (core::QuotaMetricIsGauge(metric))
+		return;
+	const char *hint =
+	    core::QuotaWindowOf(metric) == core::QuotaWindow::kMonth
+	        ? "Usage of api_calls resets at the start of the next calendar month (UTC); an administrator can raise the "
+	          "limit with tenancy.set_quota_override()."
+	    : core::QuotaWindowOf(metric) == core::QuotaWindow::kDay
+	        ? "Usage of ai_requests resets at the start of the next day (UTC); an administrator can raise the limit "
+	          "with tenancy.set_quota_override()."
+	        : "Row counts follow their rows: delete the rows, or let an administrator run tenancy.reconcile_quota().";
+	ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
+	                errmsg("cannot %s metric \"%s\"", what, core::QuotaMetricName(metric)),
+	                errdetail("Only the gauges storage_mb and concurrent_sessions can be released or set."),
+	                errhint("%s", hint)));
+}
+
 // Where the next window starts, for the hint of a refusal.
 const char *
 WindowHint(QuotaMetric metric)
@@ -132,6 +153,7 @@ tenancy_release(PG_FUNCTION_ARGS)
 	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
 	int64 amount = PG_GETARG_INT64(2);
 	pg::RequireQuotaAccess(tenant);
+	RequireGauge(metric, "release usage of");
 	RequirePositiveAmount(amount);
 	pg::QuotaCounterRelease(tenant, metric, amount, pg::QuotaNowMicros());
 	PG_RETURN_VOID();
@@ -145,11 +167,7 @@ tenancy_set_usage(PG_FUNCTION_ARGS)
 	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
 	int64 value = PG_GETARG_INT64(2);
 	pg::RequireQuotaAccess(tenant);
-	if (!core::QuotaMetricIsGauge(metric))
-		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT),
-		                errmsg("cannot set the usage of metric \"%s\"", core::QuotaMetricName(metric)),
-		                errdetail("Only the gauges storage_mb and concurrent_sessions can be set."),
-		                errhint("Use tenancy.consume() and tenancy.release() for the other metrics.")));
+	RequireGauge(metric, "set the usage of");
 	if (value < 0)
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("usage must not be negative"),
 		                errdetail("The value given was " INT64_FORMAT ".", value)));
@@ -247,7 +265,8 @@ tenancy_consume_pooled(PG_FUNCTION_ARGS)
 }
 
 // tenancy.release_pooled(tenant_id uuid, metric text, amount bigint = 1): gives amount back to the tenant and each
-// ancestor (the inverse of consume_pooled).
+// ancestor (the inverse of consume_pooled), at most what the tenant itself still holds from consume_pooled: a
+// child never gives back a sibling's share of the pool.
 extern "C" Datum
 tenancy_release_pooled(PG_FUNCTION_ARGS)
 {
@@ -255,11 +274,10 @@ tenancy_release_pooled(PG_FUNCTION_ARGS)
 	QuotaMetric metric = pg::QuotaMetricArg(PG_GETARG_TEXT_PP(1));
 	int64 amount = PG_GETARG_INT64(2);
 	pg::RequireQuotaAccess(tenant);
+	RequireGauge(metric, "release usage of");
 	RequirePositiveAmount(amount);
 	int count;
 	pg_uuid_t *chain = pg::QuotaTenantChain(tenant, &count);
-	int64 now_us = pg::QuotaNowMicros();
-	for (int i = 0; i < count; i++)
-		pg::QuotaCounterRelease(&chain[i], metric, amount, now_us);
+	pg::QuotaCounterReleasePooled(chain, count, metric, amount, pg::QuotaNowMicros());
 	PG_RETURN_VOID();
 }

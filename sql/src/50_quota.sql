@@ -116,7 +116,8 @@ COMMENT ON FUNCTION tenancy.consume_or_raise(uuid, text, bigint) IS
 
 CREATE FUNCTION tenancy.release(tenant_id uuid, metric text, amount bigint DEFAULT 1) RETURNS void
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_release';
-COMMENT ON FUNCTION tenancy.release(uuid, text, bigint) IS 'gives back amount of a metric''s usage (never below zero)';
+COMMENT ON FUNCTION tenancy.release(uuid, text, bigint) IS
+  'gives back amount of a gauge''s usage (storage_mb, concurrent_sessions; never below zero)';
 
 CREATE FUNCTION tenancy.set_usage(tenant_id uuid, metric text, value bigint) RETURNS void
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_set_usage';
@@ -409,7 +410,7 @@ COMMENT ON FUNCTION tenancy.consume_pooled(uuid, text, bigint) IS
 CREATE FUNCTION tenancy.release_pooled(tenant_id uuid, metric text, amount bigint DEFAULT 1) RETURNS void
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_release_pooled';
 COMMENT ON FUNCTION tenancy.release_pooled(uuid, text, bigint) IS
-  'gives back a consume_pooled amount to the tenant and every ancestor';
+  'gives back a gauge''s consume_pooled amount to the tenant and every ancestor, at most what the tenant itself drew';
 
 -- Per-tenant token buckets in shared memory (not durable: a restart refills them).
 CREATE FUNCTION tenancy.rate_limit(tenant_id uuid, key text, per_second double precision, burst integer)

@@ -1,4 +1,5 @@
 -- quota: consume, consume_or_raise, release, set_usage, limits and overrides, windows, usage reports, every error
+-- (release and set_usage move the gauges only: flows and row counts are TN005)
 \set VERBOSITY terse
 SELECT id AS dev FROM tenancy.create_tenant('Quota Dev', 'quota-dev') \gset
 SELECT id AS team FROM tenancy.create_tenant('Quota Team', 'quota-team', 'team') \gset
@@ -13,14 +14,15 @@ SELECT tenancy.consume(:'dev', 'ai_requests');
 SELECT tenancy.consume(:'dev', 'ai_requests');
 SELECT tenancy.consume(:'dev', 'ai_requests', 1000);
 SELECT used, max, reserved <= max AS reserved_within_limit FROM tenancy._quota_state(:'dev', 'ai_requests');
--- release gives back, a consume larger than what is left is refused whole
-SELECT tenancy.release(:'dev', 'ai_requests', 10);
+-- an administrator's recount gives back (release cannot: see below), a consume larger than what is left is
+-- refused whole
+SELECT tenancy._quota_set_count(:'dev', 'ai_requests', 90);
 SELECT tenancy.consume(:'dev', 'ai_requests', 11);
 SELECT tenancy.consume(:'dev', 'ai_requests', 10);
 SELECT used FROM tenancy._quota_state(:'dev', 'ai_requests');
 -- release never goes below zero
-SELECT tenancy.release(:'dev', 'api_calls', 5);
-SELECT used FROM tenancy._quota_state(:'dev', 'api_calls');
+SELECT tenancy.release(:'dev', 'storage_mb', 5);
+SELECT used FROM tenancy._quota_state(:'dev', 'storage_mb');
 -- the durable bound covers the usage and never passes the limit
 SELECT reserved >= 100 AND reserved <= 100 AS covered FROM tenancy.quota_counters
  WHERE tenant_id = :'dev' AND metric = 'ai_requests';
@@ -149,9 +151,9 @@ SELECT tenancy.consume(:'dev', 'bandwidth');
 SELECT tenancy.consume(:'dev', 'API_CALLS');
 SELECT tenancy.consume('00000000-0000-0000-0000-000000000000', 'api_calls');
 SELECT tenancy.consume_or_raise(:'dev', 'api_calls', 0);
-SELECT tenancy.release(:'dev', 'api_calls', 0);
+SELECT tenancy.release(:'dev', 'storage_mb', 0);
 SELECT tenancy.release(:'dev', 'nope');
-SELECT tenancy.release('00000000-0000-0000-0000-000000000000', 'api_calls');
+SELECT tenancy.release('00000000-0000-0000-0000-000000000000', 'storage_mb');
 SELECT tenancy.set_usage(:'dev', 'api_calls', 1);
 SELECT tenancy.set_usage(:'dev', 'users', 1);
 SELECT tenancy.set_usage(:'dev', 'storage_mb', -1);
@@ -165,6 +167,28 @@ SELECT tenancy.set_quota_override(:'dev', 'bandwidth', 1);
 SELECT tenancy.set_quota_override(:'dev', 'api_calls', -1);
 SELECT tenancy.set_quota_override('00000000-0000-0000-0000-000000000000', 'api_calls', 1);
 SELECT tenancy._consume_at(:'dev', 'api_calls', 1, 'infinity');
+-- release, release_pooled and set_usage refuse every metric that is not a gauge: the windowed flows (an
+-- application resetting its own monthly or daily quota) and the row counts; nothing moves
+SELECT used AS api_calls_before FROM tenancy._quota_state(:'team', 'api_calls');
+SELECT used AS ai_requests_before FROM tenancy._quota_state(:'team', 'ai_requests');
+SELECT tenancy.release(:'team', 'api_calls');
+SELECT tenancy.release(:'team', 'api_calls', 1000000);
+SELECT tenancy.release(:'team', 'ai_requests');
+SELECT tenancy.release(:'team', 'users');
+SELECT tenancy.release(:'team', 'projects');
+SELECT tenancy.release_pooled(:'team', 'api_calls');
+SELECT tenancy.release_pooled(:'team', 'ai_requests');
+SELECT tenancy.release_pooled(:'team', 'users');
+SELECT tenancy.release_pooled(:'team', 'projects');
+SELECT tenancy.set_usage(:'team', 'api_calls', 0);
+SELECT tenancy.set_usage(:'team', 'ai_requests', 0);
+SELECT tenancy.set_usage(:'team', 'projects', 0);
+SELECT used AS api_calls_after FROM tenancy._quota_state(:'team', 'api_calls');
+SELECT used AS ai_requests_after FROM tenancy._quota_state(:'team', 'ai_requests');
+\set VERBOSITY default
+SELECT tenancy.release(:'team', 'api_calls', 5);
+SELECT tenancy.release(:'team', 'ai_requests', 5);
+SELECT tenancy.set_usage(:'team', 'users', 0);
 \set VERBOSITY terse
 -- NULL arguments: STRICT functions answer NULL and count nothing
 SELECT tenancy.consume(NULL, 'api_calls') IS NULL AS n1, tenancy.consume(:'dev', NULL) IS NULL AS n2,

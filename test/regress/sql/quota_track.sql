@@ -98,7 +98,7 @@ BEGIN;
 SELECT tenancy.set_tenant(:'other');
 SELECT tenancy.consume(:'other', 'api_calls');
 SELECT tenancy.consume_or_raise(:'other', 'api_calls', 2);
-SELECT tenancy.release(:'other', 'api_calls');
+SELECT tenancy.release(:'other', 'concurrent_sessions');
 SELECT tenancy.set_usage(:'other', 'storage_mb', 7);
 SELECT tenancy.usage(:'other') -> 'current_usage' ->> 'api_calls_this_month' AS api_calls;
 -- the trigger counts the app's inserts although the role has no privilege on the counter tables
@@ -111,6 +111,11 @@ ROLLBACK;
 BEGIN;
 SELECT tenancy.set_tenant(:'other');
 SELECT tenancy.release(:'dev', 'api_calls');
+ROLLBACK;
+-- the application cannot give its own tenant's monthly calls back (release moves gauges only)
+BEGIN;
+SELECT tenancy.set_tenant(:'other');
+SELECT tenancy.release(:'other', 'api_calls', 3);
 ROLLBACK;
 BEGIN;
 SELECT tenancy.set_tenant(:'other');

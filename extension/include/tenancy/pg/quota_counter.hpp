@@ -43,6 +43,12 @@ bool QuotaCounterConsume(const pg_uuid_t *tenant, core::QuotaMetric metric, int6
 bool QuotaCounterConsumePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric metric, int64 amount,
                                int64 now_us, QuotaRefusal *refusal, int *refused_index);
 
+// Pooled release: takes back min(amount, what tenants[0] holds from its own consume_pooled calls) from every
+// tenant given (a tenant and its ancestors), each never below zero; returns what was taken back. Shared memory
+// only (55000 otherwise).
+int64 QuotaCounterReleasePooled(const pg_uuid_t *tenants, int count, core::QuotaMetric metric, int64 amount,
+                                int64 now_us);
+
 // Subtracts amount (> 0), never below zero.
 void QuotaCounterRelease(const pg_uuid_t *tenant, core::QuotaMetric metric, int64 amount, int64 now_us);
 
