@@ -150,6 +150,8 @@ tenancy_isolation_ddl_end(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("tenancy._isolation_ddl_end() must be called as an event trigger")));
+	if (!creating_extension) /* a temporary table under a tenant context must be ON COMMIT DROP */
+		pg::RefuseTenantTempTable(((EventTriggerData *)fcinfo->context)->parsetree);
 	if (pg::isolation_work_active || creating_extension)
 		PG_RETURN_VOID();
 	pg::CollectArgs args = {0, NULL};

@@ -4,6 +4,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "nodes/nodes.h"
 }
 
 namespace tenancy::pg {
@@ -18,6 +19,11 @@ void SetCrossTenantActive(void);
 // TRUNCATE guard, recording what it changed under the given root. Runs the DDL as the extension owner: callers
 // check the caller's rights first. manage_not_null: also SET NOT NULL (recursing) when the column lacks it.
 void IsolateRelation(Oid relid, const char *column, bool include_descendants, Oid root, bool manage_not_null);
+
+// Raises 42501 when parsetree (an event trigger's) creates a temporary table that is not ON COMMIT DROP while a
+// tenant context or a cross-tenant read is active: the table would carry the tenant's rows past the transaction,
+// to the next client of a pooled session.
+void RefuseTenantTempTable(Node *parsetree);
 
 // True while enable_isolation/disable_isolation run their own DDL: the event trigger then stays out of the way.
 extern bool isolation_work_active;
