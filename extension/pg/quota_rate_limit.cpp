@@ -1,12 +1,15 @@
 // extension/pg/quota_rate_limit.cpp
-// rate_limit(tenant, key, per_second, burst): a per-tenant token bucket in shared memory beside the quota counters.
+// rate_limit(tenant, key, per_second, burst): a per-tenant token bucket in shared memory beside the quota counters;
+// refilled buckets are reclaimed, and no tenant holds more than its share of the table.
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/module.hpp"
 #include "tenancy/pg/quota_access.hpp"
 #include "tenancy/pg/quota_store.hpp"
 #include "tenancy/pg/tenant_cache.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 extern "C" {
 #include "postgres.h"
@@ -30,8 +33,20 @@ PG_FUNCTION_INFO_V1(tenancy_rate_limit);
  * One bucket per (database, tenant, key): it holds up to `burst` tokens and gains `per_second` tokens a second;
  * each call takes one token or is refused. The figures come with every call (the caller owns its policy), so a
  * bucket simply follows the latest ones. Buckets are not durable: a restart starts every bucket full, which can
- * only let one extra burst through, never block a tenant. Entries are never removed while the server runs (a
- * backend-local map keeps their addresses, as for the quota counters).
+ * only let one extra burst through, never block a tenant.
+ *
+ * Fairness. The table is shared by every tenant, so no tenant may hold more than its share of it
+ * (tenancy.rate_limit_max_buckets_per_tenant): past it, only that tenant's new keys fail (TN003), never another
+ * tenant's. And a bucket that has refilled to its burst is the same as a new one, so it is reclaimed when room is
+ * needed: a tenant at its share first gives back its own refilled buckets, a full table everyone's. Each sweep
+ * also notes when the next bucket refills, so calls that cannot succeed before then fail at once instead of
+ * scanning again.
+ *
+ * Layout: a fixed array of slots (the buckets, each under its own spinlock), a shared hash from key to slot and one
+ * from tenant to its count and list of slots, and one LWLock over the hashes, lists and free list. A slot's
+ * generation changes (under the lock and the slot's spinlock) whenever it is reclaimed, so a backend-local map
+ * of key to (slot, generation) serves repeated calls with the slot's spinlock alone, and finds out under that same
+ * spinlock when its slot was reclaimed (the memory of a slot is never freed, only reused).
  */
 
 using namespace tenancy;
@@ -39,41 +54,80 @@ using namespace tenancy;
 namespace {
 
 constexpr int kMaxKeyLength = 63;
-constexpr int kPartitions = 16;
 
-struct BucketKey {
+struct TenantKey {
 	Oid dbid;
 	pg_uuid_t tenant;
+};
+
+struct BucketKey {
+	TenantKey owner;
 	char key[kMaxKeyLength + 1];
 };
 
-struct Bucket {
-	BucketKey key;
+struct Slot {
 	slock_t mutex;
+	uint64 generation; // 0 while free
+	BucketKey key;
 	double tokens;
+	double per_second; // the latest figures: when the bucket is full again
+	int32 burst;
 	TimestampTz updated_at;
+	int32 next; // free list, or the owner's list of slots
+	int32 prev;
+};
+
+struct IndexEntry {
+	BucketKey key;
+	int32 slot;
+};
+
+struct TenantEntry {
+	TenantKey key;
+	int32 count;
+	int32 first;
+	TimestampTz next_refill; // none of its buckets refills before this: no sweep of its own list until then
+};
+
+struct RateLimitShared {
+	uint64 next_generation;
+	int32 free_head;
+	TimestampTz next_refill; // no bucket of the table refills before this
+	Slot slots[FLEXIBLE_ARRAY_MEMBER];
 };
 
 struct LocalBucket {
 	BucketKey key;
-	Bucket *bucket;
+	int32 slot;
+	uint64 generation;
 };
 
-HTAB *buckets = NULL;
+RateLimitShared *shared = NULL;
+LWLock *rate_lock = NULL;
+HTAB *index_hash = NULL;
+HTAB *tenant_hash = NULL;
 HTAB *local_buckets = NULL;
-LWLockPadded *partition_locks = NULL;
 int max_buckets = 16384;
+int max_buckets_per_tenant = -1;
 bool preloaded = false;
 shmem_request_hook_type prev_shmem_request_hook = NULL;
 shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+Size
+SharedSize(void)
+{
+	Size size = add_size(offsetof(RateLimitShared, slots), mul_size(max_buckets, sizeof(Slot)));
+	size = add_size(size, hash_estimate_size(max_buckets, sizeof(IndexEntry)));
+	return add_size(size, hash_estimate_size(max_buckets, sizeof(TenantEntry)));
+}
 
 void
 RateLimitShmemRequest(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(hash_estimate_size(max_buckets, sizeof(Bucket)));
-	RequestNamedLWLockTranche("tenancy_rate_limit", kPartitions);
+	RequestAddinShmemSpace(SharedSize());
+	RequestNamedLWLockTranche("tenancy_rate_limit", 1);
 }
 
 void
@@ -82,20 +136,41 @@ RateLimitShmemStartup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	bool found;
+	shared = static_cast<RateLimitShared *>(ShmemInitStruct(
+	    "tenancy rate limit", add_size(offsetof(RateLimitShared, slots), mul_size(max_buckets, sizeof(Slot))), &found));
+	rate_lock = &(GetNamedLWLockTranche("tenancy_rate_limit"))->lock;
+	if (!found) {
+		shared->next_generation = 1;
+		shared->next_refill = 0;
+		shared->free_head = 0;
+		for (int i = 0; i < max_buckets; i++) {
+			Slot *s = &shared->slots[i];
+			SpinLockInit(&s->mutex);
+			s->generation = 0;
+			s->next = i + 1 < max_buckets ? i + 1 : -1;
+			s->prev = -1;
+		}
+	}
 	HASHCTL info;
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(BucketKey);
-	info.entrysize = sizeof(Bucket);
-	info.num_partitions = kPartitions;
-	buckets = ShmemInitHash("tenancy rate limit buckets", max_buckets, max_buckets, &info,
-	                        HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
-	partition_locks = GetNamedLWLockTranche("tenancy_rate_limit");
+	info.entrysize = sizeof(IndexEntry);
+	index_hash = ShmemInitHash("tenancy rate limit keys", max_buckets, max_buckets, &info, HASH_ELEM | HASH_BLOBS);
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(TenantKey);
+	info.entrysize = sizeof(TenantEntry);
+	tenant_hash = ShmemInitHash("tenancy rate limit tenants", max_buckets, max_buckets, &info, HASH_ELEM | HASH_BLOBS);
 	LWLockRelease(AddinShmemInitLock);
 }
 
 void
 InitRateLimit(void)
 {
+	DefineCustomIntVariable("tenancy.rate_limit_max_buckets_per_tenant",
+	                        "Most rate_limit buckets one tenant may hold (-1: a sixteenth of the table, at least 16).",
+	                        "Past it, that tenant's calls with new keys fail (TN003) until its buckets refill.",
+	                        &max_buckets_per_tenant, -1, -1, INT_MAX / 2, PGC_SUSET, 0, NULL, NULL, NULL);
 	preloaded = pg::LoadedAtStartup();
 	if (!preloaded)
 		return;
@@ -109,42 +184,269 @@ InitRateLimit(void)
 }
 TENANCY_REGISTER_INIT(InitRateLimit, 31);
 
-// The bucket of a key, created full on first use; NULL when the table is full.
-Bucket *
-FindOrCreateBucket(const BucketKey *key, double burst, TimestampTz now)
+int
+TenantCap(void)
 {
+	if (max_buckets_per_tenant >= 0)
+		return std::max(1, std::min(max_buckets_per_tenant, max_buckets));
+	return std::max(16, max_buckets / 16);
+}
+
+// Under the slot's spinlock: takes a token (true) or finds the bucket empty (false), after refilling it for the
+// time passed; the bucket follows the call's figures.
+bool
+TakeToken(Slot *s, double per_second, int32 burst, TimestampTz now)
+{
+	double elapsed = now > s->updated_at ? static_cast<double>(now - s->updated_at) / USECS_PER_SEC : 0.0;
+	double tokens = s->tokens + elapsed * per_second;
+	if (tokens > burst)
+		tokens = burst;
+	bool allowed = tokens >= 1.0;
+	if (allowed)
+		tokens -= 1.0;
+	s->tokens = tokens;
+	s->per_second = per_second;
+	s->burst = burst;
+	if (now > s->updated_at)
+		s->updated_at = now;
+	return allowed;
+}
+
+// Under the slot's spinlock: when the bucket holds its burst again (now or earlier: it is as good as new).
+TimestampTz
+RefilledAt(const Slot *s)
+{
+	double missing = s->burst - s->tokens;
+	if (missing <= 0)
+		return s->updated_at;
+	double seconds = missing / s->per_second;
+	if (seconds > 1e9)
+		return DT_NOEND;
+	return s->updated_at + static_cast<TimestampTz>(std::ceil(seconds * USECS_PER_SEC));
+}
+
+// Under the lock (exclusive): unlinks a slot from its owner and the index and frees it. keep: a tenant entry
+// not to remove even when it holds nothing any more (the caller's).
+void
+FreeSlot(int32 i, TenantEntry *owner, TenantEntry *keep)
+{
+	Slot *s = &shared->slots[i];
+	(void)hash_search(index_hash, &s->key, HASH_REMOVE, NULL);
+	if (s->prev >= 0)
+		shared->slots[s->prev].next = s->next;
+	else
+		owner->first = s->next;
+	if (s->next >= 0)
+		shared->slots[s->next].prev = s->prev;
+	owner->count--;
+	if (owner->count == 0 && owner != keep)
+		(void)hash_search(tenant_hash, &owner->key, HASH_REMOVE, NULL);
+	s->next = shared->free_head;
+	s->prev = -1;
+	shared->free_head = i;
+}
+
+// Under the lock (exclusive): reclaims slot i if its bucket has refilled (generation cleared under its spinlock,
+// so a backend holding its address sees the change); otherwise returns when it will have.
+bool
+ReclaimIfRefilled(int32 i, TimestampTz now, TimestampTz *refill)
+{
+	Slot *s = &shared->slots[i];
+	SpinLockAcquire(&s->mutex);
+	TimestampTz at = RefilledAt(s);
+	bool refilled = at <= now;
+	if (refilled)
+		s->generation = 0;
+	SpinLockRelease(&s->mutex);
+	if (!refilled && at < *refill)
+		*refill = at;
+	return refilled;
+}
+
+// Under the lock (exclusive): reclaims every refilled bucket of one tenant.
+void
+SweepTenant(TenantEntry *t, TimestampTz now)
+{
+	TimestampTz refill = DT_NOEND;
+	for (int32 i = t->first; i >= 0;) {
+		int32 next = shared->slots[i].next;
+		if (ReclaimIfRefilled(i, now, &refill))
+			FreeSlot(i, t, t);
+		i = next;
+	}
+	t->next_refill = refill;
+}
+
+// Under the lock (exclusive): reclaims every refilled bucket of the table.
+void
+SweepAll(TenantEntry *keep, TimestampTz now)
+{
+	TimestampTz refill = DT_NOEND;
+	for (int32 i = 0; i < max_buckets; i++) {
+		Slot *s = &shared->slots[i];
+		if (s->generation == 0) /* only changes under the lock we hold */
+			continue;
+		if (!ReclaimIfRefilled(i, now, &refill))
+			continue;
+		TenantEntry *owner = static_cast<TenantEntry *>(hash_search(tenant_hash, &s->key.owner, HASH_FIND, NULL));
+		Assert(owner != NULL);
+		FreeSlot(i, owner, keep);
+	}
+	shared->next_refill = refill;
+}
+
+enum class Created { kOk, kTenantFull, kTableFull };
+
+// Under the lock (exclusive): a new full bucket for key, taking its first token; or why there is no room.
+Created
+CreateBucket(const BucketKey *key, double per_second, int32 burst, TimestampTz now, int32 *slot, uint64 *generation,
+             bool *allowed, int *held)
+{
+	bool found;
+	TenantEntry *t = static_cast<TenantEntry *>(hash_search(tenant_hash, &key->owner, HASH_FIND, NULL));
+	if (t == NULL) {
+		/* one entry per tenant holding a bucket, so as many entries as slots means a full table */
+		if (hash_get_num_entries(tenant_hash) >= max_buckets && now >= shared->next_refill)
+			SweepAll(NULL, now);
+		if (hash_get_num_entries(tenant_hash) >= max_buckets)
+			return Created::kTableFull;
+		t = static_cast<TenantEntry *>(hash_search(tenant_hash, &key->owner, HASH_ENTER, &found));
+		t->count = 0;
+		t->first = -1;
+		t->next_refill = 0;
+	}
+	int cap = TenantCap();
+	if (t->count >= cap && now >= t->next_refill)
+		SweepTenant(t, now);
+	if (t->count >= cap) {
+		*held = t->count;
+		if (t->count == 0)
+			(void)hash_search(tenant_hash, &key->owner, HASH_REMOVE, NULL);
+		return Created::kTenantFull;
+	}
+	if (shared->free_head < 0 && now >= shared->next_refill)
+		SweepAll(t, now);
+	if (shared->free_head < 0) {
+		if (t->count == 0)
+			(void)hash_search(tenant_hash, &key->owner, HASH_REMOVE, NULL);
+		return Created::kTableFull;
+	}
+
+	int32 i = shared->free_head;
+	Slot *s = &shared->slots[i];
+	shared->free_head = s->next;
+	IndexEntry *e = static_cast<IndexEntry *>(hash_search(index_hash, key, HASH_ENTER, &found));
+	Assert(!found);
+	e->slot = i;
+	s->next = t->first;
+	s->prev = -1;
+	if (t->first >= 0)
+		shared->slots[t->first].prev = i;
+	t->first = i;
+	t->count++;
+	*generation = shared->next_generation++;
+	SpinLockAcquire(&s->mutex);
+	s->key = *key;
+	s->generation = *generation;
+	s->tokens = burst;
+	s->updated_at = now;
+	*allowed = TakeToken(s, per_second, burst, now);
+	SpinLockRelease(&s->mutex);
+	*slot = i;
+	return Created::kOk;
+}
+
+void
+Remember(const BucketKey *key, int32 slot, uint64 generation)
+{
+	if (local_buckets != NULL && hash_get_num_entries(local_buckets) >= max_buckets) {
+		/* keys come and go: forget them all rather than grow without bound */
+		hash_destroy(local_buckets);
+		local_buckets = NULL;
+	}
 	if (local_buckets == NULL) {
 		HASHCTL info;
 		memset(&info, 0, sizeof(info));
 		info.keysize = sizeof(BucketKey);
 		info.entrysize = sizeof(LocalBucket);
 		info.hcxt = TopMemoryContext;
-		local_buckets = hash_create("tenancy rate limit pointers", 64, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		local_buckets = hash_create("tenancy rate limit slots", 64, &info, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	LocalBucket *local = static_cast<LocalBucket *>(hash_search(local_buckets, key, HASH_FIND, NULL));
-	if (local != NULL)
-		return local->bucket;
+	bool found;
+	LocalBucket *local = static_cast<LocalBucket *>(hash_search(local_buckets, key, HASH_ENTER, &found));
+	local->slot = slot;
+	local->generation = generation;
+}
 
-	uint32 hash = get_hash_value(buckets, key);
-	LWLock *lock = &partition_locks[hash % kPartitions].lock;
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	Bucket *b = static_cast<Bucket *>(hash_search_with_hash_value(buckets, key, hash, HASH_FIND, NULL));
-	if (b == NULL && hash_get_num_entries(buckets) < max_buckets) {
-		bool found;
-		b = static_cast<Bucket *>(hash_search_with_hash_value(buckets, key, hash, HASH_ENTER_NULL, &found));
-		if (b != NULL && !found) {
-			SpinLockInit(&b->mutex);
-			b->tokens = burst;
-			b->updated_at = now;
+// A token from the bucket of key (true) or none (false); the bucket is created full on first use. Raises TN003
+// when the tenant holds its share of buckets, 54000 when the table is full, none of them refilled.
+bool
+Take(const BucketKey *key, double per_second, int32 burst, TimestampTz now)
+{
+	/* the fast path: the slot this backend used last time, if it still holds this key */
+	if (local_buckets != NULL) {
+		LocalBucket *local = static_cast<LocalBucket *>(hash_search(local_buckets, key, HASH_FIND, NULL));
+		if (local != NULL) {
+			Slot *s = &shared->slots[local->slot];
+			SpinLockAcquire(&s->mutex);
+			bool same = s->generation == local->generation;
+			bool allowed = same && TakeToken(s, per_second, burst, now);
+			SpinLockRelease(&s->mutex);
+			if (same)
+				return allowed;
+			(void)hash_search(local_buckets, key, HASH_REMOVE, NULL);
 		}
 	}
-	LWLockRelease(lock);
-	if (b != NULL) {
-		bool found;
-		local = static_cast<LocalBucket *>(hash_search(local_buckets, key, HASH_ENTER, &found));
-		local->bucket = b;
+
+	/* another backend's bucket: no reclaim can run while we hold the lock, even shared */
+	LWLockAcquire(rate_lock, LW_SHARED);
+	IndexEntry *e = static_cast<IndexEntry *>(hash_search(index_hash, key, HASH_FIND, NULL));
+	if (e != NULL) {
+		Slot *s = &shared->slots[e->slot];
+		SpinLockAcquire(&s->mutex);
+		uint64 generation = s->generation;
+		bool allowed = TakeToken(s, per_second, burst, now);
+		SpinLockRelease(&s->mutex);
+		int32 slot = e->slot;
+		LWLockRelease(rate_lock);
+		Remember(key, slot, generation);
+		return allowed;
 	}
-	return b;
+	LWLockRelease(rate_lock);
+
+	LWLockAcquire(rate_lock, LW_EXCLUSIVE);
+	int32 slot = -1;
+	uint64 generation = 0;
+	bool allowed = false;
+	int held = 0;
+	Created created;
+	e = static_cast<IndexEntry *>(hash_search(index_hash, key, HASH_FIND, NULL));
+	if (e != NULL) {
+		Slot *s = &shared->slots[e->slot];
+		SpinLockAcquire(&s->mutex);
+		generation = s->generation;
+		allowed = TakeToken(s, per_second, burst, now);
+		SpinLockRelease(&s->mutex);
+		slot = e->slot;
+		created = Created::kOk;
+	} else {
+		created = CreateBucket(key, per_second, burst, now, &slot, &generation, &allowed, &held);
+	}
+	LWLockRelease(rate_lock);
+
+	if (created == Created::kTenantFull)
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_QUOTA_EXCEEDED), errmsg("too many rate limit keys for this tenant"),
+		                errdetail("The tenant holds %d rate limit buckets that have not refilled, its share of the "
+		                          "table (tenancy.rate_limit_max_buckets_per_tenant); other tenants are not affected.",
+		                          held),
+		                errhint("Use fewer distinct keys: a bucket is reclaimed once it has refilled to its burst.")));
+	if (created == Created::kTableFull)
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED), errmsg("too many rate limit buckets"),
+		                errdetail("All %d buckets are in use and none has refilled.", max_buckets),
+		                errhint("Raise tenancy.rate_limit_max_buckets and restart the server, or lower "
+		                        "tenancy.rate_limit_max_buckets_per_tenant.")));
+	Remember(key, slot, generation);
+	return allowed;
 }
 
 } // namespace
@@ -168,7 +470,7 @@ tenancy_rate_limit(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("per_second must be a positive number")));
 	if (burst < 1)
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("burst must be at least 1")));
-	if (!preloaded || buckets == NULL)
+	if (!preloaded || shared == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("rate_limit needs tenancy in shared_preload_libraries"),
 		                errhint("Add tenancy to shared_preload_libraries and restart the server.")));
@@ -177,26 +479,8 @@ tenancy_rate_limit(PG_FUNCTION_ARGS)
 
 	BucketKey key;
 	memset(&key, 0, sizeof(key));
-	key.dbid = MyDatabaseId;
-	memcpy(key.tenant.data, tenant->data, UUID_LEN);
+	key.owner.dbid = MyDatabaseId;
+	memcpy(key.owner.tenant.data, tenant->data, UUID_LEN);
 	memcpy(key.key, VARDATA_ANY(key_text), key_length); /* in place: no copy of the text per call */
-	TimestampTz now = GetCurrentTimestamp();
-	Bucket *b = FindOrCreateBucket(&key, burst, now);
-	if (b == NULL)
-		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED), errmsg("too many rate limit buckets"),
-		                errhint("Raise tenancy.rate_limit_max_buckets and restart the server.")));
-
-	SpinLockAcquire(&b->mutex);
-	double elapsed = now > b->updated_at ? static_cast<double>(now - b->updated_at) / USECS_PER_SEC : 0.0;
-	double tokens = b->tokens + elapsed * per_second;
-	if (tokens > burst)
-		tokens = burst;
-	bool allowed = tokens >= 1.0;
-	if (allowed)
-		tokens -= 1.0;
-	b->tokens = tokens;
-	if (now > b->updated_at)
-		b->updated_at = now;
-	SpinLockRelease(&b->mutex);
-	PG_RETURN_BOOL(allowed);
+	PG_RETURN_BOOL(Take(&key, per_second, burst, GetCurrentTimestamp()));
 }
