@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/integration/pgbouncer_context.sh
 # Several clients share two server connections through pgbouncer in transaction pooling mode, repeatedly: no
-# client ever starts with another's tenant context (set_tenant, or a session-level app.tenant_id), nor sees rows.
+# client ever starts with another's tenant context (set_tenant, or a session-level app.tenant_id), nor sees rows,
+# nor finds a temporary table made under another client's context.
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
@@ -104,6 +105,33 @@ for i in $(seq 1 "$CLIENTS"); do
     grep -vE '^(ctx none|ctx-in-tx none|rows 0 '"$i"')$' "$out" | sort | uniq -c | head -20
   fi
 done
+
+# A temporary table made under a context stays in the server session, for the next client of the pool: refused
+# unless ON COMMIT DROP. Afterwards no server session holds either table (pg_class lists every session's).
+cat > "$BOUNCER_DIR/temp.sql" <<'SQL'
+BEGIN;
+SELECT tenancy.set_tenant('00000000-0000-0000-0000-000000000001');
+CREATE TEMP TABLE leak AS SELECT * FROM notes;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant('00000000-0000-0000-0000-000000000001');
+SELECT * INTO TEMP leak FROM notes;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant('00000000-0000-0000-0000-000000000001');
+CREATE TEMP TABLE dropped ON COMMIT DROP AS SELECT * FROM notes;
+SELECT 'kept ' || count(*) FROM dropped;
+COMMIT;
+SQL
+as_pg psql -X -q -At -h 127.0.0.1 -p "$BOUNCER_PORT" -U regress_pool_app -d app -f "$BOUNCER_DIR/temp.sql" \
+  > "$BOUNCER_DIR/temp.out" 2>&1 || true
+refused_temp=$(grep -c 'unless it is ON COMMIT DROP' "$BOUNCER_DIR/temp.out" || true)
+kept=$(grep -c '^kept 1$' "$BOUNCER_DIR/temp.out" || true)
+left=$(cluster_psql -d app -At -c "SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname IN ('leak', 'dropped')")
+echo "temporary tables under a context: refused $refused_temp/2, ON COMMIT DROP works $kept/1, left in sessions $left"
+if [ "$refused_temp" != 2 ] || [ "$kept" != 1 ] || [ "$left" != 0 ]; then
+  cat "$BOUNCER_DIR/temp.out"; failures=$((failures + 1))
+fi
 
 # The server connections really were shared: pgbouncer opened at most two for all clients.
 servers=$(cluster_psql -d app -At -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'regress_pool_app'")
