@@ -1,8 +1,9 @@
 // extension/pg/audit.cpp
 // The append-only, SHA-256-chained audit log: the writer (C API and tenancy._audit, appended at commit), the guard
-// trigger and tenancy.verify_audit_log().
+// trigger and tenancy.verify_audit_log(). Events that must outlive the transaction go through audit_queue.cpp.
 #include "tenancy/core/audit_chain.hpp"
 #include "tenancy/pg/audit.hpp"
+#include "tenancy/pg/audit_queue.hpp"
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/privilege.hpp"
 #include "tenancy/pg/spi_plan.hpp"
@@ -44,18 +45,7 @@ constexpr int32 kAuditLockObject = 1;
 bool chain_head_write_allowed = false;
 
 // Everything WriteAuditEvent captured in the caller's identity, queued until the transaction commits.
-struct PendingEvent {
-	const char *action;
-	const pg_uuid_t *tenant;
-	Jsonb *before;
-	Jsonb *after;
-	const char *session_user;
-	const char *current_user;
-	pg_uuid_t context_tenant;
-	bool has_context;
-	TimestampTz occurred_at;
-	SubTransactionId subid; /* subtransaction that wrote it; its rollback discards the event */
-};
+using PendingEvent = AuditEventData;
 
 const char *
 UuidText(const pg_uuid_t *uuid)
@@ -273,6 +263,7 @@ AppendQueued(void)
 	List *events = queued_events;
 	queued_events = NIL; /* an error below aborts the transaction, which discards the events anyway */
 	RunAsExtensionOwner(AppendAllAsOwner, events);
+	AuditHeadMoved();
 }
 
 void
@@ -332,6 +323,78 @@ CopyJsonb(const Jsonb *jb)
 } // namespace
 
 void
+CaptureAuditEvent(AuditEventData *ev, const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after)
+{
+	if (action == NULL || action[0] == '\0')
+		elog(ERROR, "audit event without an action");
+	/* Captured now, in the caller's identity: the caller, never the extension owner, and the context it had. */
+	Oid session_user = GetSessionUserId(), current_user = GetUserId();
+	memset(ev, 0, sizeof(*ev));
+	ev->has_context = CurrentTenantId(&ev->context_tenant);
+	ev->action = pstrdup(action);
+	if (tenant != NULL) {
+		pg_uuid_t *copy = (pg_uuid_t *)palloc(sizeof(pg_uuid_t));
+		memcpy(copy, tenant, sizeof(pg_uuid_t));
+		ev->tenant = copy;
+	}
+	ev->before = CopyJsonb(before);
+	ev->after = CopyJsonb(after);
+	ev->session_user = GetUserNameFromId(session_user, false);
+	ev->current_user = GetUserNameFromId(current_user, false);
+	ev->occurred_at = GetCurrentTimestamp();
+	ev->subid = GetCurrentSubTransactionId();
+}
+
+void
+AppendAuditEvents(List *events)
+{
+	RunAsExtensionOwner(AppendAllAsOwner, events);
+}
+
+namespace {
+
+struct HeadRead {
+	int64 id;
+	uint8 *hash;
+	bool found;
+};
+
+void
+ReadHeadAsOwner(void *arg)
+{
+	HeadRead *read = static_cast<HeadRead *>(arg);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT last_id, last_hash FROM tenancy.audit_chain_head", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the audit chain head");
+	if (SPI_processed > 0) {
+		bool id_null, hash_null;
+		Datum id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &id_null);
+		Datum hash = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hash_null);
+		core::AuditDigest digest;
+		if (id_null || !ByteaDigest(hash, hash_null, &digest))
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("audit chain head is corrupted"),
+			                errhint("Run tenancy.verify_audit_log() to locate the damage.")));
+		read->id = DatumGetInt64(id);
+		memcpy(read->hash, digest.data(), kAuditHashLength);
+		read->found = true;
+	}
+	SPI_finish();
+}
+
+} // namespace
+
+bool
+ReadAuditChainHead(int64 *id, uint8 hash[kAuditHashLength])
+{
+	static_assert(std::tuple_size<core::AuditDigest>::value == kAuditHashLength, "SHA-256 digest");
+	HeadRead read = {0, hash, false};
+	RunAsExtensionOwner(ReadHeadAsOwner, &read);
+	*id = read.id;
+	return read.found;
+}
+
+void
 WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after)
 {
 	if (action == NULL || action[0] == '\0')
@@ -345,27 +408,9 @@ WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Json
 		callbacks_registered = true;
 	}
 
-	/* Captured now, in the caller's identity: the caller, never the extension owner, and the context it had. */
-	Oid session_user = GetSessionUserId(), current_user = GetUserId();
-	pg_uuid_t context;
-	bool has_context = CurrentTenantId(&context);
-
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	PendingEvent *ev = (PendingEvent *)palloc0(sizeof(PendingEvent));
-	ev->action = pstrdup(action);
-	if (tenant != NULL) {
-		pg_uuid_t *copy = (pg_uuid_t *)palloc(sizeof(pg_uuid_t));
-		memcpy(copy, tenant, sizeof(pg_uuid_t));
-		ev->tenant = copy;
-	}
-	ev->before = CopyJsonb(before);
-	ev->after = CopyJsonb(after);
-	ev->session_user = GetUserNameFromId(session_user, false);
-	ev->current_user = GetUserNameFromId(current_user, false);
-	ev->context_tenant = context;
-	ev->has_context = has_context;
-	ev->occurred_at = GetCurrentTimestamp();
-	ev->subid = GetCurrentSubTransactionId();
+	CaptureAuditEvent(ev, action, tenant, before, after);
 	queued_events = lappend(queued_events, ev);
 	MemoryContextSwitchTo(old);
 
@@ -374,13 +419,92 @@ WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Json
 		AppendQueued();
 }
 
+void
+WriteAuditEventOutside(AuditDelivery delivery, const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after)
+{
+	if (IsParallelWorker())
+		ereport(ERROR,
+		        (errcode(ERRCODE_INVALID_TRANSACTION_STATE), errmsg("cannot write audit events in a parallel worker")));
+	AuditEventData ev;
+	CaptureAuditEvent(&ev, action, tenant, before, after);
+	EnqueueAuditEvent(&ev, delivery);
+}
+
 } // namespace tenancy::pg
 
 using namespace tenancy;
 
+namespace tenancy::pg {
+
+namespace {
+
+// Every action the extension itself writes (C and SQL). A caller without tenancy_admin may not write these: an
+// application role could otherwise plant a "tenant_exported" or "cross_tenant_read" the extension never wrote.
+// test/integration/audit_reserved_actions.sh collects the action names from the sources and fails when one is
+// missing here, so a new event cannot be added without reserving it.
+constexpr const char *kReservedActions[] = {
+    "audit_event_imported",
+    "audit_events_dropped",
+    "cross_tenant_read",
+    "master_key_rewrapped",
+    "partitions_created",
+    "quota_exceeded",
+    "quota_override_set",
+    "table_partitioned",
+    "table_repartitioned",
+    "tenant_cancelled",
+    "tenant_created",
+    "tenant_erased",
+    "tenant_exported",
+    "tenant_imported",
+    "tenant_isolated",
+    "tenant_key_created",
+    "tenant_key_rotated",
+    "tenant_keys_destroyed",
+    "tenant_manifest_exported",
+    "tenant_move_frozen",
+    "tenant_move_handover",
+    "tenant_move_rolled_back",
+    "tenant_move_slot_created",
+    "tenant_move_started",
+    "tenant_move_subscribed",
+    "tenant_moved_in",
+    "tenant_moved_out",
+    "tenant_rows_exported",
+    "tenant_unisolated",
+    "tenant_updated",
+    "token_issued",
+    "token_revoked",
+    "user_added",
+    "user_removed",
+    "user_role_changed",
+};
+
+// True when action, without surrounding white space and ignoring case, is one of the extension's own (so
+// "Tenant_Exported " does not pass for a different action either).
+bool
+IsReservedAction(const char *action)
+{
+	const char *start = action;
+	while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r')
+		start++;
+	size_t len = strlen(start);
+	while (len > 0 &&
+	       (start[len - 1] == ' ' || start[len - 1] == '\t' || start[len - 1] == '\n' || start[len - 1] == '\r'))
+		len--;
+	for (const char *reserved : kReservedActions)
+		if (strlen(reserved) == len && pg_strncasecmp(start, reserved, len) == 0)
+			return true;
+	return false;
+}
+
+} // namespace
+
+} // namespace tenancy::pg
+
 // tenancy._audit(action, tenant_id, before, after): the SQL doorway to WriteAuditEvent for other areas' SQL code.
 // A caller without tenancy_admin may only log events about its own context tenant, so an application role cannot
-// plant events about other tenants.
+// plant events about other tenants, and may not use an action name the extension writes itself.
 extern "C" Datum
 tenancy_audit(PG_FUNCTION_ARGS)
 {
@@ -391,7 +515,13 @@ tenancy_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("invalid audit action \"%s\"", action),
 		                errdetail("An audit action has between 1 and 100 characters.")));
 	pg_uuid_t *tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_UUID_P(1);
-	if (!pg::CallerIsAdmin()) {
+	/* the extension's own SQL (run by an admin, or as the owner by a SECURITY DEFINER function) writes anything */
+	if (!pg::CallerIsAdmin() && GetUserId() != pg::ExtensionOwnerId()) {
+		if (pg::IsReservedAction(action))
+			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			                errmsg("permission denied to write audit events with action \"%s\"", action),
+			                errdetail("The action is one the tenancy extension writes itself."),
+			                errhint("Choose an action name of your own, for example one starting with \"app.\".")));
 		pg_uuid_t context;
 		if (tenant == NULL || !pg::CurrentTenantId(&context) || memcmp(&context, tenant, sizeof(context)) != 0)
 			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -465,9 +595,28 @@ JsonbOrNull(HeapTuple tuple, TupleDesc desc, int column)
 // tenancy.verify_audit_log() -> setof (id bigint, problem text): walks the chain in id order and reports every
 // altered event (hash mismatch), broken link (an event inserted or removed before it) and a log whose end does not
 // match the chain head (events removed from, or appended after, the tail). Empty when the log is intact.
+//
+// tenancy.verify_audit_log(anchor_seq bigint, anchor_hash bytea): the same, and also a problem when the chain no
+// longer holds event anchor_seq with hash anchor_hash, as an anchor line of the server log published it ("tenancy
+// audit anchor: db=... seq=... hash=..."): the tail was cut and the head rewound, or the chain rewritten, which the
+// chain alone cannot show.
 extern "C" Datum
 tenancy_verify_audit_log(PG_FUNCTION_ARGS)
 {
+	bool anchored = PG_NARGS() == 2;
+	int64 anchor_id = 0;
+	core::AuditDigest anchor_hash{};
+	if (anchored) {
+		if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+			ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("audit anchor must not be null"),
+			                errhint("Pass seq and hash of a \"tenancy audit anchor:\" line of the server log.")));
+		anchor_id = PG_GETARG_INT64(0);
+		if (!pg::ByteaDigest(PG_GETARG_DATUM(1), false, &anchor_hash))
+			ereport(ERROR, (errcode(TENANCY_ERRCODE_INVALID_INPUT), errmsg("invalid audit anchor hash"),
+			                errdetail("An anchor hash is a SHA-256 digest of %d bytes.", (int)anchor_hash.size()),
+			                errhint("Pass the hash of the anchor line as bytea, for example '\\x' || hex.")));
+	}
+	bool anchor_seen = false;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
 	InitMaterializedSRF(fcinfo, 0);
 	MemoryContext outer = CurrentMemoryContext;
@@ -546,6 +695,12 @@ tenancy_verify_audit_log(PG_FUNCTION_ARGS)
 			}
 			if (has_head && t.id > head_id)
 				pg::ReportProblem(rsinfo, t.id, "event lies beyond the chain head (not written by tenancy)");
+			if (anchored && t.id == anchor_id) {
+				anchor_seen = true;
+				if (stored_ok && stored != anchor_hash)
+					pg::ReportProblem(rsinfo, t.id,
+					                  "the anchored event has another hash than its anchor (the chain was rewritten)");
+			}
 			if (has_head && t.id == head_id) {
 				head_seen = true;
 				if (stored != head_hash)
@@ -566,6 +721,14 @@ tenancy_verify_audit_log(PG_FUNCTION_ARGS)
 		                  "event named by the chain head is missing (events were removed from the end of the log)");
 	if (!has_head && any_row)
 		pg::ReportProblem(rsinfo, first_id, "the audit chain head is missing");
+	if (anchored && !anchor_seen) {
+		if (!has_head || head_id < anchor_id)
+			pg::ReportProblem(rsinfo, anchor_id,
+			                  "the anchored event is missing and the chain head lies before it (events were cut from "
+			                  "the end of the log and the head rewound)");
+		else
+			pg::ReportProblem(rsinfo, anchor_id, "the anchored event is missing (events were removed)");
+	}
 	MemoryContextSwitchTo(old);
 
 	SPI_finish();

@@ -176,7 +176,9 @@ tenancy_export_table(PG_FUNCTION_ARGS)
 	escape_json(&json, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(call.table))));
 	appendStringInfoChar(&json, '}');
 	Jsonb *after = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
-	pg::WriteAuditEvent("tenant_rows_exported", PG_GETARG_UUID_P(0), NULL, after);
+	/* committed by the audit writer before the rows leave: the caller's ROLLBACK cannot remove it */
+	pg::WriteAuditEventOutside(pg::AuditDelivery::kCommittedBeforeReturn, "tenant_rows_exported", PG_GETARG_UUID_P(0),
+	                           NULL, after);
 	return (Datum)0;
 }
 

@@ -120,8 +120,10 @@ ExportDocument(FunctionCallInfo fcinfo, bool with_data)
 	RunAsExtensionOwner(RunBuildDocument, &call);
 	Datum doc = JsonbPGetDatum(call.document);
 	Datum manifest = DirectFunctionCall2(jsonb_object_field, doc, CStringGetTextDatum("manifest"));
-	WriteAuditEvent(with_data ? "tenant_exported" : "tenant_manifest_exported", PG_GETARG_UUID_P(0), NULL,
-	                Summary(manifest));
+	/* committed by the audit writer before the document leaves: the caller's ROLLBACK cannot remove it */
+	WriteAuditEventOutside(AuditDelivery::kCommittedBeforeReturn,
+	                       with_data ? "tenant_exported" : "tenant_manifest_exported", PG_GETARG_UUID_P(0), NULL,
+	                       Summary(manifest));
 	return doc;
 }
 

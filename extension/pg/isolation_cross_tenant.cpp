@@ -21,7 +21,9 @@ using namespace tenancy;
 
 // tenancy.begin_cross_tenant(reason text): for the rest of the transaction, the tenancy_admin_cross_tenant policy
 // of every isolated table lets this role read all rows (never write them: that policy is FOR SELECT). The reason is
-// required and written to the audit log with the calling role, so a cross-tenant read is never silent.
+// required and written to the audit log with the calling role, so a cross-tenant read is never silent: the event is
+// committed by the audit writer before this returns (a ROLLBACK of the caller cannot remove it), and no row can be
+// read across tenants when it could not be written.
 extern "C" Datum
 tenancy_begin_cross_tenant(PG_FUNCTION_ARGS)
 {
@@ -37,7 +39,7 @@ tenancy_begin_cross_tenant(PG_FUNCTION_ARGS)
 	escape_json(&json, reason);
 	appendStringInfoChar(&json, '}');
 	Jsonb *after = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
-	pg::WriteAuditEvent("cross_tenant_read", NULL, NULL, after);
+	pg::WriteAuditEventOutside(pg::AuditDelivery::kCommittedBeforeReturn, "cross_tenant_read", NULL, NULL, after);
 	pg::SetCrossTenantActive();
 	PG_RETURN_VOID();
 }

@@ -468,8 +468,8 @@ RunSlowWork(SlowWork work, SlowArgs *a)
 enum class Op { kConsume, kPrepare, kRelease, kSet, kRead };
 
 // Rate limit of quota_exceeded events: one per counter per tenancy.quota_audit_interval. A refusal whose caller
-// cannot keep an event (consume_or_raise: its error rolls the event back) only adds to the count the next event
-// reports as suppressed.
+// cannot keep an event (track_quota's trigger: its error rolls the event back; consume_or_raise queues its event
+// for the audit writer instead) only adds to the count the next event reports as suppressed.
 bool
 AuditDue(TimestampTz *last_audit, int64 *refused_since_audit, TimestampTz now, bool can_audit, int64 *suppressed)
 {

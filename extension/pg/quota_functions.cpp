@@ -84,9 +84,11 @@ WindowHint(QuotaMetric metric)
 	return "Release usage first, or ask an administrator to raise the limit with tenancy.set_quota_override().";
 }
 
-// One quota_exceeded event, rate-limited by the counter (QuotaRefusal::audit_due).
+// One quota_exceeded event, rate-limited by the counter (QuotaRefusal::audit_due). outside: the refusal raises, so
+// the event goes to the audit writer (queued, outside the transaction the error rolls back); otherwise it is
+// written with the caller's transaction.
 void
-AuditRefusal(const pg_uuid_t *tenant, QuotaMetric metric, int64 amount, const pg::QuotaRefusal &r)
+AuditRefusal(const pg_uuid_t *tenant, QuotaMetric metric, int64 amount, const pg::QuotaRefusal &r, bool outside)
 {
 	char doc[256];
 	snprintf(doc, sizeof(doc),
@@ -94,7 +96,10 @@ AuditRefusal(const pg_uuid_t *tenant, QuotaMetric metric, int64 amount, const pg
 	         ", \"requested\": " INT64_FORMAT ", \"suppressed_refusals\": " INT64_FORMAT "}",
 	         core::QuotaMetricName(metric), r.usage, r.limit, amount, r.suppressed);
 	Jsonb *after = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(doc)));
-	pg::WriteAuditEvent("quota_exceeded", tenant, NULL, after);
+	if (outside)
+		pg::WriteAuditEventOutside(pg::AuditDelivery::kQueued, "quota_exceeded", tenant, NULL, after);
+	else
+		pg::WriteAuditEvent("quota_exceeded", tenant, NULL, after);
 }
 
 // The shared body of consume, consume_or_raise and _consume_at.
@@ -104,9 +109,11 @@ Consume(const pg_uuid_t *tenant, QuotaMetric metric, int64 amount, int64 now_us,
 	RequirePositiveAmount(amount);
 	pg::QuotaRefusal refusal;
 	memset(&refusal, 0, sizeof(refusal));
-	refusal.can_audit = !raise;
+	refusal.can_audit = true;
 	if (QuotaCounterConsume(tenant, metric, amount, now_us, &refusal))
 		return true;
+	if (raise && refusal.audit_due)
+		AuditRefusal(tenant, metric, amount, refusal, true);
 	if (raise)
 		ereport(ERROR, (errcode(TENANCY_ERRCODE_QUOTA_EXCEEDED),
 		                errmsg("quota exceeded for metric \"%s\"", core::QuotaMetricName(metric)),
@@ -115,7 +122,7 @@ Consume(const pg_uuid_t *tenant, QuotaMetric metric, int64 amount, int64 now_us,
 		                          core::QuotaMetricName(metric), refusal.usage, refusal.limit, amount),
 		                errhint("%s", WindowHint(metric))));
 	if (refusal.audit_due)
-		AuditRefusal(tenant, metric, amount, refusal);
+		AuditRefusal(tenant, metric, amount, refusal, false);
 	return false;
 }
 
@@ -260,7 +267,7 @@ tenancy_consume_pooled(PG_FUNCTION_ARGS)
 	if (pg::QuotaCounterConsumePooled(chain, count, metric, amount, pg::QuotaNowMicros(), &refusal, &refused))
 		PG_RETURN_BOOL(true);
 	if (refusal.audit_due)
-		AuditRefusal(&chain[refused], metric, amount, refusal);
+		AuditRefusal(&chain[refused], metric, amount, refusal, false);
 	PG_RETURN_BOOL(false);
 }
 

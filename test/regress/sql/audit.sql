@@ -53,6 +53,38 @@ COMMIT;
 RESET ROLE;
 SELECT action, current_user_name, context_tenant_id = :'ctx_id' AS in_context, after
   FROM tenancy.audit_log WHERE action IN ('custom_event', 'app_event') ORDER BY id;
+-- an app role may not use an action the extension writes itself (42501), in any case or spacing, even about its
+-- own tenant; an admin may, and names of the app's own pass
+SELECT max(id) AS reserved_start FROM tenancy.audit_log \gset
+SET ROLE regress_audit_app;
+BEGIN;
+SELECT tenancy.set_tenant(:'ctx_id');
+\set VERBOSITY default
+SELECT tenancy._audit('tenant_exported', tenancy.current_tenant_id(), NULL, NULL);
+\set VERBOSITY sqlstate
+ROLLBACK;
+BEGIN;
+SELECT tenancy.set_tenant(:'ctx_id');
+SELECT tenancy._audit(' Cross_Tenant_Read ', tenancy.current_tenant_id(), NULL, NULL);
+ROLLBACK;
+BEGIN;
+SELECT tenancy.set_tenant(:'ctx_id');
+SELECT tenancy._audit('quota_exceeded', tenancy.current_tenant_id(), NULL, '{"metric": "api_calls"}');
+ROLLBACK;
+BEGIN;
+SELECT tenancy.set_tenant(:'ctx_id');
+SELECT tenancy._audit(E'tenant_created\n', tenancy.current_tenant_id(), NULL, NULL);
+ROLLBACK;
+BEGIN;
+SELECT tenancy.set_tenant(:'ctx_id');
+SELECT tenancy._audit('app.tenant_exported', tenancy.current_tenant_id(), NULL, NULL);
+COMMIT;
+\set VERBOSITY terse
+RESET ROLE;
+SET ROLE regress_audit_admin;
+SELECT tenancy._audit('tenant_updated', :'ctx_id', NULL, '{"by": "admin"}');
+RESET ROLE;
+SELECT action, current_user_name FROM tenancy.audit_log WHERE id > :reserved_start ORDER BY id;
 SELECT * FROM tenancy.verify_audit_log();
 
 -- events are appended when their transaction commits: a rolled-back savepoint or exception block leaves none,

@@ -21,4 +21,24 @@ namespace tenancy::pg {
 // refuses to run in a parallel worker.
 void WriteAuditEvent(const char *action, const pg_uuid_t *tenant, Jsonb *before, Jsonb *after);
 
+// How WriteAuditEventOutside's event reaches tenancy.audit_log.
+enum class AuditDelivery {
+	// Returns only once the audit writer has committed the event, so data handed out after the call is always
+	// audited, even if the caller then rolls back or dies. Fails closed: raises (and the caller must hand out
+	// nothing) when the event cannot be written: queue full (53400), no writer or tenancy.audit_write_timeout
+	// passed (55000), server not started with tenancy in shared_preload_libraries (55000).
+	kCommittedBeforeReturn,
+	// Returns at once. Dropped when the queue is full (counted: the writer records an audit_events_dropped event,
+	// and a WARNING goes to the server log); lost if the server crashes before the writer committed it. For
+	// refusals, so that a flood of them stays cheap.
+	kQueued,
+};
+
+// Records one event like WriteAuditEvent (same capture of the caller), but outside the caller's transaction: a
+// background worker of the database (the audit writer) appends it to the chain in a transaction of its own, so
+// neither ROLLBACK nor a rolled-back savepoint removes it. For reads across tenants, exports and refusals; changes
+// keep WriteAuditEvent (their event belongs to the change). May ereport (PG regime).
+void WriteAuditEventOutside(AuditDelivery delivery, const char *action, const pg_uuid_t *tenant, Jsonb *before,
+                            Jsonb *after);
+
 } // namespace tenancy::pg
