@@ -8,7 +8,12 @@
 extern "C" {
 #include "postgres.h"
 #include "catalog/namespace.h"
+#include "access/htup_details.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -19,6 +24,7 @@ extern "C" {
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
+#include "utils/syscache.h"
 #include "utils/uuid.h"
 
 /* SQL-callable functions */
@@ -127,9 +133,49 @@ ExportDocument(FunctionCallInfo fcinfo, bool with_data)
 	return doc;
 }
 
+// Whether a staging table holds only what tenancy.import_tables makes: "ord" bigint, then text columns c1, c2, ...
+// of the default collation (dropped columns aside). A column of the caller's own type could bring a cast or an
+// output function of the caller's, run by the owner's read.
+bool
+StagingColumnsArePlain(Oid relid)
+{
+	HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	int natts = ((Form_pg_class)GETSTRUCT(tuple))->relnatts;
+	ReleaseSysCache(tuple);
+	int next_text = 1;
+	for (AttrNumber attnum = 1; attnum <= natts; attnum++) {
+		HeapTuple att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+		if (!HeapTupleIsValid(att))
+			return false;
+		Form_pg_attribute a = (Form_pg_attribute)GETSTRUCT(att);
+		bool plain = true;
+		if (!a->attisdropped) {
+			char want[NAMEDATALEN];
+			snprintf(want, sizeof(want), "c%d", next_text);
+			if (attnum == 1)
+				plain = a->atttypid == INT8OID && strcmp(NameStr(a->attname), "ord") == 0;
+			else
+				plain = a->atttypid == TEXTOID && a->attcollation == DEFAULT_COLLATION_OID &&
+				        strcmp(NameStr(a->attname), want) == 0;
+			if (attnum > 1)
+				next_text++;
+		} else if (attnum == 1) {
+			plain = false;
+		}
+		ReleaseSysCache(att);
+		if (!plain)
+			return false;
+	}
+	return true;
+}
+
 // The staging tables of a COPY-form import (pg_temp.tenancy_import_N, made by tenancy.import_tables) are read by
 // the owner: each must be a temporary table of the caller's own, without row-level security, so that nothing the
-// caller could not read itself (a view over an isolated table, say) is read in its name.
+// caller could not read itself (a view over an isolated table, say) is read in its name; and nothing of the
+// caller's may run during that read: a plain heap table (no rules, no inheritance children, whose rows a read of
+// the parent would include) of the columns import_tables makes. Triggers never fire on a read.
 void
 CheckCopyStaging(Jsonb *manifest)
 {
@@ -148,6 +194,20 @@ CheckCopyStaging(Jsonb *manifest)
 			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			                errmsg("staging table \"%s\" is not a temporary table of the caller", name),
 			                errhint("Create the staging tables with tenancy.import_tables().")));
+		HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for relation %u", relid);
+		Form_pg_class rel = (Form_pg_class)GETSTRUCT(tuple);
+		bool plain =
+		    rel->relam == HEAP_TABLE_AM_OID && !rel->relhasrules && !rel->relrowsecurity && !rel->relforcerowsecurity;
+		ReleaseSysCache(tuple);
+		if (!plain || has_subclass(relid) || !StagingColumnsArePlain(relid))
+			ereport(ERROR,
+			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			         errmsg("staging table \"%s\" is not as tenancy.import_tables() made it", name),
+			         errdetail("A staging table is a heap table of an \"ord\" bigint column and text columns c1, c2, "
+			                   "... of the default collation, without rules, row-level security or child tables."),
+			         errhint("Create the staging tables with tenancy.import_tables() and only load rows into them.")));
 	}
 }
 

@@ -258,11 +258,27 @@ BEGIN
   target := coalesce(new_id, src);
   remap := target OPERATOR(pg_catalog.<>) src;
 
+  -- The work tables below live in the session's temporary schema, which the caller writes too, under fixed names:
+  -- each is created here (never IF NOT EXISTS), so it is this role's own, without a trigger, rule, default or index
+  -- expression of the caller's that would run with this role's rights. A relation or type of one of these names
+  -- made beforehand is refused rather than reused.
+  SELECT y.typname INTO c FROM pg_catalog.pg_type y
+   WHERE y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+     AND y.typname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy_import_entries', 'tenancy_import_columns',
+                                                     'tenancy_import_id_map', 'tenancy_import_key_map']::pg_catalog.name[])
+   ORDER BY y.typname LIMIT 1;
+  IF c IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
+      MESSAGE = format('temporary table "%s" exists already', c),
+      DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
+      HINT = format('Drop pg_temp.%I before importing.', c);
+  END IF;
+
   -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
   -- its value as the target column's type.
-  CREATE TEMP TABLE IF NOT EXISTS tenancy_import_entries (i bigint PRIMARY KEY, name text, kind text, tc text,
-    cols text[], rows bigint, sha256 text, tbl regclass, from_sql text) ON COMMIT DROP;
-  TRUNCATE pg_temp.tenancy_import_entries;
+  CREATE TEMP TABLE tenancy_import_entries (i pg_catalog.int8 PRIMARY KEY, name pg_catalog.text,
+    kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
+    tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
   INSERT INTO pg_temp.tenancy_import_entries
   SELECT x.i, x.v ->> 'table', x.v ->> 'kind', x.v ->> 'tenant_column',
          ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v -> 'columns')), (x.v ->> 'rows')::bigint,
@@ -369,10 +385,10 @@ BEGIN
   DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
 
   -- Each imported column: its text and typed value expressions, and what it becomes in this import.
-  CREATE TEMP TABLE IF NOT EXISTS tenancy_import_columns (i bigint, tbl regclass, name text, pos integer,
-    type regtype, text_expr text, typed_expr text, renumber text, ref_tbl regclass, ref_name text,
-    PRIMARY KEY (i, name)) ON COMMIT DROP;
-  TRUNCATE pg_temp.tenancy_import_columns;
+  CREATE TEMP TABLE tenancy_import_columns (i pg_catalog.int8, tbl pg_catalog.regclass, name pg_catalog.text,
+    pos pg_catalog.int4, type pg_catalog.regtype, text_expr pg_catalog.text, typed_expr pg_catalog.text,
+    renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
+    ON COMMIT DROP;
   INSERT INTO pg_temp.tenancy_import_columns
   SELECT x.i, x.tbl, c2.name, c2.pos::integer, a.atttypid::regtype,
          CASE version WHEN 1 THEN format('(x.row ->> %L)', c2.name) ELSE format('x.%I', 'c' || c2.pos) END,
@@ -412,10 +428,10 @@ BEGIN
 
     -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
     -- each renumbered key's own sequence.
-    CREATE TEMP TABLE IF NOT EXISTS tenancy_import_id_map (old uuid PRIMARY KEY, new uuid NOT NULL) ON COMMIT DROP;
-    CREATE TEMP TABLE IF NOT EXISTS tenancy_import_key_map (tbl regclass, name text, old text, new text,
-      PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
-    TRUNCATE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
+    CREATE TEMP TABLE tenancy_import_id_map (old pg_catalog.uuid PRIMARY KEY, new pg_catalog.uuid NOT NULL)
+      ON COMMIT DROP;
+    CREATE TEMP TABLE tenancy_import_key_map (tbl pg_catalog.regclass, name pg_catalog.text, old pg_catalog.text,
+      new pg_catalog.text, PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
     INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
     FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
                  JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
@@ -528,6 +544,9 @@ BEGIN
                    seq, con.name, con.tbl, seq::regclass);
   END LOOP;
   DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
+  IF remap THEN
+    DROP TABLE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
+  END IF;
   RETURN target;
 END
 $$;
@@ -558,6 +577,7 @@ DECLARE
   version integer;
   e record;
   stray text;
+  prefix text;
 BEGIN
   IF pg_catalog.jsonb_typeof(doc) IS DISTINCT FROM 'object'
      OR doc ->> 'format' IS DISTINCT FROM 'tenancy-tenant-export'
@@ -573,14 +593,19 @@ BEGIN
       'This version of tenancy reads format versions 1 and 2.');
   END IF;
   version := (doc ->> 'format_version')::integer;
+  -- The staging tables get a name of their own for this call (the caller shares the temporary schema and could
+  -- prepare any fixed name with a trigger of its own), created without IF NOT EXISTS: they are this role's own.
+  prefix := 'tenancy_doc_' OPERATOR(pg_catalog.||)
+            pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_';
   IF version OPERATOR(pg_catalog.=) 1 THEN
-    CREATE TEMP TABLE IF NOT EXISTS tenancy_import_doc_rows (table_name text, row jsonb, ord bigint) ON COMMIT DROP;
-    TRUNCATE pg_temp.tenancy_import_doc_rows;
-    INSERT INTO pg_temp.tenancy_import_doc_rows
-    SELECT d.key, r.value, r.ord
-      FROM pg_catalog.jsonb_each(doc -> 'data') d, pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord);
-    id := tenancy._import_staged(doc -> 'manifest', 'pg_temp.tenancy_import_doc_rows'::regclass, new_id, NULL);
-    DROP TABLE pg_temp.tenancy_import_doc_rows;
+    EXECUTE format('CREATE TEMP TABLE %I (table_name pg_catalog.text, row pg_catalog.jsonb, ord pg_catalog.int8)'
+                   ' ON COMMIT DROP', prefix || 'rows');
+    EXECUTE format('INSERT INTO pg_temp.%I SELECT d.key, r.value, r.ord FROM pg_catalog.jsonb_each($1 -> ''data'') d,'
+                   ' pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord)', prefix || 'rows')
+      USING doc;
+    id := tenancy._import_staged(doc -> 'manifest', pg_catalog.to_regclass(format('pg_temp.%I', prefix || 'rows')),
+                                 new_id, NULL);
+    EXECUTE format('DROP TABLE pg_temp.%I', prefix || 'rows');
     RETURN id;
   END IF;
   PERFORM tenancy._import_check_manifest(doc -> 'manifest', 2);
@@ -600,23 +625,20 @@ BEGIN
       PERFORM tenancy._invalid_input('invalid export document',
         format('Each row of table "%s" must be a string (its COPY text line).', e.name));
     END IF;
-    IF pg_catalog.to_regclass(format('pg_temp.%I', 'tenancy_import_doc_' || e.i)) IS NOT NULL THEN
-      EXECUTE format('DROP TABLE pg_temp.%I', 'tenancy_import_doc_' || e.i);
-    END IF;
-    EXECUTE format('CREATE TEMP TABLE %I (ord bigint, %s) ON COMMIT DROP', 'tenancy_import_doc_' || e.i,
-                   (SELECT pg_catalog.string_agg(format('%I text', 'c' || k), ', ' ORDER BY k)
+    EXECUTE format('CREATE TEMP TABLE %I (ord pg_catalog.int8, %s) ON COMMIT DROP', prefix || e.i,
+                   (SELECT pg_catalog.string_agg(format('%I pg_catalog.text', 'c' || k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k));
     EXECUTE format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
                    ' WITH ORDINALITY r(line, i), LATERAL tenancy._copy_fields(r.line) f(v)'
                    ' WHERE tenancy._import_field_count(f.v, $2, $3)',
-                   'tenancy_import_doc_' || e.i,
+                   prefix || e.i,
                    (SELECT pg_catalog.string_agg(format('f.v[%s]', k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k))
       USING e.rows, e.ncols, e.name;
   END LOOP;
-  id := tenancy._import_staged(doc -> 'manifest', NULL, new_id, 'tenancy_import_doc_');
+  id := tenancy._import_staged(doc -> 'manifest', NULL, new_id, prefix);
   FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
-    EXECUTE format('DROP TABLE pg_temp.%I', 'tenancy_import_doc_' || e.i);
+    EXECUTE format('DROP TABLE pg_temp.%I', prefix || e.i);
   END LOOP;
   RETURN id;
 END
