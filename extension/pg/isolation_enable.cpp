@@ -152,14 +152,15 @@ ReadRelState(Oid relid, const char *column, RelState *st)
 	Oid types[2] = {OIDOID, TEXTOID};
 	Datum values[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(column)};
 	int rc = SPI_execute_with_args(
-	    "SELECT n.nspname::text, c.relname::text, c.relkind::text, a.attnum, "
+	    "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text, a.attnum, "
 	    "       a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype, c.relrowsecurity, "
 	    "       c.relforcerowsecurity, a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid), "
-	    "       (SELECT i.tenant_column::text FROM tenancy.isolation_config i WHERE i.relid::pg_catalog.oid "
-	    "         OPERATOR(pg_catalog.=) c.oid) "
+	    "       (SELECT i.tenant_column::pg_catalog.text FROM tenancy.isolation_config i"
+	    "         WHERE i.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid) "
 	    "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
 	    "  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
-	    "   AND a.attname OPERATOR(pg_catalog.=) $2::name AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped "
+	    "   AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name AND a.attnum OPERATOR(pg_catalog.>) 0"
+	    "   AND NOT a.attisdropped "
 	    "  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) c.oid "
 	    "   AND d.adnum OPERATOR(pg_catalog.=) a.attnum "
 	    " WHERE c.oid OPERATOR(pg_catalog.=) $1",
@@ -245,7 +246,7 @@ UpsertConfig(const RelState *st, Oid root, const char *column, bool include_desc
 	    "INSERT INTO tenancy.isolation_config AS c (relid, root, tenant_column, include_descendants, "
 	    "  prior_rls_enabled, prior_rls_forced, prior_default, prior_not_null, created_index, policy_qual, "
 	    "  policy_check, descendants_qual, cross_tenant_qual) "
-	    "SELECT $1, $2, $3::name, $4, $5, $6, $7, $8, $9, "
+	    "SELECT $1, $2, $3::pg_catalog.name, $4, $5, $6, $7, $8, $9, "
 	    "  (SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) FROM pg_catalog.pg_policy p"
 	    "    WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polname OPERATOR(pg_catalog.=) 'tenancy_isolation'), "
 	    "  (SELECT pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) FROM pg_catalog.pg_policy p"
@@ -332,7 +333,7 @@ RestoreWork(void *arg)
 	Oid types[1] = {OIDOID};
 	Datum values[1] = {ObjectIdGetDatum(relid)};
 	int rc = SPI_execute_with_args(
-	    "SELECT relid::pg_catalog.oid, root::pg_catalog.oid, tenant_column::text, prior_rls_enabled, "
+	    "SELECT relid::pg_catalog.oid, root::pg_catalog.oid, tenant_column::pg_catalog.text, prior_rls_enabled, "
 	    "       prior_rls_forced, prior_default, prior_not_null, created_index::pg_catalog.oid "
 	    "  FROM tenancy.isolation_config WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
 	    "    OR root::pg_catalog.oid OPERATOR(pg_catalog.=) $1 "
@@ -403,11 +404,12 @@ EraseWork(void *arg)
 {
 	EraseArgs *a = static_cast<EraseArgs *>(arg);
 	SPI_connect();
-	int rc = SPI_execute("SELECT c.relid::pg_catalog.oid, c.tenant_column::text FROM tenancy.isolation_config c"
-	                     " WHERE c.relid OPERATOR(pg_catalog.=) c.root OR NOT EXISTS (SELECT 1 FROM "
-	                     "   tenancy.isolation_config r WHERE r.relid OPERATOR(pg_catalog.=) c.root)"
-	                     " ORDER BY 1",
-	                     true, 0);
+	int rc =
+	    SPI_execute("SELECT c.relid::pg_catalog.oid, c.tenant_column::pg_catalog.text FROM tenancy.isolation_config c"
+	                " WHERE c.relid OPERATOR(pg_catalog.=) c.root OR NOT EXISTS (SELECT 1 FROM "
+	                "   tenancy.isolation_config r WHERE r.relid OPERATOR(pg_catalog.=) c.root)"
+	                " ORDER BY 1",
+	                true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the isolation records");
 	int n = (int)SPI_processed;

@@ -70,8 +70,10 @@ CollectWork(void *arg)
 	    "  SELECT DISTINCT d.objid, d.command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() d"
 	    "   JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) d.objid"
 	    "   WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
-	    "     AND d.objsubid OPERATOR(pg_catalog.=) 0 AND k.relkind IN ('r', 'p')"
-	    "     AND d.schema_name NOT IN ('tenancy', 'pg_catalog', 'information_schema')), "
+	    "     AND d.objsubid OPERATOR(pg_catalog.=) 0"
+	    "     AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[])"
+	    "     AND d.schema_name OPERATOR(pg_catalog.<>)"
+	    "         ALL (ARRAY['tenancy', 'pg_catalog', 'information_schema']::pg_catalog.text[])), "
 	    "tree AS ("
 	    "  SELECT c.objid, c.command_tag, t.relid AS member"
 	    "    FROM cmd c, LATERAL pg_catalog.pg_partition_tree(c.objid) t WHERE t.relid IS NOT NULL"
@@ -88,18 +90,19 @@ CollectWork(void *arg)
 	    "      ON ic.relid::pg_catalog.oid OPERATOR(pg_catalog.=) up.relid"
 	    "     WHERE up.depth OPERATOR(pg_catalog.>) 0 ORDER BY up.depth LIMIT 1) AS ancestor,"
 	    "    m.command_tag FROM (SELECT DISTINCT member, command_tag FROM tree) m) "
-	    "SELECT a.member, ic.tenant_column::text, ic.include_descendants, ic.root::pg_catalog.oid, false "
+	    "SELECT a.member, ic.tenant_column::pg_catalog.text, ic.include_descendants, ic.root::pg_catalog.oid, false "
 	    "  FROM anc a JOIN tenancy.isolation_config ic ON ic.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.ancestor"
 	    " WHERE NOT EXISTS (SELECT 1 FROM tenancy.isolation_config x"
 	    "                    WHERE x.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.member) "
 	    "UNION ALL "
 	    "SELECT c.objid, $1, false, c.objid, true FROM cmd c"
-	    " WHERE $1 OPERATOR(pg_catalog.<>) '' AND c.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')"
+	    " WHERE $1 OPERATOR(pg_catalog.<>) '' AND c.command_tag OPERATOR(pg_catalog.=)"
+	    "       ANY (ARRAY['CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO']::pg_catalog.text[])"
 	    "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) c.objid)"
 	    "   AND NOT EXISTS (SELECT 1 FROM tenancy.isolation_config x"
 	    "                    WHERE x.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.objid)"
 	    "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t WHERE t.attrelid OPERATOR(pg_catalog.=) c.objid"
-	    "                 AND t.attname OPERATOR(pg_catalog.=) $1::name AND NOT t.attisdropped"
+	    "                 AND t.attname OPERATOR(pg_catalog.=) $1::pg_catalog.name AND NOT t.attisdropped"
 	    "                 AND t.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype) "
 	    "ORDER BY 1",
 	    1, types, values, NULL, false, 0);
@@ -125,7 +128,7 @@ void
 ForgetDroppedWork(void *)
 {
 	SPI_connect();
-	int rc = SPI_execute("DELETE FROM tenancy.isolation_config WHERE relid::pg_catalog.oid IN ("
+	int rc = SPI_execute("DELETE FROM tenancy.isolation_config WHERE relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ("
 	                     "  SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d"
 	                     "   WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
 	                     "     AND d.objsubid OPERATOR(pg_catalog.=) 0)",
