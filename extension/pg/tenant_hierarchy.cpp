@@ -30,8 +30,9 @@ const char *const kDescendantsQuery =
     "WITH RECURSIVE d(id, depth) AS ("
     "  SELECT t.id, 1 FROM tenancy.tenants t WHERE t.parent_tenant_id OPERATOR(pg_catalog.=) $1"
     "  UNION"
-    "  SELECT t.id, d.depth + 1 FROM tenancy.tenants t JOIN d ON t.parent_tenant_id OPERATOR(pg_catalog.=) d.id"
-    "   WHERE d.depth < 32)"
+    "  SELECT t.id, d.depth OPERATOR(pg_catalog.+) 1 FROM tenancy.tenants t"
+    "    JOIN d ON t.parent_tenant_id OPERATOR(pg_catalog.=) d.id"
+    "   WHERE d.depth OPERATOR(pg_catalog.<) 32)"
     "SELECT id FROM d WHERE id OPERATOR(pg_catalog.<>) $1 GROUP BY id ORDER BY pg_catalog.min(depth), id";
 
 const char *const kAncestorsQuery =
@@ -39,8 +40,9 @@ const char *const kAncestorsQuery =
     "  SELECT t.parent_tenant_id, 1 FROM tenancy.tenants t"
     "   WHERE t.id OPERATOR(pg_catalog.=) $1 AND t.parent_tenant_id IS NOT NULL"
     "  UNION"
-    "  SELECT t.parent_tenant_id, a.depth + 1 FROM tenancy.tenants t JOIN a ON t.id OPERATOR(pg_catalog.=) a.id"
-    "   WHERE t.parent_tenant_id IS NOT NULL AND a.depth < 32)"
+    "  SELECT t.parent_tenant_id, a.depth OPERATOR(pg_catalog.+) 1 FROM tenancy.tenants t"
+    "    JOIN a ON t.id OPERATOR(pg_catalog.=) a.id"
+    "   WHERE t.parent_tenant_id IS NOT NULL AND a.depth OPERATOR(pg_catalog.<) 32)"
     "SELECT id FROM a WHERE id OPERATOR(pg_catalog.<>) $1 GROUP BY id ORDER BY pg_catalog.min(depth), id";
 
 struct WalkRequest {

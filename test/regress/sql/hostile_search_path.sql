@@ -72,6 +72,31 @@ DROP TABLE hostile.plain, hostile.kid;
 RESET search_path;
 RESET ROLE;
 
+-- (c) + and < on integer in the role's schema, first in its search_path, in a session of its own (\c: pg_temp
+-- and the session user are the role's). The walks count levels with them.
+\c - regress_hostile
+CREATE FUNCTION hostile.int4_pl(int4, int4) RETURNS int4 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  AS $$ BEGIN PERFORM hostile.shadow(); RETURN $1 OPERATOR(pg_catalog.+) $2; END $$;
+CREATE FUNCTION hostile.int4_lt(int4, int4) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  AS $$ BEGIN PERFORM hostile.shadow(); RETURN $1 OPERATOR(pg_catalog.<) $2; END $$;
+CREATE OPERATOR hostile.+ (LEFTARG = int4, RIGHTARG = int4, FUNCTION = hostile.int4_pl);
+CREATE OPERATOR hostile.< (LEFTARG = int4, RIGHTARG = int4, FUNCTION = hostile.int4_lt);
+SET search_path = hostile, pg_catalog;
+BEGIN;
+SELECT tenancy.set_tenant(:'parent');
+SELECT pg_catalog.array_agg(d) OPERATOR(pg_catalog.=) ARRAY[:'child', :'grandchild']::pg_catalog.uuid[] AS descendants
+  FROM tenancy.tenant_descendants(:'parent') d;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant(:'grandchild');
+SELECT pg_catalog.array_agg(a) OPERATOR(pg_catalog.=) ARRAY[:'child', :'parent']::pg_catalog.uuid[] AS ancestors
+  FROM tenancy.tenant_ancestors(:'grandchild') a;
+-- consume_pooled and release_pooled walk to the ancestors (the grandchild's limit and both of theirs)
+SELECT tenancy.consume_pooled(:'grandchild', 'ai_requests', 2);
+SELECT tenancy.release_pooled(:'grandchild', 'ai_requests', 1);
+COMMIT;
+RESET search_path;
+\c - :superuser
 
 -- the role is still an ordinary one
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_hostile';
