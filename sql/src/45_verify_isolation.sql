@@ -123,6 +123,43 @@ SELECT cfg.relid, format('table is owned by %I, a member of tenancy_app, which c
        format('ALTER TABLE %s OWNER TO a role that is not an application role;', cfg.relid)
   FROM cfg JOIN pg_class k ON k.oid = cfg.rel JOIN pg_roles o ON o.oid = k.relowner
  WHERE k.relowner IN (SELECT roleid FROM app_members)
+UNION ALL
+-- 8. a unique key (primary key, unique constraint or index, exclusion constraint) without the tenant column among
+-- its key columns: uniqueness is checked across every tenant's rows, so an INSERT (23505) tells whether another
+-- tenant has that value. Inherent to row level security; a key that includes the tenant column only conflicts
+-- within the tenant. Partition indexes are reported once, on the partitioned table.
+SELECT cfg.relid,
+       pg_catalog.format('unique key %I does not include the tenant column %I: an insert reveals whether another tenant has the same value',
+                         ik.relname, cfg.tenant_column),
+       CASE WHEN con.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::pg_catalog."char"[])
+            THEN pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s (%I, %s);', cfg.relid,
+                                   con.conname, con.conname,
+                                   CASE con.contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END,
+                                   cfg.tenant_column, key_columns.list)
+            WHEN con.contype OPERATOR(pg_catalog.=) 'x'
+            THEN pg_catalog.format('recreate exclusion constraint %I with (%I WITH =) as its first element',
+                                   con.conname, cfg.tenant_column)
+            ELSE pg_catalog.format('DROP INDEX %s; CREATE UNIQUE INDEX %I ON %s (%I, %s)%s;', x.indexrelid::pg_catalog.regclass,
+                                   ik.relname, cfg.relid, cfg.tenant_column, key_columns.list,
+                                   CASE WHEN x.indpred IS NOT NULL
+                                        THEN ' WHERE ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(x.indpred, x.indrelid, true)
+                                        ELSE '' END) END
+  FROM cfg JOIN pg_catalog.pg_index x ON x.indrelid OPERATOR(pg_catalog.=) cfg.rel
+  JOIN pg_catalog.pg_class ik ON ik.oid OPERATOR(pg_catalog.=) x.indexrelid
+  LEFT JOIN pg_catalog.pg_constraint con ON con.conindid OPERATOR(pg_catalog.=) x.indexrelid
+        AND con.conrelid OPERATOR(pg_catalog.=) cfg.rel AND con.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u', 'x']::pg_catalog."char"[])
+  CROSS JOIN LATERAL (
+    SELECT pg_catalog.string_agg(pg_catalog.pg_get_indexdef(x.indexrelid, n, true), ', ' ORDER BY n) AS list
+      FROM pg_catalog.generate_series(1, x.indnkeyatts::pg_catalog.int4) AS n
+     WHERE x.indkey[n OPERATOR(pg_catalog.-) 1] OPERATOR(pg_catalog.=) 0
+        OR pg_catalog.pg_get_indexdef(x.indexrelid, n, true) OPERATOR(pg_catalog.<>) pg_catalog.quote_ident(cfg.tenant_column)
+  ) AS key_columns
+ WHERE (x.indisunique OR x.indisexclusion)
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits pi WHERE pi.inhrelid OPERATOR(pg_catalog.=) x.indexrelid)
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.generate_series(0, x.indnkeyatts::pg_catalog.int4 OPERATOR(pg_catalog.-) 1) AS k
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) cfg.rel
+                      AND a.attnum OPERATOR(pg_catalog.=) x.indkey[k]
+                    WHERE a.attname OPERATOR(pg_catalog.=) cfg.tenant_column)
 ORDER BY 1 NULLS LAST, 2
 $$;
 COMMENT ON FUNCTION tenancy.verify_isolation() IS

@@ -58,6 +58,21 @@ CREATE TABLE vrf_app_owned (id int, tenant_id uuid);
 SELECT tenancy.enable_isolation('vrf_app_owned');
 ALTER TABLE vrf_app_owned OWNER TO regress_vrf_app;
 ALTER ROLE regress_vrf_app BYPASSRLS;
+-- 8. unique keys without the tenant column (an insert would reveal another tenant's value): a primary key, a unique
+-- constraint, a partial unique index on an expression, a key that only INCLUDEs the tenant column, an exclusion
+-- constraint. Keys with the tenant column, first or not, are fine, and a partitioned table's key is looked at once
+-- (not per partition)
+CREATE TABLE vrf_keys (id int PRIMARY KEY, tenant_id uuid, code text, email text, slot int,
+  CONSTRAINT vrf_keys_code_key UNIQUE (code), CONSTRAINT vrf_keys_slot_excl EXCLUDE USING btree (slot WITH =));
+CREATE UNIQUE INDEX vrf_keys_email_idx ON vrf_keys (lower(email)) WHERE email IS NOT NULL;
+CREATE UNIQUE INDEX vrf_keys_included_idx ON vrf_keys (email) INCLUDE (tenant_id);
+CREATE UNIQUE INDEX vrf_keys_code_tenant_idx ON vrf_keys (code, tenant_id);
+CREATE UNIQUE INDEX vrf_keys_tenant_code_idx ON vrf_keys (tenant_id, code);
+SELECT tenancy.enable_isolation('vrf_keys');
+CREATE TABLE vrf_keys_parted (tenant_id uuid NOT NULL, id int, PRIMARY KEY (id, tenant_id)) PARTITION BY HASH (tenant_id);
+CREATE TABLE vrf_keys_parted_p0 PARTITION OF vrf_keys_parted FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE vrf_keys_parted_p1 PARTITION OF vrf_keys_parted FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+SELECT tenancy.enable_isolation('vrf_keys_parted');
 
 SELECT * FROM vrf_report;
 
@@ -83,12 +98,24 @@ DROP MATERIALIZED VIEW vrf_matview;
 REVOKE EXECUTE ON FUNCTION vrf_definer() FROM PUBLIC, tenancy_app;
 ALTER ROLE regress_vrf_app NOBYPASSRLS;
 ALTER TABLE vrf_app_owned OWNER TO regress_vrf_owner;
+-- the unique-key hints are runnable as given (the exclusion constraint's is a description)
+DO $$
+DECLARE
+  h text;
+BEGIN
+  FOR h IN SELECT hint FROM vrf_report WHERE problem LIKE 'unique key %' AND hint NOT LIKE 'recreate %' LOOP
+    EXECUTE h;
+  END LOOP;
+END
+$$;
+ALTER TABLE vrf_keys DROP CONSTRAINT vrf_keys_slot_excl,
+  ADD CONSTRAINT vrf_keys_slot_excl EXCLUDE USING btree (tenant_id WITH =, slot WITH =);
 SELECT * FROM vrf_report;
 
 DROP VIEW vrf_report;
 DROP FUNCTION vrf_definer();
 DROP VIEW vrf_view, vrf_ok_invoker, vrf_ok_barrier;
 DROP TABLE vrf_child, vrf_ok, vrf_unprotected, vrf_not_forced, vrf_disabled, vrf_edited, vrf_dropped, vrf_extra,
-  vrf_parted, vrf_app_owned;
+  vrf_parted, vrf_app_owned, vrf_keys, vrf_keys_parted;
 DROP ROLE regress_vrf_owner, regress_vrf_app, regress_vrf_admin;
 SELECT count(*) AS records_left FROM tenancy.isolation_config;
