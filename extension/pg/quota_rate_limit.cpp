@@ -39,8 +39,8 @@ PG_FUNCTION_INFO_V1(tenancy_rate_limit);
  * (tenancy.rate_limit_max_buckets_per_tenant): past it, only that tenant's new keys fail (TN003), never another
  * tenant's. And a bucket that has refilled to its burst is the same as a new one, so it is reclaimed when room is
  * needed: a tenant at its share first gives back its own refilled buckets, a full table everyone's. Each sweep
- * also notes when the next bucket refills, so calls that cannot succeed before then fail at once instead of
- * scanning again.
+ * also notes when the next bucket refills (at most a second ahead), so calls that cannot succeed before then fail
+ * at once instead of scanning again.
  *
  * Layout: a fixed array of slots (the buckets, each under its own spinlock), a shared hash from key to slot and one
  * from tenant to its count and list of slots, and one LWLock over the hashes, lists and free list. A slot's
@@ -54,6 +54,9 @@ using namespace tenancy;
 namespace {
 
 constexpr int kMaxKeyLength = 63;
+// A sweep that reclaimed nothing is not repeated before the first refill it saw, nor trusted longer than this (a
+// later call with a higher per_second can make a bucket refill sooner).
+constexpr TimestampTz kMaxSweepPause = USECS_PER_SEC;
 
 struct TenantKey {
 	Oid dbid;
@@ -274,7 +277,7 @@ SweepTenant(TenantEntry *t, TimestampTz now)
 			FreeSlot(i, t, t);
 		i = next;
 	}
-	t->next_refill = refill;
+	t->next_refill = std::min(refill, now + kMaxSweepPause);
 }
 
 // Under the lock (exclusive): reclaims every refilled bucket of the table.
@@ -292,7 +295,7 @@ SweepAll(TenantEntry *keep, TimestampTz now)
 		Assert(owner != NULL);
 		FreeSlot(i, owner, keep);
 	}
-	shared->next_refill = refill;
+	shared->next_refill = std::min(refill, now + kMaxSweepPause);
 }
 
 enum class Created { kOk, kTenantFull, kTableFull };
