@@ -19,7 +19,9 @@ PREV_VERSION = 0.2.0
 PREV_PARTS = 00_schema 05_audit 10_tenants 20_users 25_permissions 30_context 35_registry_access 40_isolation \
 	45_partitions 45_verify_isolation 50_quota 60_crypto 70_tokens 71_sla 80_residency 85_export 87_directory \
 	88_move 99_privileges
-NEW_PARTS = $(filter-out $(patsubst %,sql/src/%.sql,$(PREV_PARTS)),$(SQL_PARTS))
+# Ownership and privileges are (re)applied at the end of every upgrade step, so objects the step adds are covered.
+EVERY_STEP_PARTS = sql/src/98_ownership.sql sql/src/99_privileges.sql
+NEW_PARTS = $(filter-out $(patsubst %,sql/src/%.sql,$(PREV_PARTS)) $(EVERY_STEP_PARTS),$(SQL_PARTS))
 UPGRADE_CHANGES = sql/upgrade/$(PREV_VERSION)--$(EXTVERSION)-changes.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--0.2.0.sql
@@ -50,7 +52,7 @@ ASSEMBLE_SQL = { for f in $(filter %.sql,$^); do echo "-- ==== $$f"; cat "$$f"; 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 	$(ASSEMBLE_SQL)
 
-sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(UPGRADE_CHANGES) $(NEW_PARTS) sql/src/99_privileges.sql
+sql/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(UPGRADE_CHANGES) $(NEW_PARTS) $(EVERY_STEP_PARTS)
 	$(ASSEMBLE_SQL)
 
 daemon:

@@ -76,8 +76,11 @@ RunOwnedCall(void *arg)
 	SPI_finish();
 }
 
+// Runs sql through a doorway: the extension owner by default; imports write application tables of a tenant and
+// pass RunAsSuperuser (docs/isolation.md "Privilege model").
 Datum
-CallAsOwner(const char *sql, int nargs, const Oid *types, const Datum *values, const bool *isnull, bool *result_null)
+CallAsOwner(const char *sql, int nargs, const Oid *types, const Datum *values, const bool *isnull, bool *result_null,
+            void (*doorway)(void (*)(void *), void *) = RunAsExtensionOwner)
 {
 	OwnedCall call;
 	call.sql = sql;
@@ -89,7 +92,7 @@ CallAsOwner(const char *sql, int nargs, const Oid *types, const Datum *values, c
 	}
 	call.nulls[nargs] = '\0';
 	call.isnull = true;
-	RunAsExtensionOwner(RunOwnedCall, &call);
+	doorway(RunOwnedCall, &call);
 	*result_null = call.isnull;
 	return call.result;
 }
@@ -123,7 +126,7 @@ ExportDocument(FunctionCallInfo fcinfo, bool with_data)
 {
 	RequireAdmin("export tenants");
 	DocumentCall call = {PG_GETARG_DATUM(0), with_data, NULL};
-	RunAsExtensionOwner(RunBuildDocument, &call);
+	RunAsSuperuser(RunBuildDocument, &call); // reads the tenant's rows of every application table
 	Datum doc = JsonbPGetDatum(call.document);
 	Datum manifest = DirectFunctionCall2(jsonb_object_field, doc, CStringGetTextDatum("manifest"));
 	/* committed by the audit writer before the document leaves: the caller's ROLLBACK cannot remove it */
@@ -244,7 +247,8 @@ tenancy_import_tenant(PG_FUNCTION_ARGS)
 	Datum values[2] = {PG_GETARG_DATUM(0), PG_ARGISNULL(1) ? (Datum)0 : PG_GETARG_DATUM(1)};
 	bool nulls[2] = {false, PG_ARGISNULL(1)};
 	bool isnull;
-	Datum id = pg::CallAsOwner("SELECT tenancy._import_tenant($1, $2)", 2, types, values, nulls, &isnull);
+	Datum id =
+	    pg::CallAsOwner("SELECT tenancy._import_tenant($1, $2)", 2, types, values, nulls, &isnull, pg::RunAsSuperuser);
 	Datum manifest = DirectFunctionCall2(jsonb_object_field, PG_GETARG_DATUM(0), CStringGetTextDatum("manifest"));
 	pg::WriteAuditEvent("tenant_imported", DatumGetUUIDP(id), NULL, pg::Summary(manifest));
 	return id;
@@ -264,7 +268,7 @@ tenancy_import_tenant_copied(PG_FUNCTION_ARGS)
 	bool nulls[2] = {false, PG_ARGISNULL(1)};
 	bool isnull;
 	Datum id = pg::CallAsOwner("SELECT tenancy._import_staged($1, NULL, $2, 'tenancy_import_')", 2, types, values,
-	                           nulls, &isnull);
+	                           nulls, &isnull, pg::RunAsSuperuser);
 	pg::WriteAuditEvent("tenant_imported", DatumGetUUIDP(id), NULL, pg::Summary(PG_GETARG_DATUM(0)));
 	return id;
 }

@@ -4,6 +4,7 @@
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/isolation.hpp"
 #include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/tenant_context.hpp"
 
 #include <string>
 
@@ -103,11 +104,16 @@ RenderDefault(const char *schema, const char *table, const char *column, const c
 	});
 }
 
+struct ExecCall {
+	const char *sql;
+};
+
 // Runs one generated statement. client_min_messages is raised for its duration (a function-style GUC nest level)
 // so "policy does not exist, skipping" notices of DROP ... IF EXISTS do not reach the client.
 void
-Exec(const char *sql)
+ExecWork(void *arg)
 {
+	const char *sql = static_cast<ExecCall *>(arg)->sql;
 	int nest_level = NewGUCNestLevel();
 	(void)set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
 	                        false);
@@ -115,6 +121,26 @@ Exec(const char *sql)
 	if (rc < 0)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
 	AtEOXact_GUC(true, nest_level);
+}
+
+// DDL on an application table runs as that table's owner: the extension never does more to a table than its
+// owner could (the records in tenancy.isolation_config are written as the extension owner).
+void
+Exec(Oid relid, const char *sql)
+{
+	ExecCall call = {sql};
+	RunAsTableOwner(relid, ExecWork, &call);
+}
+
+// Two statements run as the superuser, because the owner may lack a right they need although they run no code of
+// the owner's: CREATE INDEX needs CREATE on the table's schema (PostgreSQL 15's public schema), and PostgreSQL
+// builds the index as the table's owner anyway (a security-restricted operation; the index is on the plain tenant
+// column); the truncate guard needs EXECUTE on tenancy._refuse_truncate, which only the tenancy roles have.
+void
+ExecAsSuperuser(const char *sql)
+{
+	ExecCall call = {sql};
+	RunAsSuperuser(ExecWork, &call);
 }
 
 // The catalog state of one table before enable_isolation changes it.
@@ -293,17 +319,17 @@ IsolateWork(void *arg)
 		RenderedSql sql;
 		Render(st->schema, st->name, a->column, a->include_descendants, &sql);
 		for (int k = 0; k < sql.npolicies; k++)
-			Exec(sql.policies[k]);
-		Exec(sql.rls_on);
-		Exec(sql.truncate_guard);
+			Exec(st->relid, sql.policies[k]);
+		Exec(st->relid, sql.rls_on);
+		ExecAsSuperuser(sql.truncate_guard);
 		if (st->default_expr == NULL || strcmp(st->default_expr, kGeneratedDefault) != 0)
-			Exec(sql.set_default);
+			Exec(st->relid, sql.set_default);
 		bool manage_not_null = i == 0 && a->manage_not_null;
 		if (manage_not_null && !st->not_null)
-			Exec(sql.not_null);
+			Exec(st->relid, sql.not_null);
 		Oid created_index = InvalidOid;
 		if (!OidIsValid(TenantIndex(st->relid, st->attnum))) {
-			Exec(sql.create_index);
+			ExecAsSuperuser(sql.create_index);
 			created_index = TenantIndex(st->relid, st->attnum);
 		}
 		/* children never had NOT NULL changed by us: recorded as "was already NOT NULL" so disable leaves it */
@@ -370,16 +396,16 @@ RestoreWork(void *arg)
 			RenderedSql sql;
 			Render(schema, name, row->column, false, &sql);
 			for (int k = 0; k < sql.ndrops; k++)
-				Exec(sql.drops[k]);
-			Exec(sql.drop_truncate_guard);
-			Exec(RenderRowSecurity(schema, name, row->prior_rls_enabled, row->prior_rls_forced));
-			Exec(RenderDefault(schema, name, row->column, row->prior_default));
+				Exec(row->relid, sql.drops[k]);
+			ExecAsSuperuser(sql.drop_truncate_guard);
+			Exec(row->relid, RenderRowSecurity(schema, name, row->prior_rls_enabled, row->prior_rls_forced));
+			Exec(row->relid, RenderDefault(schema, name, row->column, row->prior_default));
 			if (row->relid == relid && row->relid == row->root && !row->prior_not_null)
-				Exec(sql.drop_not_null);
+				Exec(row->relid, sql.drop_not_null);
 			if (OidIsValid(row->created_index) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(row->created_index))) {
 				const char *index = quote_qualified_identifier(
 				    get_namespace_name(get_rel_namespace(row->created_index)), get_rel_name(row->created_index));
-				Exec(psprintf("DROP INDEX %s", index));
+				Exec(row->relid, psprintf("DROP INDEX %s", index));
 			}
 		}
 		Datum del[1] = {ObjectIdGetDatum(row->relid)};
@@ -392,13 +418,35 @@ RestoreWork(void *arg)
 	SPI_finish();
 }
 
+struct EraseOne {
+	const char *sql;
+	const pg_uuid_t *tenant;
+	int64 deleted;
+};
+
+// One table's DELETE of a tenant's rows, as the table's owner inside that tenant's context: the table's own policy
+// (forced on its owner too) admits exactly that tenant's rows, and the table's triggers run with its owner's rights,
+// never the extension's.
+void
+EraseOneAsTableOwner(void *arg)
+{
+	EraseOne *one = static_cast<EraseOne *>(arg);
+	SetTenantContextInNestLevel(one->tenant);
+	Oid types[1] = {UUIDOID};
+	Datum values[1] = {UUIDPGetDatum(one->tenant)};
+	int rc = SPI_execute_with_args(one->sql, 1, types, values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "could not erase tenant rows: %s", SPI_result_code_string(rc));
+	one->deleted = (int64)SPI_processed;
+}
+
 struct EraseArgs {
 	pg_uuid_t *tenant;
 	int64 deleted;
 };
 
 // Every isolated root (and any recorded table whose root is no longer isolated): one DELETE each reaches the
-// partitions and children. Runs as the extension owner, a superuser, to whom row-level security does not apply.
+// partitions and children, run as that table's owner (EraseOneAsTableOwner).
 void
 EraseWork(void *arg)
 {
@@ -420,15 +468,12 @@ EraseWork(void *arg)
 		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		columns[i] = GetText(i, 2);
 	}
-	Oid types[1] = {UUIDOID};
-	Datum values[1] = {UUIDPGetDatum(a->tenant)};
 	for (int i = 0; i < n; i++) {
 		RenderedSql sql;
 		Render(get_namespace_name(get_rel_namespace(relids[i])), get_rel_name(relids[i]), columns[i], false, &sql);
-		rc = SPI_execute_with_args(sql.erase_rows, 1, types, values, NULL, false, 0);
-		if (rc != SPI_OK_DELETE)
-			elog(ERROR, "could not erase tenant rows: %s", SPI_result_code_string(rc));
-		a->deleted += (int64)SPI_processed;
+		EraseOne one = {sql.erase_rows, a->tenant, 0};
+		RunAsTableOwner(relids[i], EraseOneAsTableOwner, &one);
+		a->deleted += one.deleted;
 	}
 	SPI_finish();
 }
@@ -442,15 +487,16 @@ RequireOwner(Oid relid)
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
 }
 
-// Runs fn as the extension owner with the event trigger told to stay out of our own DDL.
+// Runs fn through a doorway (the extension owner; the superuser for erasing rows of every table) with the event
+// trigger told to stay out of our own DDL.
 void
-RunIsolationWork(void (*fn)(void *), void *arg)
+RunIsolationWork(void (*fn)(void *), void *arg, void (*doorway)(void (*)(void *), void *) = RunAsExtensionOwner)
 {
 	bool saved = isolation_work_active;
 	isolation_work_active = true;
 	PG_TRY();
 	{
-		RunAsExtensionOwner(fn, arg);
+		doorway(fn, arg);
 	}
 	PG_FINALLY();
 	{

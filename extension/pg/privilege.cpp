@@ -1,17 +1,26 @@
 // extension/pg/privilege.cpp
-// Caller identity and the switch to the extension owner used by app-callable C functions.
+// Caller identity and the doorways that run work as another role under a pinned search_path.
 #include "tenancy/pg/privilege.hpp"
 
 #include "tenancy/pg/module.hpp"
 
 extern "C" {
 #include "postgres.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 }
 
@@ -51,6 +60,10 @@ CallerIsAdmin(void)
 	uint64 before = admin_cache_invalidations;
 	bool answer = superuser_arg(caller);
 	if (!answer) {
+		Oid owner = get_role_oid(TENANCY_OWNER_ROLE, true);
+		answer = OidIsValid(owner) && caller == owner;
+	}
+	if (!answer) {
 		Oid admin = get_role_oid("tenancy_admin", true);
 		answer = OidIsValid(admin) && has_privs_of_role(caller, admin);
 	}
@@ -82,24 +95,78 @@ ExtensionOwnerId(void)
 	return owner;
 }
 
+namespace {
+
+// The one pinned path: catalog first, the session's temporary schema explicitly last (left out, PostgreSQL would
+// search pg_temp first for relations and types).
+constexpr const char *kPinnedSearchPath = "pg_catalog, pg_temp";
+
+// Runs fn(arg) as role with search_path pinned. The GUC nest level is popped on return and on error (as
+// fmgr_security_definer's is by transaction abort; popping it here too keeps a caller that catches the error
+// without a subtransaction from running on with the pinned value or a skewed nest level).
 void
-RunAsExtensionOwner(void (*fn)(void *), void *arg)
+RunAsRole(Oid role, void (*fn)(void *), void *arg)
 {
 	Oid saved_user;
 	int saved_sec_context;
-	Oid owner = ExtensionOwnerId();
-
 	GetUserIdAndSecContext(&saved_user, &saved_sec_context);
-	SetUserIdAndSecContext(owner, saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	int nest_level = NewGUCNestLevel();
+	SetUserIdAndSecContext(role, saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
+		(void)set_config_option("search_path", kPinnedSearchPath, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+		                        false);
 		fn(arg);
 	}
 	PG_FINALLY();
 	{
+		AtEOXact_GUC(true, nest_level);
 		SetUserIdAndSecContext(saved_user, saved_sec_context);
 	}
 	PG_END_TRY();
+}
+
+// pg_extension.extowner of tenancy (PostgreSQL 15 has no syscache on pg_extension).
+Oid
+ExtensionCreatorId(void)
+{
+	Oid ext = get_extension_oid("tenancy", false);
+	Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(ext));
+	SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	HeapTuple tuple = systable_getnext(scan);
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "could not find extension tenancy");
+	Oid owner = ((Form_pg_extension)GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+} // namespace
+
+void
+RunAsExtensionOwner(void (*fn)(void *), void *arg)
+{
+	RunAsRole(ExtensionOwnerId(), fn, arg);
+}
+
+void
+RunAsTableOwner(Oid relid, void (*fn)(void *), void *arg)
+{
+	HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
+	Oid owner = ((Form_pg_class)GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	RunAsRole(owner, fn, arg);
+}
+
+void
+RunAsSuperuser(void (*fn)(void *), void *arg)
+{
+	RunAsRole(ExtensionCreatorId(), fn, arg);
 }
 
 } // namespace tenancy::pg

@@ -203,12 +203,12 @@ bool app_usable = false;
 pg_uuid_t app_id;
 
 void
-SetHiddenSetting(const char *name, const char *value)
+SetHiddenSetting(const char *name, const char *value, GucAction action = GUC_ACTION_LOCAL)
 {
 	context_setter_active = true;
 	PG_TRY();
 	{
-		(void)set_config_option(name, value, PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, ERROR, false);
+		(void)set_config_option(name, value, PGC_SUSET, PGC_S_SESSION, action, true, ERROR, false);
 	}
 	PG_FINALLY();
 	{
@@ -301,6 +301,13 @@ SetTenantContext(const pg_uuid_t *id)
 		                errdetail("The cursor would keep the tenant's rows readable after the context ends.")));
 	const char *text = id ? DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))) : "";
 	SetHiddenSetting("tenancy.tenant_id", text);
+}
+
+void
+SetTenantContextInNestLevel(const pg_uuid_t *id)
+{
+	SetHiddenSetting("tenancy.tenant_id", DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))),
+	                 GUC_ACTION_SAVE);
 }
 
 } // namespace tenancy::pg

@@ -578,4 +578,40 @@ SELECT cfg.relid,
                       AND a.attnum OPERATOR(pg_catalog.=) x.indkey[k]
                     WHERE a.attname OPERATOR(pg_catalog.=) cfg.tenant_column)
 ORDER BY 1 NULLS LAST, 2
+-- ==== privilege model (98_ownership.sql): a tenant's rows of tracked tables are counted as the superuser, and a
+-- tracked table that could run code of its owner's is refused.
+-- The rows of one tenant in the tables tracked for a metric (counters of users and projects load from this).
+-- Runs as the superuser (the owner role has no right on application tables), so it reads only what runs no code
+-- of the table owner's: a plain or partitioned table (not one turned into a view) whose tenant column is still
+-- exactly uuid (a type of the owner's could bring an implicit cast function into the comparison).
+CREATE OR REPLACE FUNCTION tenancy._quota_count_rows(tenant uuid, metric text) RETURNS bigint
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  tracked record;
+  total pg_catalog.int8 := 0;
+  n pg_catalog.int8;
+BEGIN
+  FOR tracked IN SELECT q.*, c.relkind, a.atttypid
+                   FROM tenancy.quota_tracked_tables q
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) q.table_name
+                   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                        AND a.attname OPERATOR(pg_catalog.=) q.tenant_column AND NOT a.attisdropped
+                  WHERE q.metric OPERATOR(pg_catalog.=) _quota_count_rows.metric
+                  ORDER BY q.table_name::pg_catalog.oid LOOP
+    IF NOT (tracked.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]))
+       OR tracked.atttypid IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'tracked table % no longer has a uuid column "%"', tracked.table_name, tracked.tenant_column
+        USING ERRCODE = '42804',
+              HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
+                   tracked.table_name, tracked.tenant_column,
+                   CASE WHEN tracked.status_column IS NULL THEN ''
+                        ELSE pg_catalog.format(' AND %I::pg_catalog.text OPERATOR(pg_catalog.<>) ''disabled''',
+                                               tracked.status_column) END)
+      INTO n USING tenant;
+    total := total OPERATOR(pg_catalog.+) n;
+  END LOOP;
+  RETURN total;
+END
 $$;

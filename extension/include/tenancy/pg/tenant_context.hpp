@@ -18,6 +18,11 @@ bool CurrentTenantId(pg_uuid_t *out);
 // ROLLBACK TO SAVEPOINT). Validates nothing: callers check the tenant first (RequireUsableTenant). NULL clears it.
 void SetTenantContext(const pg_uuid_t *id);
 
+// Makes id the context until the caller's current GUC nest level is popped (GUC_ACTION_SAVE): for the owner-run
+// doorways (RunAsTableOwner), so that work done as a table's owner sees exactly one tenant's rows through the
+// table's own policy. The tenant is not validated: only for ids the caller already checked.
+void SetTenantContextInNestLevel(const pg_uuid_t *id);
+
 // True when the current transaction declared a WITH HOLD cursor: it then has no tenant context (see
 // isolation_hold_cursor.cpp).
 bool HoldCursorDeclaredInTransaction(void);

@@ -1,0 +1,85 @@
+-- sql/src/98_ownership.sql
+-- Least privilege: the role tenancy_owner (NOLOGIN, no attributes, no members) owns schema tenancy, its tables,
+-- sequences and views, and the SECURITY DEFINER functions, so that code running with the extension's rights has
+-- the rights of that role, not the cluster's. Runs on every install and every update (the Makefile appends it to
+-- each upgrade step), so objects added later are covered. docs/isolation.md "Privilege model" says what runs as whom.
+DO $owner$
+DECLARE
+  r record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'tenancy_owner') THEN
+    CREATE ROLE tenancy_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+  END IF;
+  SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'tenancy_owner';
+  -- A pre-existing role of that name (made by someone with CREATEROLE) must not be a way in.
+  IF r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls THEN
+    RAISE EXCEPTION 'role "tenancy_owner" must have no attributes'
+      USING ERRCODE = '42501',
+            DETAIL = 'It owns the extension''s objects; login, superuser, CREATEROLE, CREATEDB, REPLICATION or '
+                     'BYPASSRLS would hand them, or more, to whoever uses it.',
+            HINT = 'ALTER ROLE tenancy_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m
+              WHERE m.roleid OPERATOR(pg_catalog.=) r.oid OR m.member OPERATOR(pg_catalog.=) r.oid) THEN
+    RAISE EXCEPTION 'role "tenancy_owner" must have no members and belong to no role'
+      USING ERRCODE = '42501',
+            DETAIL = 'A member could act as the owner of every tenancy table; a membership would give the owner '
+                     'rights beyond the extension''s objects.',
+            HINT = 'REVOKE the memberships of tenancy_owner, then retry.';
+  END IF;
+END
+$owner$;
+
+ALTER SCHEMA tenancy OWNER TO tenancy_owner;
+
+DO $owned$
+DECLARE
+  c record;
+  f record;
+BEGIN
+  -- Tables, partitioned tables, views, materialized views, and sequences not owned by a column (those follow
+  -- their table).
+  FOR c IN
+    SELECT k.oid::pg_catalog.regclass AS rel, k.relkind
+      FROM pg_catalog.pg_class k
+     WHERE k.relnamespace OPERATOR(pg_catalog.=) 'tenancy'::pg_catalog.regnamespace
+       AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'S']::"char"[])
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND d.objid OPERATOR(pg_catalog.=) k.oid
+                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[]))
+       AND k.relowner OPERATOR(pg_catalog.<>) 'tenancy_owner'::pg_catalog.regrole
+     ORDER BY k.oid
+  LOOP
+    EXECUTE pg_catalog.format('ALTER %s %s OWNER TO tenancy_owner',
+                              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                                             WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, c.rel);
+  END LOOP;
+
+  -- SECURITY DEFINER functions run as tenancy_owner, except the ones whose work needs a superuser (each says why
+  -- where it is defined): reading every tenant's rows of application tables, and the live move's replication.
+  FOR f IN
+    SELECT p.oid::pg_catalog.regprocedure AS fn
+      FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'tenancy'::pg_catalog.regnamespace
+       AND p.prosecdef
+       AND p.proowner OPERATOR(pg_catalog.<>) 'tenancy_owner'::pg_catalog.regrole
+       AND NOT (p.proname OPERATOR(pg_catalog.=) ANY (ARRAY[
+             -- recount the rows of application tables of every tenant (track_quota)
+             'reconcile_quota', '_quota_register_tracked',
+             -- live move: publications, replication slots and CREATE SUBSCRIPTION (superuser in PostgreSQL 15)
+             'move_orphans', 'move_adopt', 'move_source_prepare', 'move_source_create_slot', 'move_source_progress',
+             'move_source_freeze', 'move_source_handover', 'move_source_finish', 'move_target_prepare',
+             'move_target_subscribe', 'move_target_progress', 'move_target_caught_up', 'move_target_transport_key',
+             'move_target_switch', 'move_target_finish', 'move_target_abort'
+           ]::pg_catalog.name[]))
+     ORDER BY p.oid
+  LOOP
+    EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO tenancy_owner', f.fn);
+  END LOOP;
+END
+$owned$;
+
+-- The owner role runs the extension's own functions from owner-run C code and SECURITY DEFINER functions.
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenancy TO tenancy_owner;

@@ -1,0 +1,65 @@
+-- privilege_model: who owns what (docs/isolation.md "Privilege model"), and the doorways: owner-run work sees a
+-- pinned search_path, DDL and erasure on an application table run as the table's owner, never the superuser.
+\set VERBOSITY sqlstate
+
+-- tenancy_owner: no login, no attribute, no member, member of nothing
+SELECT rolname, rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolinherit
+  FROM pg_roles WHERE rolname = 'tenancy_owner';
+SELECT count(*) AS memberships FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.roleid, m.member)
+ WHERE r.rolname = 'tenancy_owner';
+
+-- it owns the schema and every table, view and sequence in it
+SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'tenancy';
+SELECT c.relkind, c.relowner::regrole, count(*) > 0 AS some
+  FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+ GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- every SECURITY DEFINER function runs as tenancy_owner, but the listed ones that need a superuser
+SELECT p.proowner = 'tenancy_owner'::regrole AS as_owner_role, count(*) > 0 AS some
+  FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prosecdef GROUP BY 1 ORDER BY 1;
+SELECT p.proname AS runs_as_superuser
+  FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prosecdef
+   AND p.proowner <> 'tenancy_owner'::regrole ORDER BY 1;
+-- and each of them pins its search_path
+SELECT p.oid::regprocedure AS secdef_without_pinned_path
+  FROM pg_proc p WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prosecdef
+   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false);
+
+-- an application table owned by an ordinary role, with a trigger that records who runs it and under which path
+CREATE ROLE regress_pm_owner;
+GRANT tenancy_app TO regress_pm_owner;
+CREATE SCHEMA pm AUTHORIZATION regress_pm_owner;
+CREATE TABLE pm.seen (who name, path text);
+CREATE TABLE pm.notes (tenant_id uuid NOT NULL, body text);
+GRANT INSERT ON pm.seen TO PUBLIC;
+ALTER TABLE pm.notes OWNER TO regress_pm_owner;
+CREATE FUNCTION pm.record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO pm.seen VALUES (current_user, current_setting('search_path'));
+  RETURN OLD;
+END $$;
+ALTER FUNCTION pm.record() OWNER TO regress_pm_owner;
+CREATE TRIGGER record BEFORE DELETE ON pm.notes FOR EACH ROW EXECUTE FUNCTION pm.record();
+SELECT id AS t1 FROM tenancy.create_tenant('PM One', 'pm-one') \gset
+SELECT id AS t2 FROM tenancy.create_tenant('PM Two', 'pm-two') \gset
+-- enable_isolation's DDL runs as the owner: the policies it made belong to a table the owner still owns
+SELECT tenancy.enable_isolation('pm.notes');
+SELECT relowner::regrole, relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'pm.notes'::regclass;
+BEGIN;
+SELECT tenancy.set_tenant(:'t1');
+INSERT INTO pm.notes (body) VALUES ('one a'), ('one b');
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant(:'t2');
+INSERT INTO pm.notes (body) VALUES ('two');
+COMMIT;
+-- erasing a tenant deletes its rows as the table's owner (its trigger runs with the owner's rights, not the
+-- superuser's) under the pinned path, and leaves the other tenant's rows
+SELECT tenancy.delete_tenant(:'t1', erase => true);
+SELECT who, path, count(*) FROM pm.seen GROUP BY 1, 2;
+SELECT count(*) AS t2_rows FROM pm.notes WHERE tenant_id = :'t2';
+SELECT count(*) AS t1_rows FROM pm.notes WHERE tenant_id = :'t1';
+
+DROP SCHEMA pm CASCADE;
+DROP OWNED BY regress_pm_owner;
+DROP ROLE regress_pm_owner;
