@@ -92,8 +92,8 @@ SELECT tenancy.set_tenant(:'grandchild');
 SELECT pg_catalog.array_agg(a) OPERATOR(pg_catalog.=) ARRAY[:'child', :'parent']::pg_catalog.uuid[] AS ancestors
   FROM tenancy.tenant_ancestors(:'grandchild') a;
 -- consume_pooled and release_pooled walk to the ancestors (the grandchild's limit and both of theirs)
-SELECT tenancy.consume_pooled(:'grandchild', 'ai_requests', 2);
-SELECT tenancy.release_pooled(:'grandchild', 'ai_requests', 1);
+SELECT tenancy.consume_pooled(:'grandchild', 'storage_mb', 2);
+SELECT tenancy.release_pooled(:'grandchild', 'storage_mb', 1);
 COMMIT;
 RESET search_path;
 \c - :superuser
