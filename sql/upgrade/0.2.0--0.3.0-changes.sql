@@ -578,6 +578,8 @@ SELECT cfg.relid,
                       AND a.attnum OPERATOR(pg_catalog.=) x.indkey[k]
                     WHERE a.attname OPERATOR(pg_catalog.=) cfg.tenant_column)
 ORDER BY 1 NULLS LAST, 2
+$$;
+
 -- ==== privilege model (98_ownership.sql): a tenant's rows of tracked tables are counted as the superuser, and a
 -- tracked table that could run code of its owner's is refused.
 -- The rows of one tenant in the tables tracked for a metric (counters of users and projects load from this).
