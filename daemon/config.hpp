@@ -16,6 +16,10 @@ struct Config {
 	std::string listen_host = "127.0.0.1";
 	int listen_port = 8080;
 	int listen_threads = 16;
+	int listen_max_connections = 512;
+	int listen_keep_alive_timeout_s = 5;
+	int listen_keep_alive_max_requests = 1000;
+	int listen_drain_timeout_s = 5;
 	// tls: HTTPS when both are set
 	std::string tls_cert_file;
 	std::string tls_key_file;
@@ -35,6 +39,10 @@ struct Config {
 	LogLevel log_level = LogLevel::kInfo;
 	// limits
 	size_t max_body_bytes = 1024 * 1024;
+	size_t max_header_bytes = 32768;
+	int header_timeout_ms = 5000;
+	int body_timeout_ms = 10000;
+	int write_timeout_ms = 10000;
 	// metrics
 	int metrics_max_tenants = 100;
 	bool metrics_require_admin_token = false;

@@ -7,7 +7,8 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates openssl
   postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
-  libssl-dev libmodpbase64-dev libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev)
+  libssl-dev libmodpbase64-dev libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev
+  nginx)
 TEST_PKGS=(googletest libgtest-dev libgmock-dev pgbouncer curl wrk redis-server redis-tools procps iproute2
   clang-format python3-yaml jq)
 

@@ -10,6 +10,7 @@
 #include "server/context.hpp"
 #include "server/json_body.hpp"
 #include "server/params.hpp"
+#include "server/transport.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -182,16 +183,32 @@ BuildServer(App &app)
 		if (!ssl->is_valid())
 			throw std::runtime_error("could not load tls.cert_file/tls.key_file");
 		server = std::move(ssl);
+		// cpp-httplib's own TLS transport: a pool thread per connection and none of the bounds of GuardedServer
+		// (docs/operations.md: terminate TLS at nginx in front instead).
+		int threads = config->listen_threads;
+		server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+		Log(LogLevel::kWarn, "tls at the daemon uses cpp-httplib's thread-per-connection transport without the "
+		                     "connection limits; terminate TLS at the front proxy (docs/operations.md)");
 	} else {
-		server = std::make_unique<httplib::Server>();
+		// Plain HTTP: tenancyd's own transport (server/transport.hpp) bounds connections, heads, bodies, framing.
+		TransportLimits limits;
+		limits.threads = config->listen_threads;
+		limits.max_connections = config->listen_max_connections;
+		limits.keep_alive_timeout_ms = config->listen_keep_alive_timeout_s * 1000;
+		limits.keep_alive_max_requests = config->listen_keep_alive_max_requests;
+		limits.header_timeout_ms = config->header_timeout_ms;
+		limits.body_timeout_ms = config->body_timeout_ms;
+		limits.write_timeout_ms = config->write_timeout_ms;
+		limits.drain_timeout_ms = config->listen_drain_timeout_s * 1000;
+		limits.head.max_header_bytes = config->max_header_bytes;
+		limits.head.max_body_bytes = config->max_body_bytes;
+		server = std::make_unique<GuardedServer>(limits);
 	}
-	int threads = config->listen_threads;
-	server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 	server->set_payload_max_length(config->max_body_bytes);
 	// Headers and body go out in separate writes: without TCP_NODELAY, Nagle plus delayed ACK adds ~40 ms each.
 	server->set_tcp_nodelay(true);
-	server->set_keep_alive_max_count(10000);
-	server->set_keep_alive_timeout(5);
+	server->set_keep_alive_max_count(static_cast<size_t>(config->listen_keep_alive_max_requests));
+	server->set_keep_alive_timeout(config->listen_keep_alive_timeout_s);
 	server->set_read_timeout(10);
 	server->set_write_timeout(10);
 	for (const Route &route : Routes()) {
@@ -203,7 +220,8 @@ BuildServer(App &app)
 	server->set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
 		t_info = RequestInfo{};
 		t_info.start = std::chrono::steady_clock::now();
-		// cpp-httplib 0.11 does not bound chunked request bodies by the payload limit: refuse them before reading.
+		// GuardedServer refuses these before cpp-httplib reads the request; the TLS server (cpp-httplib's own
+		// transport) gets them here. cpp-httplib 0.11 does not bound chunked request bodies by the payload limit.
 		if (req.has_header("Transfer-Encoding") && req.get_header_value("Transfer-Encoding") != "identity") {
 			res.status = 411;
 			res.set_header("Connection", "close"); // the unread body must not be parsed as a next request
@@ -211,6 +229,8 @@ BuildServer(App &app)
 			                "application/json");
 			return httplib::Server::HandlerResponse::Handled;
 		}
+		// Ranges are never served (a multi-range answer is built in memory): the whole answer, always.
+		const_cast<httplib::Request &>(req).ranges.clear();
 		// A POST/PATCH/DELETE without Content-Length is an empty body (SPEC.md), not the 400 cpp-httplib 0.11 would
 		// answer. The request object is ours and not really const (cpp-httplib builds it mutable before routing).
 		if (!req.has_header("Content-Length") && req.method != "GET" && req.method != "HEAD")
