@@ -67,11 +67,12 @@ BuildExportDocument(Datum tenant, bool with_data)
 	// are consistent with each other even under READ COMMITTED while the application keeps writing.
 	Oid types[1] = {UUIDOID};
 	Datum values[1] = {tenant};
-	int rc = SPI_execute_with_args("SELECT tenancy._export_head($1)::text", 1, types, values, NULL, true, 1);
+	int rc = SPI_execute_with_args("SELECT tenancy._export_head($1)::pg_catalog.text", 1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the tenant of the export: %s", SPI_result_code_string(rc));
 	char *head = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	rc = SPI_execute("SELECT p.qualified_name, p.kind, p.tenant_column::text, pg_catalog.to_jsonb(p.columns)::text,"
+	rc = SPI_execute("SELECT p.qualified_name, p.kind, p.tenant_column::pg_catalog.text, "
+	                 "pg_catalog.to_jsonb(p.columns)::pg_catalog.text,"
 	                 " p.select_sql, p.table_name::pg_catalog.oid FROM tenancy._export_plan() p ORDER BY p.ord",
 	                 true, 0);
 	if (rc != SPI_OK_SELECT)

@@ -105,7 +105,9 @@ Capture(Table *t)
 	Captured c;
 	c.keys = QueryList("SELECT pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::pg_catalog.regclass, "
 	                   "conname, pg_catalog.pg_get_constraintdef(oid)) FROM pg_catalog.pg_constraint "
-	                   "WHERE conrelid OPERATOR(pg_catalog.=) $1 AND contype IN ('p', 'u') ORDER BY contype, conname",
+	                   "WHERE conrelid OPERATOR(pg_catalog.=) $1"
+	                   " AND contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::pg_catalog.\"char\"[])"
+	                   " ORDER BY contype, conname",
 	                   t->relid);
 	c.indexes =
 	    QueryList("SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i "
@@ -122,7 +124,8 @@ Capture(Table *t)
 	    "SELECT s FROM (SELECT 1 AS k, tgname, pg_catalog.pg_get_triggerdef(oid) AS s FROM pg_catalog.pg_trigger "
 	    "WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND NOT tgisinternal UNION ALL "
 	    "SELECT 2, tgname, pg_catalog.format('ALTER TABLE %s %s TRIGGER %I', tgrelid::pg_catalog.regclass, "
-	    "CASE tgenabled WHEN 'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE ALWAYS' END, tgname) "
+	    "CASE WHEN tgenabled OPERATOR(pg_catalog.=) 'D' THEN 'DISABLE' "
+	    "WHEN tgenabled OPERATOR(pg_catalog.=) 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE ALWAYS' END, tgname) "
 	    "FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND NOT tgisinternal "
 	    "AND tgenabled OPERATOR(pg_catalog.<>) 'O') x ORDER BY k, tgname",
 	    t->relid);
@@ -131,7 +134,9 @@ Capture(Table *t)
 	    "%s%s%s', "
 	    "p.polname, p.polrelid::pg_catalog.regclass, "
 	    "CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, "
-	    "CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' "
+	    "CASE WHEN p.polcmd OPERATOR(pg_catalog.=) 'r' THEN 'SELECT' "
+	    "WHEN p.polcmd OPERATOR(pg_catalog.=) 'a' THEN 'INSERT' "
+	    "WHEN p.polcmd OPERATOR(pg_catalog.=) 'w' THEN 'UPDATE' WHEN p.polcmd OPERATOR(pg_catalog.=) 'd' THEN 'DELETE' "
 	    "ELSE 'ALL' END, "
 	    "(SELECT pg_catalog.string_agg(CASE WHEN r OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
 	    "ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r)) END, ', ') FROM pg_catalog.unnest(p.polroles) r), "
@@ -145,21 +150,22 @@ Capture(Table *t)
 	    "oid::pg_catalog.regclass) "
 	    "FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1 AND relforcerowsecurity) x ORDER BY k, n",
 	    t->relid);
-	c.grants = QueryList(
-	    "SELECT s FROM (SELECT pg_catalog.format('GRANT %s ON %s TO %s%s', a.privilege_type, "
-	    "c.oid::pg_catalog.regclass, "
-	    "CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
-	    "ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
-	    "CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS s "
-	    "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
-	    "WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) c.relowner "
-	    "UNION ALL SELECT pg_catalog.format('GRANT %s (%I) ON %s TO %s%s', a.privilege_type, att.attname, "
-	    "att.attrelid::pg_catalog.regclass, CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
-	    "ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
-	    "CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) "
-	    "FROM pg_catalog.pg_attribute att, pg_catalog.aclexplode(att.attacl) a "
-	    "WHERE att.attrelid OPERATOR(pg_catalog.=) $1 AND att.attnum > 0 AND NOT att.attisdropped) x ORDER BY 1",
-	    t->relid);
+	c.grants =
+	    QueryList("SELECT s FROM (SELECT pg_catalog.format('GRANT %s ON %s TO %s%s', a.privilege_type, "
+	              "c.oid::pg_catalog.regclass, "
+	              "CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
+	              "ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
+	              "CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS s "
+	              "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+	              "WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) c.relowner "
+	              "UNION ALL SELECT pg_catalog.format('GRANT %s (%I) ON %s TO %s%s', a.privilege_type, att.attname, "
+	              "att.attrelid::pg_catalog.regclass, CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
+	              "ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
+	              "CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) "
+	              "FROM pg_catalog.pg_attribute att, pg_catalog.aclexplode(att.attacl) a "
+	              "WHERE att.attrelid OPERATOR(pg_catalog.=) $1 AND att.attnum OPERATOR(pg_catalog.>) 0"
+	              " AND NOT att.attisdropped) x ORDER BY 1",
+	              t->relid);
 	// column and CHECK-constraint comments travel with LIKE INCLUDING COMMENTS; the rest is re-applied here
 	c.comments = QueryList(
 	    "SELECT pg_catalog.format('COMMENT ON TABLE %s IS %L', $1::pg_catalog.regclass, "
@@ -173,7 +179,8 @@ Capture(Table *t)
 	    "c.conrelid::pg_catalog.regclass, d.description) FROM pg_catalog.pg_constraint c "
 	    "JOIN pg_catalog.pg_description d ON d.objoid OPERATOR(pg_catalog.=) c.oid "
 	    "AND d.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass "
-	    "WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype IN ('p', 'u', 'f') "
+	    "WHERE c.conrelid OPERATOR(pg_catalog.=) $1"
+	    " AND c.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u', 'f']::pg_catalog.\"char\"[]) "
 	    "UNION ALL SELECT pg_catalog.format('COMMENT ON TRIGGER %I ON %s IS %L', g.tgname, "
 	    "g.tgrelid::pg_catalog.regclass, d.description) FROM pg_catalog.pg_trigger g "
 	    "JOIN pg_catalog.pg_description d ON d.objoid OPERATOR(pg_catalog.=) g.oid "

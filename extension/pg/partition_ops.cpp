@@ -91,10 +91,11 @@ ComparePartsByRemainder(const ListCell *a, const ListCell *b)
 char *
 CopyColumnList(Oid relid)
 {
-	char *cols = QueryOidText("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum) "
-	                          "FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum > 0 "
-	                          "AND NOT attisdropped AND attgenerated OPERATOR(pg_catalog.=) ''",
-	                          relid);
+	char *cols = QueryOidText(
+	    "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum) "
+	    "FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 "
+	    "AND NOT attisdropped AND attgenerated OPERATOR(pg_catalog.=) ''",
+	    relid);
 	if (cols == NULL)
 		elog(ERROR, "relation %u has no columns to copy", relid);
 	return cols;

@@ -124,9 +124,9 @@ CollectAdvice(void *arg)
 	AdviceArgs *a = static_cast<AdviceArgs *>(arg);
 	int rc = SPI_execute(
 	    "WITH today AS ("
-	    "  SELECT (pg_catalog.now() AT TIME ZONE 'UTC')::date AS day,"
-	    "         ((pg_catalog.now() AT TIME ZONE 'UTC')::date OPERATOR(pg_catalog.-) 7) AS since,"
-	    "         pg_catalog.date_trunc('month', (pg_catalog.now() AT TIME ZONE 'UTC')::date) AS month,"
+	    "  SELECT (pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date AS day,"
+	    "         ((pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date OPERATOR(pg_catalog.-) 7) AS since,"
+	    "         pg_catalog.date_trunc('month', (pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date) AS month,"
 	    "         GREATEST(1, pg_catalog.date_part('hour', pg_catalog.now() AT TIME ZONE 'UTC')::int) AS hours), "
 	    "readings AS ("
 	    "  SELECT h.tenant_id, h.day, h.value AS month_to_date,"
@@ -134,7 +134,7 @@ CollectAdvice(void *arg)
 	    "            pg_catalog.date_trunc('month', h.day) ORDER BY h.day), 0)) AS calls"
 	    "    FROM tenancy.usage_history h, today d"
 	    "   WHERE h.metric OPERATOR(pg_catalog.=) 'api_calls'"
-	    "     AND h.day OPERATOR(pg_catalog.>=) pg_catalog.date_trunc('month', d.since)::date"
+	    "     AND h.day OPERATOR(pg_catalog.>=) pg_catalog.date_trunc('month', d.since)::pg_catalog.date"
 	    "     AND h.day OPERATOR(pg_catalog.<) d.day), "
 	    "u AS ("
 	    "  SELECT t.id, (tenancy.usage(t.id) OPERATOR(pg_catalog.->) 'current_usage') AS cu FROM tenancy.tenants t"

@@ -1,9 +1,10 @@
 -- hostile_search_path: an ordinary role (a tenancy_app member, nothing more) plants look-alikes of pg_catalog's
 -- types in pg_temp (searched before pg_catalog for types unless the search_path lists it later) and of its
 -- operators in its own schema (first in its search_path), then makes the extension run SQL with more rights than
--- its own: the DDL event triggers, the hierarchy walks, the pooled quotas. That SQL names every type, operator and
--- function by schema, so no planted object runs: no WARNING "SHADOW RAN" below, and the role is still not a
--- superuser at the end (the shadow makes it one whenever a superuser runs it). Issue #15, finding 1.
+-- its own: the DDL event triggers, the hierarchy walks, the pooled quotas, the exports (once it is an admin). That
+-- SQL names every type, operator and function by schema, so no planted object runs: no WARNING "SHADOW RAN" below,
+-- and the role is still not a superuser at the end (the shadow makes it one whenever a superuser runs it). Issue
+-- #15, finding 1.
 \set VERBOSITY terse
 SELECT current_user AS superuser \gset
 CREATE ROLE regress_hostile LOGIN;
@@ -98,7 +99,16 @@ COMMIT;
 RESET search_path;
 \c - :superuser
 
--- the role is still an ordinary one
+-- (d) the role as an admin (tenancy_admin: not the owner, not a superuser) with its pg_temp.text again:
+-- export_tenant and export_manifest build the document as the extension owner, casting to text
+GRANT tenancy_admin TO regress_hostile;
+\c - regress_hostile
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (hostile.shadow());
+SELECT tenancy.export_tenant(:'child') IS NOT NULL AS exported;
+SELECT tenancy.export_manifest(:'child') IS NOT NULL AS manifest;
+\c - :superuser
+
+-- the role is still not a superuser
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_hostile';
 
 DROP SCHEMA hostile CASCADE;
