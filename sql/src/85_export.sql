@@ -252,6 +252,8 @@ DECLARE
   con record;
   ref record;
   seq text;
+  stmt text;
+  owner pg_catalog.regrole;
 BEGIN
   PERFORM tenancy._import_check_manifest(manifest, version);
   src := (manifest ->> 'tenant_id')::uuid;
@@ -525,12 +527,31 @@ BEGIN
       END LOOP;
       CONTINUE;
     END IF;
-    EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
+    stmt := format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
                    (SELECT pg_catalog.string_agg(format('%I', m.name), ', ' ORDER BY m.pos)
                       FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
                    (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
                       FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
                    con.from_sql);
+    IF con.kind OPERATOR(pg_catalog.=) 'isolated' OR (SELECT k.relnamespace FROM pg_catalog.pg_class k
+         WHERE k.oid OPERATOR(pg_catalog.=) con.tbl) OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace THEN
+      -- An application table is written as its owner inside the target's context: its triggers, defaults, checks
+      -- and index expressions run with the owner's rights, never this function's (the superuser's). The owner
+      -- reads this call's rows and maps for that one statement.
+      owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
+                 WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
+      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (staging),
+                   (CASE WHEN prefix IS NOT NULL THEN
+                     pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
+                   (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
+                   (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
+                  WHERE d.rel IS NOT NULL LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', ref.rel, owner);
+      END LOOP;
+      PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
+    ELSE
+      EXECUTE stmt;
+    END IF;
   END LOOP;
 
   -- Sequences catch up with the values kept (same-id import into another database): the application's next

@@ -60,6 +60,24 @@ SELECT who, path, count(*) FROM pm.seen GROUP BY 1, 2;
 SELECT count(*) AS t2_rows FROM pm.notes WHERE tenant_id = :'t2';
 SELECT count(*) AS t1_rows FROM pm.notes WHERE tenant_id = :'t1';
 
+-- importing a copy of a tenant writes its rows as the table's owner too (its trigger sees the owner, and the
+-- table's policy admits the rows because they belong to the new tenant of the context)
+TRUNCATE pm.seen;
+CREATE TRIGGER record_insert BEFORE INSERT ON pm.notes FOR EACH ROW EXECUTE FUNCTION pm.record();
+CREATE OR REPLACE FUNCTION pm.record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO pm.seen VALUES (current_user, current_setting('search_path'));
+  RETURN coalesce(NEW, OLD);
+END $$;
+SELECT tenancy.import_tenant(jsonb_set(tenancy.export_tenant(:'t2'), '{manifest,slug}', '"pm-two"'),
+                             'e0000000-0000-0000-0000-0000000000e1') AS copy;
+SELECT who, path, count(*) FROM pm.seen GROUP BY 1, 2;
+SELECT tenant_id, body FROM pm.notes WHERE tenant_id = 'e0000000-0000-0000-0000-0000000000e1';
+-- and nobody but a superuser may call the owner's-write doorway (it would run SQL as another role)
+SET ROLE regress_pm_owner;
+SELECT tenancy._write_as_table_owner('pm.notes', :'t2', 'DELETE FROM pm.notes');
+RESET ROLE;
+
 DROP SCHEMA pm CASCADE;
 DROP OWNED BY regress_pm_owner;
 DROP ROLE regress_pm_owner;
