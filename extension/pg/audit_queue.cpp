@@ -74,6 +74,7 @@ constexpr long kPollMs = 250;         // writer's idle tick, and its exit check
 constexpr long kIdleExitMs = 30000;   // a writer idle this long exits even while clients are connected
 constexpr long kStartGraceMs = 10000; // a writer asked for this long ago that never registered is presumed dead
 constexpr long kWarnEveryMs = 10000;  // least time between two "queue full" warnings of one backend
+constexpr int kQueuedShare = 75;      // percent of the queue that queued (not waited for) events may hold
 
 enum RecordState : uint8 { kPending = 1, kWriting = 2, kWritten = 3, kFailed = 4 };
 enum ChunkMark : uint8 { kChunkFree = 0, kChunkStart = 1, kChunkBody = 2 };
@@ -110,7 +111,8 @@ struct QueueShared {
 	ConditionVariable written; /* broadcast when records reach kWritten or kFailed */
 	uint64 next_seq;
 	uint32 nchunks;
-	uint32 cursor; /* first-fit allocation starts here */
+	uint32 cursor;      /* first-fit allocation starts here */
+	uint32 queued_used; /* chunks held by kQueued events: at most kQueuedShare of the queue */
 	Writer writers[kMaxWriters];
 	uint8 marks[FLEXIBLE_ARRAY_MEMBER]; /* ChunkMark per chunk */
 };
@@ -230,6 +232,8 @@ FreeRecord(uint32 start)
 {
 	Record *r = RecordAt(start);
 	uint32 n = r->nchunks;
+	if (!r->wait)
+		queue->queued_used -= n;
 	r->state = 0;
 	r->seq = 0;
 	memset(&queue->marks[start], kChunkFree, n);
@@ -508,7 +512,11 @@ EnqueueAuditEvent(const AuditEventData *ev, AuditDelivery delivery)
 	Latch *latch = NULL;
 	WriterState writer = WriterState::kNoRoom;
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-	int64 start = nchunks <= queue->nchunks ? FindRun((uint32)nchunks) : -1;
+	/* Queued events (refusals) may fill only kQueuedShare of the queue: a flood of them can never crowd out the
+	 * event of a read, which would then fail closed. */
+	bool fits = nchunks <= queue->nchunks &&
+	            (wait || queue->queued_used + nchunks <= (uint64)queue->nchunks * kQueuedShare / 100);
+	int64 start = fits ? FindRun((uint32)nchunks) : -1;
 	if (start < 0) {
 		if (!wait) {
 			Writer *w = ClaimWriter(db);
@@ -556,6 +564,8 @@ EnqueueAuditEvent(const AuditEventData *ev, AuditDelivery delivery)
 	if (nchunks > 1)
 		memset(&queue->marks[start + 1], kChunkBody, nchunks - 1);
 	queue->cursor = (uint32)(start + nchunks) % queue->nchunks;
+	if (!wait)
+		queue->queued_used += (uint32)nchunks;
 	uint64 seq = r->seq;
 	writer = PrepareWriter(db, &latch);
 	LWLockRelease(queue->lock);

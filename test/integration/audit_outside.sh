@@ -6,9 +6,10 @@
 # - a backend killed (SIGKILL, so the server restarts) right after begin_cross_tenant returned: its event survives;
 # - pgbench: ordinary in-transaction events and queued ones appended concurrently keep the chain valid, with exactly
 #   one event per cross-tenant read and per refusal (minus the counted drops);
-# - a stalled writer (the chain head locked): a read across tenants fails after tenancy.audit_write_timeout, a
-#   flood of refusals fills the small queue, the drops are counted (WARNING, audit_events_dropped) and every refusal
-#   is either written or counted; a read across tenants with the queue full fails closed (53400);
+# - a stalled writer (the chain head locked): a flood of refusals fills their share of the small queue, the drops
+#   are counted (WARNING, audit_events_dropped) and every refusal is either written or counted; a read across
+#   tenants still finds room in the queue, fails after tenancy.audit_write_timeout and reads nothing (the
+#   queue-full error of reads, 53400, is in the regress test audit_outside);
 # - the writer writes anchors to the server log; cutting the tail and rewinding the head as superuser passes
 #   verify_audit_log() but not verify_audit_log(anchor).
 set -euo pipefail
@@ -134,18 +135,12 @@ interleaved=$(cluster_psql -d app -At -c "
    WHERE action = 'cross_tenant_read' AND prev IN ('bench_event', 'tenant_updated')")
 [ "$interleaved" -gt 0 ] || fail "no queued event between ordinary ones"
 
-echo "== a stalled writer: timeout, dropped refusals, a full queue fails closed"
+echo "== a stalled writer: dropped refusals, a read keeps its room in the queue and times out"
 start_id=$(cluster_psql -d app -At -c "SELECT coalesce(max(id), 0) FROM tenancy.audit_log")
 cluster_psql -d app -c "BEGIN; LOCK tenancy.audit_chain_head IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT;" \
   > /dev/null &
 locker=$!
 wait_for "EXISTS (SELECT FROM pg_locks WHERE relation = 'tenancy.audit_chain_head'::regclass AND mode = 'AccessExclusiveLock' AND granted)"
-cluster_psql -d app -c "ALTER ROLE auditq_admin SET tenancy.audit_write_timeout = 500"
-out=$(as_login auditq_admin -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "SELECT tenancy.begin_cross_tenant('stalled writer')" \
-        -c "SELECT count(*) FROM items" 2>&1 || true)
-cluster_psql -d app -c "ALTER ROLE auditq_admin RESET tenancy.audit_write_timeout"
-echo "$out" | grep -q 'audit writer did not write event "cross_tenant_read" in time' || { echo "$out"; fail "no timeout"; }
-echo "$out" | grep -q 'TN004' || { echo "$out"; fail "rows were read although the event was not written"; }
 flood=400
 out=$(cluster_psql -d app -c "
   DO \$\$ BEGIN FOR i IN 1 .. $flood LOOP
@@ -153,8 +148,14 @@ out=$(cluster_psql -d app -c "
     EXCEPTION WHEN SQLSTATE 'TN003' THEN NULL; END;
   END LOOP; END \$\$" 2>&1)
 echo "$out" | grep -q 'dropped: the audit queue is full' || { echo "$out"; fail "no WARNING for dropped refusals"; }
-out=$(cluster_psql -d app -v ON_ERROR_STOP=0 -c "SELECT tenancy.begin_cross_tenant('queue full')" 2>&1 || true)
-echo "$out" | grep -q 'audit queue is full' || { echo "$out"; fail "a read across tenants with the queue full did not fail"; }
+# the flood filled the share of the queue refusals may use; a read still finds room (no 53400), then times out
+# waiting for the stalled writer (55000) and reads nothing
+cluster_psql -d app -c "ALTER ROLE auditq_admin SET tenancy.audit_write_timeout = 500"
+out=$(as_login auditq_admin -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "SELECT tenancy.begin_cross_tenant('stalled writer')" \
+        -c "SELECT count(*) FROM items" 2>&1 || true)
+cluster_psql -d app -c "ALTER ROLE auditq_admin RESET tenancy.audit_write_timeout"
+echo "$out" | grep -q 'audit writer did not write event "cross_tenant_read" in time' || { echo "$out"; fail "no timeout"; }
+echo "$out" | grep -q 'TN004' || { echo "$out"; fail "rows were read although the event was not written"; }
 wait "$locker"
 wait_for "(SELECT count(*) FROM tenancy.audit_log WHERE id > $start_id AND action = 'quota_exceeded')
           + coalesce((SELECT sum((after ->> 'dropped')::bigint) FROM tenancy.audit_log
@@ -165,8 +166,6 @@ dropped=$(cluster_psql -d app -At -c "SELECT sum((after ->> 'dropped')::bigint) 
 echo "refusals: $flood, written: $written, dropped and counted: $dropped"
 [ "$dropped" -gt 0 ] && [ "$written" -gt 0 ] || fail "expected both written and dropped refusals"
 grep -q 'dropped: the audit queue is full' "$LOG" || fail "no WARNING in the server log"
-[ "$(count "action = 'cross_tenant_read' AND after ->> 'reason' = 'queue full'")" = 0 ] \
-  || fail "a refused read across tenants was audited as done"
 [ "$(cluster_psql -d app -At -c "SELECT count(*) FROM tenancy.verify_audit_log()")" = 0 ] || fail "chain broken"
 
 echo "== the outside anchor"
