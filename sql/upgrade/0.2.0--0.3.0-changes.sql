@@ -638,3 +638,39 @@ BEGIN
   RETURN total;
 END
 $$;
+
+-- ==== privilege model: the export's superuser read refuses a table that could run code of its owner's.
+-- The query reading one table's exported columns of the tenant's ($1) rows, in primary-key order (whole-row order
+-- without one). Identifiers are quoted. The export runs it as the superuser (every tenant's rows, under every
+-- table's policy), so a table that could bring code of its owner's into that query is refused: it must still be
+-- a plain or partitioned table (not one turned into a view) whose tenant column is exactly uuid (a type of the
+-- owner's could add an implicit cast function to the comparison).
+CREATE OR REPLACE FUNCTION tenancy._export_select(tbl oid, tenant_column name) RETURNS text
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  order_by text;
+  only_kw text := CASE WHEN (SELECT k.relkind FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl)
+                            OPERATOR(pg_catalog.=) 'p' THEN '' ELSE 'ONLY ' END;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class k JOIN pg_catalog.pg_attribute a
+                     ON a.attrelid OPERATOR(pg_catalog.=) k.oid AND a.attname OPERATOR(pg_catalog.=) tenant_column
+                    AND NOT a.attisdropped
+                  WHERE k.oid OPERATOR(pg_catalog.=) tbl
+                    AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                    AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype) THEN
+    RAISE EXCEPTION 'cannot export %: it is no longer a table with a uuid column "%"', tbl::pg_catalog.regclass,
+                    tenant_column
+      USING ERRCODE = '42804',
+            HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+  END IF;
+  SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n) INTO order_by
+    FROM pg_catalog.pg_constraint c, pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n),
+         pg_catalog.pg_attribute a
+   WHERE c.conrelid OPERATOR(pg_catalog.=) tbl AND c.contype OPERATOR(pg_catalog.=) 'p'
+     AND a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
+  RETURN pg_catalog.format('SELECT %s FROM %s%s t WHERE t.%I OPERATOR(pg_catalog.=) $1 ORDER BY %s',
+                (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c.name), ', ' ORDER BY c.i)
+                   FROM pg_catalog.unnest(tenancy._export_columns(tbl)) WITH ORDINALITY c(name, i)),
+                only_kw, tbl::pg_catalog.regclass, tenant_column, coalesce(order_by, 't::pg_catalog.text'));
+END
+$$;
