@@ -34,7 +34,6 @@ Moves(App &app)
 			o.statement_timeout_ms = 600000; // the slot waits for running transactions; the freeze sets its own
 			return o;
 		};
-		regions.replication_conninfo = [&app](const std::string &region) { return app.router.ConninfoOf(region); };
 		regions.switch_region = [&app](const std::string &tenant, const std::string &from, const std::string &to) {
 			return app.router.directory().SwitchRegion(tenant, from, to);
 		};

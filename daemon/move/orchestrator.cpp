@@ -210,9 +210,9 @@ MoveOrchestrator::Run(std::shared_ptr<State> state, std::string prepared)
 		dst->Exec("SELECT tenancy.move_target_prepare($1::jsonb -> 'tenant', $1::jsonb -> 'tables', $2)",
 		          {prepared, to});
 		phase("copying");
-		subscription_oid = dst->Exec("SELECT tenancy.move_target_subscribe($1::uuid, $2)",
-		                             {tenant, regions_.replication_conninfo(from)})
-		                       .get(0, 0);
+		// The target subscribes with the connection its superuser registered for the source region
+		// (tenancy.region_connections), never one tenancyd passes.
+		subscription_oid = dst->Exec("SELECT tenancy.move_target_subscribe($1::uuid)", {tenant}).get(0, 0);
 
 		// Initial copy, then streaming, until every table is ready.
 		for (bool ready = false; !ready;) {

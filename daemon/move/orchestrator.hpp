@@ -22,8 +22,6 @@ struct MoveRegions {
 	// Connection options of an admin connection to a region's cluster (the move opens its own, off the request
 	// pools, with a statement timeout for long steps).
 	std::function<PoolOptions(const std::string &region)> admin_options;
-	// The connection string the target's subscription uses to reach the source region's cluster.
-	std::function<std::string(const std::string &region)> replication_conninfo;
 	// The directory switch: compare-and-set from -> to; false when the tenant is not at `from`. Throws on errors.
 	std::function<bool(const std::string &tenant_id, const std::string &from, const std::string &to)> switch_region;
 	// A connection from the region's request pool (the periodic look for orphaned moves).

@@ -15,6 +15,27 @@
 --   T move_target_finish     subscription dropped (it was only disabled inside the freeze)
 --   S move_source_finish(switched)  publication and slot dropped, rows erased, keys destroyed     phase done
 -- A failure before the switch: S move_source_finish(rolled_back) and T move_target_abort (retried until T answers).
+--
+-- Who runs what (issue #15, least privilege). The SECURITY DEFINER functions below that truly need a superuser in
+-- PostgreSQL 15 (the superuser list of sql/src/98_ownership.sql; everything else runs as tenancy_owner):
+--   move_target_subscribe (both forms)  CREATE SUBSCRIPTION (superuser only), reads tenancy.region_connections
+--                          (superuser only, so a tenancy_owner slip cannot point a move at another server)
+--   move_target_switch     ALTER SUBSCRIPTION (only its owner, a superuser in PG15), setval on application sequences
+--   move_target_finish, move_target_abort  DROP SUBSCRIPTION (its owner), DROP TRIGGER on application tables; abort
+--                          erases the tenant's rows in application tables (delete_tenant erase)
+--   move_target_prepare    CREATE TRIGGER (the guards) on application tables (their owner)
+--   move_target_progress   counts the tenant's rows in application tables (privileges, FORCEd row security)
+--   move_source_prepare    CREATE PUBLICATION FOR TABLE (ownership of every published table), ALTER TABLE REPLICA
+--                          IDENTITY and CREATE TRIGGER on application tables
+--   move_source_create_slot  pg_create_logical_replication_slot (REPLICATION)
+--   move_source_finish     DROP PUBLICATION (its owner), pg_drop_replication_slot (REPLICATION), pg_terminate_backend
+--                          of walsenders, DROP TRIGGER / REPLICA IDENTITY on application tables, the tenant's erase
+--   move_source_handover   pg_sequence_last_value of application sequences (SELECT on them)
+-- Only schema tenancy's own tables and catalog views readable by everyone, so tenancy_owner is enough: move_guard (C,
+-- switches to the owner after checking the caller), _move_guard (the guard trigger), move_source_freeze,
+-- move_source_progress (pg_replication_slots), move_target_caught_up and move_target_transport_key (public columns
+-- of pg_subscription, pg_subscription_rel, the master key file read by the backend), move_orphans, move_adopt
+-- (pg_locks, advisory locks).
 
 -- One row per tenant being moved, on each side. Kept apart from tenancy.tenants (no foreign key): the source's row
 -- outlives nothing (finish deletes it), the target's exists before the subscription brings the tenant's rows.
@@ -55,7 +76,7 @@ COMMENT ON TABLE tenancy.move_replica_identities IS 'replica identities set to F
 -- Publication, slot and subscription name of a tenant's move (63 bytes fit: 13 + 32).
 CREATE FUNCTION tenancy._move_name(tenant uuid) RETURNS name
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT ('tenancy_move_' OPERATOR(pg_catalog.||) pg_catalog.replace(tenant::text, '-', ''))::name
+  SELECT ('tenancy_move_' OPERATOR(pg_catalog.||) pg_catalog.replace(tenant::pg_catalog.text, '-', ''))::pg_catalog.name
 $$;
 COMMENT ON FUNCTION tenancy._move_name(uuid) IS 'internal: publication, slot and subscription name of a tenant move';
 
@@ -68,10 +89,10 @@ CREATE FUNCTION tenancy._move_tables()
 RETURNS TABLE (relid regclass, tenant_column name, kind text)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT c.relid, c.tenant_column, 'isolated'
-    FROM tenancy.isolation_config c JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.relid::oid
+    FROM tenancy.isolation_config c JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.relid::pg_catalog.oid
    WHERE NOT k.relispartition AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
   UNION ALL
-  SELECT v.t::regclass, 'tenant_id'::name, 'registry'
+  SELECT v.t::pg_catalog.regclass, 'tenant_id'::pg_catalog.name, 'registry'
     FROM (VALUES ('tenancy.users'), ('tenancy.quota_overrides'), ('tenancy.usage_history'),
                  ('tenancy.move_markers')) v(t)
    WHERE pg_catalog.to_regclass(v.t) IS NOT NULL
@@ -83,11 +104,11 @@ CREATE FUNCTION tenancy._move_guarded_tables()
 RETURNS TABLE (relid regclass, tenant_column name)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT t.relid, t.tenant_column FROM tenancy._move_tables() t
-   WHERE t.relid OPERATOR(pg_catalog.<>) 'tenancy.move_markers'::regclass
-  UNION ALL SELECT 'tenancy.tenants'::regclass, 'id'::name
-  UNION ALL SELECT 'tenancy.tenant_keys'::regclass, 'tenant_id'::name
+   WHERE t.relid OPERATOR(pg_catalog.<>) 'tenancy.move_markers'::pg_catalog.regclass
+  UNION ALL SELECT 'tenancy.tenants'::pg_catalog.regclass, 'id'::pg_catalog.name
+  UNION ALL SELECT 'tenancy.tenant_keys'::pg_catalog.regclass, 'tenant_id'::pg_catalog.name
   -- Tokens are not replicated (tenancyd copies them after the switch): none may be issued or revoked meanwhile.
-  UNION ALL SELECT 'tenancy.tenant_tokens'::regclass, 'tenant_id'::name
+  UNION ALL SELECT 'tenancy.tenant_tokens'::pg_catalog.regclass, 'tenant_id'::pg_catalog.name
 $$;
 COMMENT ON FUNCTION tenancy._move_guarded_tables() IS 'internal: the tables whose writes a move freeze refuses';
 
@@ -104,13 +125,13 @@ BEGIN
     CONTINUE WHEN NOT m.frozen;
     IF m.side OPERATOR(pg_catalog.=) 'source' THEN
       RAISE EXCEPTION USING ERRCODE = 'object_in_use',
-        MESSAGE = format('tenant "%s" is being moved to region "%s"', m.tenant_id, m.target_region),
+        MESSAGE = pg_catalog.format('tenant "%s" is being moved to region "%s"', m.tenant_id, m.target_region),
         DETAIL = 'Writes are paused for the final switch of a live move.',
         HINT = 'Retry in a moment: the tenant is then served by its new region.';
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'object_in_use',
-      MESSAGE = format('tenant "%s" is being moved into this region', m.tenant_id),
-      DETAIL = format('Its data is still being copied; region "%s" serves it until the switch.', m.source_region),
+      MESSAGE = pg_catalog.format('tenant "%s" is being moved into this region', m.tenant_id),
+      DETAIL = pg_catalog.format('Its data is still being copied; region "%s" serves it until the switch.', m.source_region),
       HINT = 'Send the request to the tenant''s current region.';
   END LOOP;
 END
@@ -126,7 +147,7 @@ CREATE FUNCTION tenancy._move_guard() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   -- NEW is NULL in a DELETE, OLD in an INSERT: their NULL ids match nothing.
-  ids uuid[] := ARRAY[(pg_catalog.to_jsonb(NEW) ->> TG_ARGV[0])::uuid, (pg_catalog.to_jsonb(OLD) ->> TG_ARGV[0])::uuid];
+  ids pg_catalog.uuid[] := ARRAY[(pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.->>) TG_ARGV[0])::pg_catalog.uuid, (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->>) TG_ARGV[0])::pg_catalog.uuid];
   m record;
 BEGIN
   FOR m IN SELECT mv.tenant_id, mv.frozen FROM tenancy.tenant_moves mv
@@ -142,15 +163,14 @@ COMMENT ON FUNCTION tenancy._move_guard() IS 'internal: trigger refusing writes 
 
 -- For writes that bypass the guarded tables (quota counters are written in place): call it in the same statement
 -- before consume, e.g. SELECT CASE WHEN tenancy.move_guard($1) THEN tenancy.consume($1, $2, $3) END.
+-- In C (extension/pg/move_guard.cpp): a caller without tenancy_admin may only name its context tenant (TN004
+-- without one, 42501 for another tenant): the answer would tell it whether another tenant is moving and where,
+-- and the lock would hold off that tenant's freeze. It runs _move_check as the extension owner after that check.
 CREATE FUNCTION tenancy.move_guard(tenant_id uuid) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM tenancy._move_check(ARRAY[tenant_id]);
-  RETURN true;
-END
-$$;
+LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_move_guard';
 COMMENT ON FUNCTION tenancy.move_guard(uuid) IS
-  'true, or 55006 while a live move freezes the tenant''s writes; holds them off the freeze until commit';
+  'true, or 55006 while a live move freezes the tenant''s writes; holds them off the freeze until commit '
+  '(the context tenant only, unless tenancy_admin)';
 
 -- Guards on or off: installed with the first move of the cluster, removed with the last one.
 CREATE FUNCTION tenancy._move_set_guards(enable boolean) RETURNS void
@@ -197,25 +217,25 @@ BEGIN
   FOR r IN
     SELECT p.rel, t.tenant_column, k.relreplident,
            (SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
-             WHERE i.indrelid OPERATOR(pg_catalog.=) p.rel::oid AND i.indisreplident) AS ident_index,
+             WHERE i.indrelid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid AND i.indisreplident) AS ident_index,
            (SELECT a.attnum FROM pg_catalog.pg_attribute a
-             WHERE a.attrelid OPERATOR(pg_catalog.=) p.rel::oid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column) AS col
+             WHERE a.attrelid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column) AS col
       FROM tenancy._move_tables() t,
            -- pg_partition_tree lists nothing for a table that is not partitioned: the table itself, then its tree.
            LATERAL (SELECT t.relid AS rel UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(t.relid) pt) p
-      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.rel::oid
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid
      WHERE k.relkind OPERATOR(pg_catalog.=) 'r'
   LOOP
     CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'f';
     CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'd' AND EXISTS (
-      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::oid AND i.indisprimary
+      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::pg_catalog.oid AND i.indisprimary
         AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
     CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'i' AND EXISTS (
-      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::oid AND i.indisreplident
+      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::pg_catalog.oid AND i.indisreplident
         AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
     INSERT INTO tenancy.move_replica_identities VALUES (r.rel, r.relreplident, r.ident_index)
       ON CONFLICT (relid) DO NOTHING;
-    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
+    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
   END LOOP;
 END
 $$;
@@ -228,10 +248,10 @@ DECLARE
   r tenancy.move_replica_identities;
 BEGIN
   FOR r IN DELETE FROM tenancy.move_replica_identities RETURNING * LOOP
-    CONTINUE WHEN pg_catalog.to_regclass(r.relid::text) IS NULL;
-    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
+    CONTINUE WHEN pg_catalog.to_regclass(r.relid::pg_catalog.text) IS NULL;
+    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
                    CASE r.identity WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
-                                   ELSE format('USING INDEX %I', r.index_name) END);
+                                   ELSE pg_catalog.format('USING INDEX %I', r.index_name) END);
   END LOOP;
 END
 $$;
@@ -242,14 +262,14 @@ CREATE FUNCTION tenancy._move_table_list(tenant uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t record;
-  n bigint;
-  out jsonb := '[]';
+  n pg_catalog.int8;
+  out pg_catalog.jsonb := '[]';
 BEGIN
-  FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::text LOOP
-    EXECUTE format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
+  FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::pg_catalog.text LOOP
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
                    t.tenant_column) INTO n USING tenant;
-    out := out || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-      'table', t.relid::text, 'kind', t.kind, 'tenant_column', t.tenant_column, 'rows', n));
+    out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::pg_catalog.text, 'kind', t.kind, 'tenant_column', t.tenant_column, 'rows', n));
   END LOOP;
   RETURN out;
 END
@@ -264,7 +284,7 @@ BEGIN
   SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) tenant FOR UPDATE;
   IF NOT FOUND OR m.side OPERATOR(pg_catalog.<>) want_side THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('tenant "%s" is not being moved %s this cluster', tenant,
+      MESSAGE = pg_catalog.format('tenant "%s" is not being moved %s this cluster', tenant,
                        CASE want_side WHEN 'source' THEN 'out of' ELSE 'into' END);
   END IF;
   RETURN m;
@@ -282,9 +302,9 @@ LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_te
    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted AND l.objsubid OPERATOR(pg_catalog.=) 2
      AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                              WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-     AND l.classid OPERATOR(pg_catalog.=) 1953459574::oid
+     AND l.classid OPERATOR(pg_catalog.=) 1953459574::pg_catalog.oid
      AND l.objid OPERATOR(pg_catalog.=)
-         ((pg_catalog.hashtext(tenant::text)::bigint OPERATOR(pg_catalog.&) 4294967295)::oid)
+         ((pg_catalog.hashtext(tenant::pg_catalog.text)::pg_catalog.int8 OPERATOR(pg_catalog.&) 4294967295)::pg_catalog.oid)
      AND (NOT only_mine OR l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())
 $$;
 COMMENT ON FUNCTION tenancy._move_lock_holders(uuid, boolean) IS
@@ -292,7 +312,7 @@ COMMENT ON FUNCTION tenancy._move_lock_holders(uuid, boolean) IS
 
 CREATE FUNCTION tenancy._move_lock_try(tenant uuid) RETURNS boolean
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT pg_catalog.pg_try_advisory_lock(1953459574, pg_catalog.hashtext(tenant::text))
+  SELECT pg_catalog.pg_try_advisory_lock(1953459574, pg_catalog.hashtext(tenant::pg_catalog.text))
 $$;
 COMMENT ON FUNCTION tenancy._move_lock_try(uuid) IS 'internal: takes the orchestrator lock of a tenant''s move';
 
@@ -301,7 +321,7 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, p
 BEGIN
   -- Every hold of this session (a session that adopted and prepared holds it twice); none of another session.
   FOR i IN 1 .. tenancy._move_lock_holders(tenant, true) LOOP
-    PERFORM pg_catalog.pg_advisory_unlock(1953459574, pg_catalog.hashtext(tenant::text));
+    PERFORM pg_catalog.pg_advisory_unlock(1953459574, pg_catalog.hashtext(tenant::pg_catalog.text));
   END LOOP;
 END
 $$;
@@ -332,7 +352,7 @@ BEGIN
                 AND m.side OPERATOR(pg_catalog.=) 'source') THEN
     RETURN true;
   END IF;
-  PERFORM pg_catalog.pg_advisory_unlock(1953459574, pg_catalog.hashtext(tenant_id::text));
+  PERFORM pg_catalog.pg_advisory_unlock(1953459574, pg_catalog.hashtext(tenant_id::pg_catalog.text));
   RETURN false;
 END
 $$;
@@ -350,9 +370,9 @@ LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_pat
 DECLARE
   t tenancy.tenants;
   target tenancy.data_residency;
-  pub name := tenancy._move_name(tenant_id);
-  tables text;
-  list jsonb;
+  pub pg_catalog.name := tenancy._move_name(tenant_id);
+  tables pg_catalog.text;
+  list pg_catalog.jsonb;
 BEGIN
   -- NO KEY UPDATE, not UPDATE: an application transaction may hold a lock on a table this function alters next while
   -- its foreign key check waits for a KEY SHARE lock on this row; that must not wait for us (deadlock).
@@ -360,20 +380,20 @@ BEGIN
   IF NOT FOUND THEN
     PERFORM tenancy._tenant_not_found(tenant_id);
   END IF;
-  IF NOT target_region OPERATOR(pg_catalog.=) ANY (pg_catalog.enum_range(NULL::tenancy.data_residency)::text[]) THEN
-    PERFORM tenancy._invalid_input(format('invalid data residency "%s"', target_region), NULL,
+  IF NOT target_region OPERATOR(pg_catalog.=) ANY (pg_catalog.enum_range(NULL::tenancy.data_residency)::pg_catalog.text[]) THEN
+    PERFORM tenancy._invalid_input(pg_catalog.format('invalid data residency "%s"', target_region), NULL,
                                    'Valid residencies are us, eu, uk, canada and australia.');
   END IF;
   target := target_region::tenancy.data_residency;
   IF target OPERATOR(pg_catalog.=) t.data_residency THEN
-    PERFORM tenancy._invalid_input(format('tenant "%s" already resides in region "%s"', t.slug, target_region));
+    PERFORM tenancy._invalid_input(pg_catalog.format('tenant "%s" already resides in region "%s"', t.slug, target_region));
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent_tenant_id OPERATOR(pg_catalog.=) tenant_id) THEN
-    RAISE EXCEPTION USING ERRCODE = 'TN007', MESSAGE = format('tenant "%s" has child tenants', t.slug),
+    RAISE EXCEPTION USING ERRCODE = 'TN007', MESSAGE = pg_catalog.format('tenant "%s" has child tenants', t.slug),
       HINT = 'Move or re-parent the child tenants first.';
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) move_source_prepare.tenant_id) THEN
-    RAISE EXCEPTION USING ERRCODE = 'object_in_use', MESSAGE = format('tenant "%s" is already being moved', t.slug),
+    RAISE EXCEPTION USING ERRCODE = 'object_in_use', MESSAGE = pg_catalog.format('tenant "%s" is already being moved', t.slug),
       HINT = 'Wait for the move to finish, or roll it back with tenancy.move_source_finish(id, ''rolled_back'').';
   END IF;
   IF pg_catalog.current_setting('wal_level') OPERATOR(pg_catalog.<>) 'logical' THEN
@@ -385,21 +405,21 @@ BEGIN
   -- prepare holds nothing; a session that still holds the lock of an earlier move of the tenant keeps it.
   IF NOT tenancy._move_lock_try(tenant_id) THEN
     RAISE EXCEPTION USING ERRCODE = 'object_in_use',
-      MESSAGE = format('another session holds the move lock of tenant "%s"', t.slug),
+      MESSAGE = pg_catalog.format('another session holds the move lock of tenant "%s"', t.slug),
       HINT = 'A session that took over an earlier move of this tenant (tenancy.move_adopt) is still open.';
   END IF;
 
   INSERT INTO tenancy.tenant_moves (tenant_id, side, source_region, target_region, phase, publication_name, slot_name)
-  VALUES (tenant_id, 'source', t.data_residency::text, target_region, 'prepare', pub, pub);
+  VALUES (tenant_id, 'source', t.data_residency::pg_catalog.text, target_region, 'prepare', pub, pub);
   INSERT INTO tenancy.move_markers (tenant_id) VALUES (tenant_id)
     ON CONFLICT ON CONSTRAINT move_markers_pkey DO UPDATE SET epoch = 0;
 
   -- A quoted literal of the id in every row filter (PG15 filters take no parameters).
-  SELECT pg_catalog.string_agg(format('%s WHERE (%I OPERATOR(pg_catalog.=) %L::uuid)', m.relid, m.tenant_column,
-                                      tenant_id), ', ' ORDER BY m.relid::text)
+  SELECT pg_catalog.string_agg(pg_catalog.format('%s WHERE (%I OPERATOR(pg_catalog.=) %L::uuid)', m.relid, m.tenant_column,
+                                      tenant_id), ', ' ORDER BY m.relid::pg_catalog.text)
     INTO tables FROM tenancy._move_tables() m;
   -- No TRUNCATE: truncating a shared table on the source must never empty it on the target.
-  EXECUTE format('CREATE PUBLICATION %I FOR TABLE %s WITH (publish = %L, publish_via_partition_root = true)',
+  EXECUTE pg_catalog.format('CREATE PUBLICATION %I FOR TABLE %s WITH (publish = %L, publish_via_partition_root = true)',
                  pub, tables, 'insert, update, delete');
   PERFORM tenancy._move_widen_identities();
   PERFORM tenancy._move_set_guards(true);
@@ -419,21 +439,21 @@ COMMENT ON FUNCTION tenancy.move_source_prepare(uuid, text) IS
 CREATE FUNCTION tenancy.move_source_create_slot(tenant_id uuid) RETURNS pg_lsn
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  slot name;
-  lsn pg_lsn;
+  slot pg_catalog.name;
+  lsn pg_catalog.pg_lsn;
 BEGIN
   SELECT m.slot_name INTO slot FROM tenancy.tenant_moves m
    WHERE m.tenant_id OPERATOR(pg_catalog.=) move_source_create_slot.tenant_id
      AND m.side OPERATOR(pg_catalog.=) 'source' AND m.phase OPERATOR(pg_catalog.=) 'prepare';
   IF slot IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('tenant "%s" has no move being prepared on this cluster', tenant_id);
+      MESSAGE = pg_catalog.format('tenant "%s" has no move being prepared on this cluster', tenant_id);
   END IF;
   SELECT s.lsn INTO lsn FROM pg_catalog.pg_create_logical_replication_slot(slot, 'pgoutput') s;
   UPDATE tenancy.tenant_moves SET phase = 'copying'
    WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_source_create_slot.tenant_id;
   PERFORM tenancy._audit('tenant_move_slot_created', tenant_id, NULL,
-                         pg_catalog.jsonb_build_object('slot', slot, 'lsn', lsn::text));
+                         pg_catalog.jsonb_build_object('slot', slot, 'lsn', lsn::pg_catalog.text));
   RETURN lsn;
 END
 $$;
@@ -452,7 +472,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN NULL;
   END IF;
-  SELECT r.active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.confirmed_flush_lsn)::bigint AS lag
+  SELECT r.active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.confirmed_flush_lsn)::pg_catalog.int8 AS lag
     INTO s FROM pg_catalog.pg_replication_slots r WHERE r.slot_name OPERATOR(pg_catalog.=) m.slot_name;
   RETURN pg_catalog.jsonb_build_object('phase', m.phase, 'frozen', m.frozen, 'target_region', m.target_region,
     'slot_active', s.active, 'lag_bytes', s.lag, 'started_at', tenancy._rfc3339(m.started_at),
@@ -467,15 +487,15 @@ CREATE FUNCTION tenancy.move_source_freeze(tenant_id uuid) RETURNS bigint
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'source');
-  e bigint;
+  e pg_catalog.int8;
 BEGIN
   IF m.phase OPERATOR(pg_catalog.<>) ALL (ARRAY['copying', 'catching_up', 'freezing']) THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('the move of tenant "%s" cannot freeze in phase %s', tenant_id, m.phase);
+      MESSAGE = pg_catalog.format('the move of tenant "%s" cannot freeze in phase %s', tenant_id, m.phase);
   END IF;
   UPDATE tenancy.tenant_moves SET frozen = true, phase = 'freezing', frozen_at = pg_catalog.clock_timestamp()
    WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_source_freeze.tenant_id;
-  UPDATE tenancy.move_markers SET epoch = move_markers.epoch + 1
+  UPDATE tenancy.move_markers SET epoch = move_markers.epoch OPERATOR(pg_catalog.+) 1
    WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_source_freeze.tenant_id RETURNING epoch INTO e;
   PERFORM tenancy._audit('tenant_move_frozen', tenant_id, NULL, pg_catalog.jsonb_build_object('epoch', e));
   RETURN e;
@@ -491,32 +511,32 @@ CREATE FUNCTION tenancy.move_source_handover(tenant_id uuid, recipient_key bytea
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'source');
-  quota jsonb := '{}';
-  seqs jsonb := '{}';
-  keys jsonb;
-  audit jsonb;
-  metric text;
+  quota pg_catalog.jsonb := '{}';
+  seqs pg_catalog.jsonb := '{}';
+  keys pg_catalog.jsonb;
+  audit pg_catalog.jsonb;
+  metric pg_catalog.text;
   s record;
 BEGIN
   IF NOT m.frozen THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('the move of tenant "%s" is not frozen', tenant_id),
+      MESSAGE = pg_catalog.format('the move of tenant "%s" is not frozen', tenant_id),
       HINT = 'Call tenancy.move_source_freeze() first.';
   END IF;
-  IF to_regprocedure('tenancy._quota_state(uuid,text,timestamptz)') IS NOT NULL THEN
+  IF pg_catalog.to_regprocedure('tenancy._quota_state(uuid,text,timestamptz)') IS NOT NULL THEN
     FOREACH metric IN ARRAY ARRAY['users', 'projects', 'api_calls', 'storage_mb', 'ai_requests', 'concurrent_sessions']
     LOOP
-      quota := quota || pg_catalog.jsonb_build_object(metric, (SELECT q.used FROM tenancy._quota_state(tenant_id, metric) q));
+      quota := quota OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(metric, (SELECT q.used FROM tenancy._quota_state(tenant_id, metric) q));
     END LOOP;
   END IF;
-  FOR s IN SELECT DISTINCT d.objid::regclass AS seq FROM tenancy._move_tables() t
-             JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) t.relid::oid
-              AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
-              AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+  FOR s IN SELECT DISTINCT d.objid::pg_catalog.regclass AS seq FROM tenancy._move_tables() t
+             JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid
+              AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
               AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[])
              JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) d.objid AND k.relkind OPERATOR(pg_catalog.=) 'S'
   LOOP
-    seqs := seqs || pg_catalog.jsonb_build_object(s.seq::text, pg_catalog.pg_sequence_last_value(s.seq));
+    seqs := seqs OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(s.seq::pg_catalog.text, pg_catalog.pg_sequence_last_value(s.seq));
   END LOOP;
   SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
            'version', k.version, 'created_at', k.created_at, 'destroyed_at', k.destroyed_at,
@@ -546,7 +566,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_
 DECLARE
   m tenancy.tenant_moves;
   slot record;
-  waited integer := 0;
+  waited pg_catalog.int4 := 0;
 BEGIN
   IF tenant_id IS NULL OR outcome IS NULL OR outcome OPERATOR(pg_catalog.<>) ALL (ARRAY['switched', 'rolled_back']) THEN
     PERFORM tenancy._invalid_input('outcome must be ''switched'' or ''rolled_back''');
@@ -555,21 +575,21 @@ BEGIN
   m := tenancy._move_record(tenant_id, 'source');
   IF outcome OPERATOR(pg_catalog.=) 'switched' AND NOT m.frozen THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('the move of tenant "%s" was never frozen; it cannot have switched', tenant_id);
+      MESSAGE = pg_catalog.format('the move of tenant "%s" was never frozen; it cannot have switched', tenant_id);
   END IF;
-  EXECUTE format('DROP PUBLICATION IF EXISTS %I', m.publication_name);
+  EXECUTE pg_catalog.format('DROP PUBLICATION IF EXISTS %I', m.publication_name);
   -- The slot (and tablesync slots of the target's subscription) once their walsenders are gone: the target drops
   -- its subscription first; a target that died leaves them inactive.
   FOR slot IN SELECT r.slot_name, r.active_pid FROM pg_catalog.pg_replication_slots r
                WHERE r.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
                  AND (r.slot_name OPERATOR(pg_catalog.=) m.slot_name
                       OR (subscription_oid IS NOT NULL
-                          AND r.slot_name::text LIKE format('pg\_%s\_sync\_%%', subscription_oid)))
+                          AND r.slot_name::pg_catalog.text OPERATOR(pg_catalog.~~) pg_catalog.format('pg\_%s\_sync\_%%', subscription_oid)))
   LOOP
     WHILE EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots r WHERE r.slot_name OPERATOR(pg_catalog.=) slot.slot_name
-                     AND r.active) AND waited < 100 LOOP
+                     AND r.active) AND waited OPERATOR(pg_catalog.<) 100 LOOP
       PERFORM pg_catalog.pg_sleep(0.05);
-      waited := waited + 1;
+      waited := waited OPERATOR(pg_catalog.+) 1;
     END LOOP;
     -- Still streaming after 5 s: the move is over either way, end that walsender.
     PERFORM pg_catalog.pg_terminate_backend(r.active_pid, 5000) FROM pg_catalog.pg_replication_slots r
@@ -606,36 +626,36 @@ CREATE FUNCTION tenancy.move_target_prepare(tenant jsonb, tables jsonb, target_r
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r tenancy.tenants;
-  e jsonb;
-  tbl regclass;
-  region text := NULLIF(pg_catalog.current_setting('tenancy.region', true), '');
+  e pg_catalog.jsonb;
+  tbl pg_catalog.regclass;
+  region pg_catalog.text := NULLIF(pg_catalog.current_setting('tenancy.region', true), '');
 BEGIN
   r := pg_catalog.jsonb_populate_record(NULL::tenancy.tenants, tenant);
   IF r.id IS NULL OR r.slug IS NULL THEN
     PERFORM tenancy._invalid_input('invalid tenant row for a move', 'The row must carry at least id and slug.');
   END IF;
   IF region IS NOT NULL AND region OPERATOR(pg_catalog.<>) target_region THEN
-    PERFORM tenancy._invalid_input(format('this cluster serves region "%s", not "%s"', region, target_region));
+    PERFORM tenancy._invalid_input(pg_catalog.format('this cluster serves region "%s", not "%s"', region, target_region));
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) r.id) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = format('tenant "%s" already exists', r.id);
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', r.id);
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) r.id) THEN
-    RAISE EXCEPTION USING ERRCODE = 'object_in_use', MESSAGE = format('tenant "%s" is already being moved', r.id),
+    RAISE EXCEPTION USING ERRCODE = 'object_in_use', MESSAGE = pg_catalog.format('tenant "%s" is already being moved', r.id),
       HINT = 'Remove the leftovers of the earlier attempt with tenancy.move_target_abort().';
   END IF;
   FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(tables) x LOOP
-    tbl := pg_catalog.to_regclass(e ->> 'table');
+    tbl := pg_catalog.to_regclass(e OPERATOR(pg_catalog.->>) 'table');
     IF tbl IS NULL THEN
-      PERFORM tenancy._invalid_input(format('table "%s" of the tenant does not exist in this database', e ->> 'table'),
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the tenant does not exist in this database', e OPERATOR(pg_catalog.->>) 'table'),
         NULL, 'Create the application''s tables (and isolate them) on the target before moving a tenant.');
     END IF;
-    IF e ->> 'kind' OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
+    IF e OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
          SELECT 1 FROM tenancy.isolation_config ic WHERE ic.relid OPERATOR(pg_catalog.=) tbl
-            AND ic.tenant_column::text OPERATOR(pg_catalog.=) (e ->> 'tenant_column')) THEN
-      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', tbl,
-                                            e ->> 'tenant_column'), NULL,
-        format('Run SELECT tenancy.enable_isolation(%L, %L) first.', tbl::text, e ->> 'tenant_column'));
+            AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) (e OPERATOR(pg_catalog.->>) 'tenant_column')) THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', tbl,
+                                            e OPERATOR(pg_catalog.->>) 'tenant_column'), NULL,
+        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', tbl::pg_catalog.text, e OPERATOR(pg_catalog.->>) 'tenant_column'));
     END IF;
   END LOOP;
 
@@ -648,7 +668,7 @@ BEGIN
           r.created_at, r.updated_at, r.trial_ends_at);
   -- After the row: the guard (installed next) refuses writes of a frozen tenant, ours included.
   INSERT INTO tenancy.tenant_moves (tenant_id, side, source_region, target_region, phase, frozen, subscription_name)
-  VALUES (r.id, 'target', r.data_residency::text, target_region, 'copying', true, tenancy._move_name(r.id));
+  VALUES (r.id, 'target', r.data_residency::pg_catalog.text, target_region, 'copying', true, tenancy._move_name(r.id));
   PERFORM tenancy._move_set_guards(true);
   PERFORM tenancy._audit('tenant_move_started', r.id, NULL, pg_catalog.jsonb_build_object(
     'side', 'target', 'source_region', r.data_residency, 'target_region', target_region, 'by', session_user));
@@ -658,32 +678,87 @@ COMMENT ON FUNCTION tenancy.move_target_prepare(jsonb, jsonb, text) IS
   'live move, target: checks the tables, creates the tenant row (this region) frozen until the switch';
 
 -- The subscription on the source's publication and slot: initial copy of the tenant's rows (row filters apply to
--- it), then streaming. SECURITY DEFINER because CREATE SUBSCRIPTION needs a superuser in PostgreSQL 15; the
--- connection string is quoted as a literal and every name is derived from the tenant id. disable_on_error: a
--- conflict stops the subscription instead of retrying forever, and the orchestrator rolls back. Returns its oid.
+-- it), then streaming. SECURITY DEFINER and run as a superuser because CREATE SUBSCRIPTION needs one in PostgreSQL
+-- 15, so nothing of it is the caller's to choose: the connection string is the source region's entry in
+-- tenancy.region_connections (which only a superuser writes), never an argument (a superuser's server would connect
+-- wherever an admin says); every name is derived from the tenant id. The subscription's apply worker, a superuser's,
+-- writes into every local table of the name the publication lists, so the subscription is created disabled and
+-- enabled only when the tables it lists (pg_subscription_rel, fetched from the source at creation) are all tables of
+-- the move (tenancy._move_tables(): the isolated tables and the per-tenant registry tables); otherwise it is refused
+-- and rolled back. disable_on_error: a conflict stops the subscription instead of retrying forever, and the
+-- orchestrator rolls back. Returns its oid.
+CREATE FUNCTION tenancy.move_target_subscribe(tenant_id uuid) RETURNS oid
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
+  sub pg_catalog.name := tenancy._move_name(tenant_id);
+  source_conninfo pg_catalog.text;
+  subid pg_catalog.oid;
+  stray pg_catalog.text;
+BEGIN
+  IF m.phase OPERATOR(pg_catalog.<>) 'copying' THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = pg_catalog.format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
+  END IF;
+  SELECT c.conninfo INTO source_conninfo FROM tenancy.region_connections c
+   WHERE c.region OPERATOR(pg_catalog.=) m.source_region;
+  IF source_conninfo IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = pg_catalog.format('region "%s" has no registered connection', m.source_region),
+      DETAIL = 'A move into this cluster subscribes to the source region''s cluster with the connection string a '
+               'superuser registered for that region in tenancy.region_connections.',
+      HINT = pg_catalog.format('As a superuser: INSERT INTO tenancy.region_connections (region, conninfo) VALUES '
+                               '(%L, ''host=... dbname=... user=...'').', m.source_region);
+  END IF;
+  EXECUTE pg_catalog.format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false,'
+                            ' slot_name = %L, copy_data = true, enabled = false, disable_on_error = true)',
+                            sub, source_conninfo, sub, sub);
+  SELECT s.oid INTO subid FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) sub
+     AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
+  SELECT pg_catalog.string_agg(r.srrelid::pg_catalog.regclass::pg_catalog.text, ', '
+                               ORDER BY r.srrelid::pg_catalog.regclass::pg_catalog.text)
+    INTO stray FROM pg_catalog.pg_subscription_rel r
+   WHERE r.srsubid OPERATOR(pg_catalog.=) subid
+     AND NOT r.srrelid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.relid::pg_catalog.oid FROM tenancy._move_tables() t));
+  IF stray IS NOT NULL THEN
+    -- Raised in the transaction that created it: the subscription is gone with it, nothing was applied.
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('the publication of the move of tenant "%s" lists tables that are not the move''s',
+                                  tenant_id),
+      DETAIL = pg_catalog.format('Tables here that it would write: %s.', stray),
+      HINT = 'A move replicates only the isolated tables and the per-tenant registry tables '
+             '(tenancy.move_source_prepare publishes exactly those).';
+  END IF;
+  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I ENABLE', sub);
+  PERFORM tenancy._audit('tenant_move_subscribed', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'subscription', sub, 'source_region', m.source_region, 'by', session_user));
+  RETURN subid;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_subscribe(uuid) IS
+  'live move, target: subscribes to the source region''s publication (its registered connection; initial copy, '
+  'then streaming), only the move''s tables; returns its oid';
+
+-- Deprecated (0.2.0 form): the connection string is accepted only when it is the one registered for the source
+-- region in tenancy.region_connections; use move_target_subscribe(tenant_id).
 CREATE FUNCTION tenancy.move_target_subscribe(tenant_id uuid, source_conninfo text) RETURNS oid
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
-  sub name := tenancy._move_name(tenant_id);
-  subid oid;
 BEGIN
-  IF m.phase OPERATOR(pg_catalog.<>) 'copying' THEN
-    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
+  IF NOT EXISTS (SELECT 1 FROM tenancy.region_connections c WHERE c.region OPERATOR(pg_catalog.=) m.source_region
+                    AND c.conninfo OPERATOR(pg_catalog.=) source_conninfo) THEN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('the connection string is not the one registered for region "%s"', m.source_region),
+      DETAIL = 'A move subscribes only with the connection a superuser registered in tenancy.region_connections.',
+      HINT = 'Call tenancy.move_target_subscribe(tenant_id), which uses the registered connection.';
   END IF;
-  EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false, slot_name = %L,'
-                 ' copy_data = true, enabled = true, disable_on_error = true)', sub, source_conninfo, sub, sub);
-  SELECT s.oid INTO subid FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) sub
-     AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
-                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
-  PERFORM tenancy._audit('tenant_move_subscribed', tenant_id, NULL, pg_catalog.jsonb_build_object(
-    'subscription', sub, 'by', session_user));
-  RETURN subid;
+  RETURN tenancy.move_target_subscribe(tenant_id);
 END
 $$;
 COMMENT ON FUNCTION tenancy.move_target_subscribe(uuid, text) IS
-  'live move, target: subscribes to the source''s publication (initial copy, then streaming); returns its oid';
+  'deprecated: move_target_subscribe(tenant_id); the connection string must be the source region''s registered one';
 
 -- Progress on the target: per table its sync state (pg_subscription_rel: i init, d copying, f copied, s synced,
 -- r ready) and the tenant's rows here, the marker epoch applied so far, and the subscription's health.
@@ -693,10 +768,10 @@ DECLARE
   m tenancy.tenant_moves;
   sub record;
   t record;
-  n bigint;
-  tables jsonb := '[]';
-  copied bigint := 0;
-  ready boolean := true;
+  n pg_catalog.int8;
+  tables pg_catalog.jsonb := '[]';
+  copied pg_catalog.int8 := 0;
+  ready pg_catalog.bool := true;
 BEGIN
   SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id
      AND mv.side OPERATOR(pg_catalog.=) 'target';
@@ -707,13 +782,13 @@ BEGIN
    WHERE s.subname OPERATOR(pg_catalog.=) m.subscription_name;
   FOR t IN SELECT x.relid, x.tenant_column,
                   (SELECT r.srsubstate FROM pg_catalog.pg_subscription_rel r
-                    WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::oid) AS state
-             FROM tenancy._move_tables() x ORDER BY x.relid::text LOOP
-    EXECUTE format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
+                    WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::pg_catalog.oid) AS state
+             FROM tenancy._move_tables() x ORDER BY x.relid::pg_catalog.text LOOP
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
                    t.tenant_column) INTO n USING tenant_id;
-    tables := tables || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-      'table', t.relid::text, 'state', t.state, 'rows', n));
-    copied := copied + n;
+    tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::pg_catalog.text, 'state', t.state, 'rows', n));
+    copied := copied OPERATOR(pg_catalog.+) n;
     ready := ready AND coalesce(t.state OPERATOR(pg_catalog.=) 'r', false);
   END LOOP;
   RETURN pg_catalog.jsonb_build_object(
@@ -721,7 +796,7 @@ BEGIN
     'subscription_enabled', coalesce(sub.subenabled, false), 'all_ready', ready AND sub.oid IS NOT NULL,
     'rows_copied', copied, 'tables', tables,
     'marker_epoch', (SELECT k.epoch FROM tenancy.move_markers k WHERE k.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id),
-    'received_lsn', (SELECT st.latest_end_lsn::text FROM pg_catalog.pg_stat_subscription st
+    'received_lsn', (SELECT st.latest_end_lsn::pg_catalog.text FROM pg_catalog.pg_stat_subscription st
                       WHERE st.subid OPERATOR(pg_catalog.=) sub.oid AND st.relid IS NULL));
 END
 $$;
@@ -732,7 +807,7 @@ COMMENT ON FUNCTION tenancy.move_target_progress(uuid) IS
 -- table is ready, so everything the source committed before its freeze is here.
 CREATE FUNCTION tenancy.move_target_caught_up(tenant_id uuid, epoch bigint) RETURNS boolean
 LANGUAGE sql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce((SELECT k.epoch >= move_target_caught_up.epoch FROM tenancy.move_markers k
+  SELECT coalesce((SELECT k.epoch OPERATOR(pg_catalog.>=) move_target_caught_up.epoch FROM tenancy.move_markers k
                     WHERE k.tenant_id OPERATOR(pg_catalog.=) move_target_caught_up.tenant_id), false)
      AND EXISTS (SELECT 1 FROM tenancy.tenant_moves m JOIN pg_catalog.pg_subscription s
                    ON s.subname OPERATOR(pg_catalog.=) m.subscription_name
@@ -751,7 +826,7 @@ CREATE FUNCTION tenancy.move_target_transport_key(tenant_id uuid) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
-  nonce bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
+  nonce pg_catalog.bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
 BEGIN
   RETURN pg_catalog.jsonb_build_object('nonce', pg_catalog.encode(nonce, 'hex'),
                                        'public_key', pg_catalog.encode(tenancy._move_transport_key(nonce), 'hex'));
@@ -768,9 +843,9 @@ BEGIN
   END IF;
   -- Without a slot name DROP SUBSCRIPTION runs inside a transaction and never needs the source: the source drops
   -- its own slot (move_source_finish).
-  EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', sub);
-  EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
-  EXECUTE format('DROP SUBSCRIPTION %I', sub);
+  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I DISABLE', sub);
+  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', sub);
+  EXECUTE pg_catalog.format('DROP SUBSCRIPTION %I', sub);
   RETURN true;
 END
 $$;
@@ -784,30 +859,30 @@ CREATE FUNCTION tenancy.move_target_switch(tenant_id uuid, epoch bigint, handove
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
-  k jsonb;
+  k pg_catalog.jsonb;
   src tenancy.tenants;
-  fp bytea;
-  stored bytea;
+  fp pg_catalog.bytea;
+  stored pg_catalog.bytea;
   q record;
   s record;
-  ev jsonb;
-  nkeys integer := 0;
-  nevents integer := 0;
+  ev pg_catalog.jsonb;
+  nkeys pg_catalog.int4 := 0;
+  nevents pg_catalog.int4 := 0;
 BEGIN
   IF NOT tenancy.move_target_caught_up(tenant_id, epoch) THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('the move of tenant "%s" has not caught up with the freeze', tenant_id),
-      DETAIL = format('Marker epoch %s has not been applied here, or a table is not ready yet.', epoch),
+      MESSAGE = pg_catalog.format('the move of tenant "%s" has not caught up with the freeze', tenant_id),
+      DETAIL = pg_catalog.format('Marker epoch %s has not been applied here, or a table is not ready yet.', epoch),
       HINT = 'Wait until tenancy.move_target_caught_up() is true.';
   END IF;
   -- Stopped, not dropped: DROP SUBSCRIPTION waits for its workers, and the freeze lasts until this commits.
   -- Disabled it applies nothing more, and the source drops its slot before it deletes the tenant's rows.
-  EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', m.subscription_name);
+  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I DISABLE', m.subscription_name);
   DELETE FROM tenancy.tenant_moves WHERE tenant_moves.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
   DELETE FROM tenancy.move_markers WHERE move_markers.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
 
   -- Keys: wrapped by the source's master key there, sealed to our recipient key in transit, wrapped by ours here.
-  IF pg_catalog.jsonb_array_length(handover -> 'keys') > 0 THEN
+  IF pg_catalog.jsonb_array_length(handover OPERATOR(pg_catalog.->) 'keys') OPERATOR(pg_catalog.>) 0 THEN
     fp := tenancy._move_master_fingerprint();
     SELECT f.fingerprint INTO stored FROM tenancy.master_key_fingerprint f;
     IF stored IS NULL THEN
@@ -819,42 +894,42 @@ BEGIN
     END IF;
   END IF;
   DELETE FROM tenancy.tenant_keys tk WHERE tk.tenant_id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
-  FOR k IN SELECT x.value FROM pg_catalog.jsonb_array_elements(handover -> 'keys') x LOOP
+  FOR k IN SELECT x.value FROM pg_catalog.jsonb_array_elements(handover OPERATOR(pg_catalog.->) 'keys') x LOOP
     INSERT INTO tenancy.tenant_keys (tenant_id, version, wrapped_key, created_at, destroyed_at)
-    VALUES (tenant_id, (k ->> 'version')::integer,
-            CASE WHEN k ->> 'sealed' IS NOT NULL THEN
-              tenancy._move_open_key(tenant_id, (k ->> 'version')::integer, pg_catalog.decode(k ->> 'sealed', 'base64'),
+    VALUES (tenant_id, (k OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4,
+            CASE WHEN k OPERATOR(pg_catalog.->>) 'sealed' IS NOT NULL THEN
+              tenancy._move_open_key(tenant_id, (k OPERATOR(pg_catalog.->>) 'version')::pg_catalog.int4, pg_catalog.decode(k OPERATOR(pg_catalog.->>) 'sealed', 'base64'),
                                      pg_catalog.decode(nonce, 'hex')) END,
-            (k ->> 'created_at')::timestamptz, (k ->> 'destroyed_at')::timestamptz);
-    nkeys := nkeys + 1;
+            (k OPERATOR(pg_catalog.->>) 'created_at')::pg_catalog.timestamptz, (k OPERATOR(pg_catalog.->>) 'destroyed_at')::pg_catalog.timestamptz);
+    nkeys := nkeys OPERATOR(pg_catalog.+) 1;
   END LOOP;
 
-  src := pg_catalog.jsonb_populate_record(NULL::tenancy.tenants, handover -> 'tenant');
+  src := pg_catalog.jsonb_populate_record(NULL::tenancy.tenants, handover OPERATOR(pg_catalog.->) 'tenant');
   UPDATE tenancy.tenants t SET organization_name = src.organization_name, display_name = src.display_name,
          slug = src.slug, status = src.status, plan = src.plan, encryption_key_id = src.encryption_key_id,
          configuration = src.configuration, updated_at = src.updated_at, trial_ends_at = src.trial_ends_at
    WHERE t.id OPERATOR(pg_catalog.=) move_target_switch.tenant_id;
 
-  IF to_regprocedure('tenancy._quota_set_count(uuid,text,bigint)') IS NOT NULL THEN
-    FOR q IN SELECT x.key, x.value FROM pg_catalog.jsonb_each(handover -> 'quota') x
+  IF pg_catalog.to_regprocedure('tenancy._quota_set_count(uuid,text,bigint)') IS NOT NULL THEN
+    FOR q IN SELECT x.key, x.value FROM pg_catalog.jsonb_each(handover OPERATOR(pg_catalog.->) 'quota') x
               WHERE pg_catalog.jsonb_typeof(x.value) OPERATOR(pg_catalog.=) 'number' LOOP
-      PERFORM tenancy._quota_set_count(tenant_id, q.key, (q.value #>> '{}')::bigint);
+      PERFORM tenancy._quota_set_count(tenant_id, q.key, (q.value OPERATOR(pg_catalog.#>>) '{}')::pg_catalog.int8);
     END LOOP;
   END IF;
   -- Sequences are shared by every tenant of a table: never moved backwards.
-  FOR s IN SELECT pg_catalog.to_regclass(x.key) AS seq, (x.value #>> '{}')::bigint AS v
-             FROM pg_catalog.jsonb_each(handover -> 'sequences') x
+  FOR s IN SELECT pg_catalog.to_regclass(x.key) AS seq, (x.value OPERATOR(pg_catalog.#>>) '{}')::pg_catalog.int8 AS v
+             FROM pg_catalog.jsonb_each(handover OPERATOR(pg_catalog.->) 'sequences') x
             WHERE pg_catalog.jsonb_typeof(x.value) OPERATOR(pg_catalog.=) 'number' LOOP
     CONTINUE WHEN s.seq IS NULL;
-    IF s.v > coalesce(pg_catalog.pg_sequence_last_value(s.seq), 0) THEN
+    IF s.v OPERATOR(pg_catalog.>) coalesce(pg_catalog.pg_sequence_last_value(s.seq), 0) THEN
       PERFORM pg_catalog.setval(s.seq, s.v);
     END IF;
   END LOOP;
   -- History is re-appended to this cluster's own chain, each event carrying the original with its hashes.
-  FOR ev IN SELECT x.value FROM pg_catalog.jsonb_array_elements(handover -> 'audit') WITH ORDINALITY x(value, i)
+  FOR ev IN SELECT x.value FROM pg_catalog.jsonb_array_elements(handover OPERATOR(pg_catalog.->) 'audit') WITH ORDINALITY x(value, i)
              ORDER BY x.i LOOP
     PERFORM tenancy._audit('audit_event_imported', tenant_id, NULL, ev);
-    nevents := nevents + 1;
+    nevents := nevents OPERATOR(pg_catalog.+) 1;
   END LOOP;
 
   PERFORM tenancy._audit('tenant_moved_in', tenant_id, NULL, pg_catalog.jsonb_build_object(
@@ -870,11 +945,11 @@ COMMENT ON FUNCTION tenancy.move_target_switch(uuid, bigint, jsonb, text) IS
 CREATE FUNCTION tenancy.move_target_finish(tenant_id uuid) RETURNS boolean
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  dropped boolean;
+  dropped pg_catalog.bool;
 BEGIN
   IF EXISTS (SELECT 1 FROM tenancy.tenant_moves m WHERE m.tenant_id OPERATOR(pg_catalog.=) move_target_finish.tenant_id) THEN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = format('the move of tenant "%s" has not switched yet', tenant_id),
+      MESSAGE = pg_catalog.format('the move of tenant "%s" has not switched yet', tenant_id),
       HINT = 'Call tenancy.move_target_switch() first, or tenancy.move_target_abort() to give up.';
   END IF;
   dropped := tenancy._move_drop_subscription(tenancy._move_name(tenant_id));
@@ -941,7 +1016,7 @@ REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy
   tenancy._move_record(uuid, text), tenancy.move_source_prepare(uuid, text), tenancy.move_source_create_slot(uuid),
   tenancy.move_source_progress(uuid), tenancy.move_source_freeze(uuid), tenancy.move_source_handover(uuid, bytea),
   tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
-  tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
+  tenancy.move_target_subscribe(uuid), tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
   tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
   tenancy._move_drop_subscription(name),
   tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_finish(uuid),
@@ -953,7 +1028,7 @@ GRANT EXECUTE ON FUNCTION tenancy.move_guard(uuid) TO tenancy_admin, tenancy_app
 GRANT EXECUTE ON FUNCTION tenancy.move_source_prepare(uuid, text), tenancy.move_source_create_slot(uuid),
   tenancy.move_source_progress(uuid), tenancy.move_source_freeze(uuid), tenancy.move_source_handover(uuid, bytea),
   tenancy.move_source_finish(uuid, text, oid), tenancy.move_target_prepare(jsonb, jsonb, text),
-  tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
+  tenancy.move_target_subscribe(uuid), tenancy.move_target_subscribe(uuid, text), tenancy.move_target_progress(uuid),
   tenancy.move_target_caught_up(uuid, bigint), tenancy.move_target_transport_key(uuid),
   tenancy.move_target_switch(uuid, bigint, jsonb, text), tenancy.move_target_finish(uuid),
   tenancy.move_target_abort(uuid), tenancy.move_orphans(), tenancy.move_adopt(uuid) TO tenancy_admin;

@@ -52,7 +52,12 @@ ACME_WRAPPED_EU=$(eu_psql -At -c "SELECT encode(wrapped_key, 'hex') FROM tenancy
 expect_eq "app role cannot prepare a move" 42501 \
   "$(sqlstate_of eu_psql "SET ROLE app_writer; SELECT tenancy.move_source_prepare('$ACME', 'us')")"
 expect_eq "app role cannot subscribe" 42501 \
-  "$(sqlstate_of us_psql "SET ROLE app_writer; SELECT tenancy.move_target_subscribe('$ACME', 'host=x')")"
+  "$(sqlstate_of us_psql "SET ROLE app_writer; SELECT tenancy.move_target_subscribe('$ACME')")"
+# The region registry is the superuser's: an admin can neither read nor change where a move subscribes.
+expect_eq "admin cannot register a region connection" 42501 \
+  "$(sqlstate_of us_psql "SET ROLE ops; UPDATE tenancy.region_connections SET conninfo = 'host=evil.example'")"
+expect_eq "admin cannot read the region connections" 42501 \
+  "$(sqlstate_of us_psql "SET ROLE ops; SELECT count(*) FROM tenancy.region_connections")"
 expect_eq "a move to the tenant's own region is refused" TN005 \
   "$(sqlstate_of eu_psql "SELECT tenancy.move_source_prepare('$ACME', 'eu')")"
 expect_eq "an unknown region is refused" TN005 \
@@ -218,7 +223,21 @@ eu_psql -At -c "SELECT tenancy.move_source_create_slot('$BETA')" >/dev/null || f
 us_psql -At -v prep="$(cat "$TENANCY_TMP/beta.prep")" >/dev/null <<'SQL' || fail "beta target prepare"
 SELECT tenancy.move_target_prepare((:'prep'::jsonb) -> 'tenant', (:'prep'::jsonb) -> 'tables', 'us');
 SQL
-MOVE_SUBID=$(us_psql -At -c "SELECT tenancy.move_target_subscribe('$BETA', 'host=127.0.0.1 port=$EU_PORT dbname=app user=postgres')")
+# A source that publishes more than the move's tables (here its superuser added one): the target refuses the
+# subscription before anything is applied (its apply worker would write that table here as a superuser), and it is
+# rolled back; so is a connection string that is not the registered one.
+BETA_PUB=$(eu_psql -At -c "SELECT tenancy._move_name('$BETA')")
+eu_psql -c "CREATE TABLE loot (id int PRIMARY KEY, secret text); ALTER PUBLICATION $BETA_PUB ADD TABLE loot" >/dev/null \
+  || fail "could not widen the publication"
+us_psql -c "CREATE TABLE loot (id int PRIMARY KEY, secret text)" >/dev/null || fail "could not create loot on the target"
+expect_eq "subscription to a publication with a table outside the move refused" 42501 \
+  "$(sqlstate_of us_psql "SELECT tenancy.move_target_subscribe('$BETA')")"
+expect_eq "a connection string that is not the registered one refused" 42501 \
+  "$(sqlstate_of us_psql "SELECT tenancy.move_target_subscribe('$BETA', 'host=127.0.0.1 port=$EU_PORT dbname=app user=postgres')")"
+expect_eq "no subscription left by the refusals" 0 "$(us_psql -At -c "SELECT count(*) FROM pg_subscription")"
+eu_psql -c "ALTER PUBLICATION $BETA_PUB DROP TABLE loot; DROP TABLE loot" >/dev/null || fail "could not drop loot"
+us_psql -c "DROP TABLE loot" >/dev/null || fail "could not drop loot on the target"
+MOVE_SUBID=$(us_psql -At -c "SELECT tenancy.move_target_subscribe('$BETA')")
 sleep 0.5
 echo "beta progress when the target is stopped: $(us_psql -At -c "SELECT tenancy.move_target_progress('$BETA') -> 'tables'")"
 as_pg pg_ctl -D "$US_DIR/data" -m immediate stop >/dev/null || fail "could not stop the target"

@@ -34,6 +34,18 @@ SELECT tenancy.enable_isolation(t) FROM unnest(ARRAY['projects', 'items', 'event
     PGPORT_OVERRIDE=$port cluster_psql -d postgres -c "CREATE DATABASE app" || return 1
     PGPORT_OVERRIDE=$port cluster_psql -d app -c "$schema" >/dev/null || return 1
   done
+  # The region registry of each cluster (superuser-only): the connection a move into it subscribes with.
+  register_region "$US_PORT" eu "host=127.0.0.1 port=$EU_PORT dbname=app user=postgres application_name=move" || return 1
+  register_region "$EU_PORT" us "host=127.0.0.1 port=$US_PORT dbname=app user=postgres application_name=move"
+}
+
+# register_region PORT REGION CONNINFO: as the superuser of the cluster at PORT, the connection string a move from
+# REGION into it subscribes with (tenancy.region_connections; docs/residency.md 4.1, "What the DBA configures").
+register_region() {
+  PGPORT_OVERRIDE=$1 cluster_psql -d app -v region="$2" -v conninfo="$3" >/dev/null <<'SQL'
+INSERT INTO tenancy.region_connections (region, conninfo) VALUES (:'region', :'conninfo')
+ON CONFLICT (region) DO UPDATE SET conninfo = EXCLUDED.conninfo, updated_at = now();
+SQL
 }
 
 # grant_daemon_role: tenancyd's role on both clusters. tenancy_admin everywhere; on a source the subscription of a
@@ -45,7 +57,10 @@ grant_daemon_role() {
               GRANT SELECT ON projects, items, events, tenancy.usage_history, tenancy.move_markers TO tenancyd;"
   eu_psql -c "$role" >/dev/null || return 1
   us_psql -c "$role
-              ALTER TABLE items ALTER COLUMN id RESTART WITH 1000000000000;" >/dev/null
+              ALTER TABLE items ALTER COLUMN id RESTART WITH 1000000000000;" >/dev/null || return 1
+  # The subscriptions connect as the daemon's role (not a superuser), registered by the clusters' superuser.
+  register_region "$US_PORT" eu "$(daemon_conninfo "$EU_PORT")" || return 1
+  register_region "$EU_PORT" us "$(daemon_conninfo "$US_PORT")"
 }
 daemon_conninfo() { echo "host=127.0.0.1 port=$1 dbname=app user=tenancyd password=tenancyd-pw"; }
 
@@ -102,8 +117,7 @@ move_steps() {
   sq src "SELECT tenancy.move_source_create_slot('$tenant')" >/dev/null || return 1
   sq dst "SELECT tenancy.move_target_prepare(\$$tag\$$prep\$$tag\$::jsonb -> 'tenant',
                                             \$$tag\$$prep\$$tag\$::jsonb -> 'tables', 'us')" >/dev/null || return 1
-  MOVE_SUBID=$(sq dst "SELECT tenancy.move_target_subscribe('$tenant',
-                 'host=127.0.0.1 port=$EU_PORT dbname=app user=postgres application_name=move')") || return 1
+  MOVE_SUBID=$(sq dst "SELECT tenancy.move_target_subscribe('$tenant')") || return 1
   # Initial copy, then streaming: wait for every table to be ready.
   for _ in $(seq 1 1200); do
     progress=$(sq dst "SELECT tenancy.move_target_progress('$tenant')") || return 1

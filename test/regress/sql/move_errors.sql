@@ -66,6 +66,21 @@ SELECT mv_error('DELETE FROM mv_items');
 SELECT mv_error(format('SELECT tenancy.add_user(%L, %L)', :'child', 'late@child.io'));
 SELECT mv_error(format('SELECT tenancy.move_guard(%L)', :'child'));
 INSERT INTO mv_items (tenant_id, n) VALUES (:'parent', 4) RETURNING n;
+-- an application role learns about (and locks the move row of) only its context tenant: none without a context
+-- (TN004), another tenant's refused before anything is read (42501, not 55006 naming the target region)
+CREATE ROLE regress_mv_app;
+GRANT tenancy_app TO regress_mv_app;
+SET ROLE regress_mv_app;
+SELECT mv_error(format('SELECT tenancy.move_guard(%L)', :'child'));
+BEGIN;
+SELECT tenancy.set_tenant(:'parent');
+SELECT mv_error(format('SELECT tenancy.move_guard(%L)', :'child'));
+SELECT tenancy.move_guard(:'parent') AS own_tenant_not_moving;
+SELECT tenancy.set_tenant(:'child');
+SELECT mv_error(format('SELECT tenancy.move_guard(%L)', :'child'));
+COMMIT;
+RESET ROLE;
+DROP ROLE regress_mv_app;
 -- rolled back: the move row goes, the guards with it, writes are allowed again
 SELECT tenancy.move_source_finish(:'child', 'rolled_back');
 SELECT tenancy._move_lock_holders(:'child', false) AS lock_held_after_finish;
@@ -116,9 +131,31 @@ SELECT length(tenancy._move_transport_key(uuid_send(gen_random_uuid()))) AS publ
 SELECT mv_error(format('SELECT tenancy._move_seal_key(%L, 1, %L, %L)', :'parent',
                        (SELECT wrapped_key FROM tenancy.tenant_keys WHERE tenant_id = :'parent'), '\x00'));
 SELECT mv_error(format('SELECT tenancy._move_open_key(%L, 1, %L, %L)', :'parent', '\x01', '\x00'));
+-- the subscription's connection comes only from the region registry, which only a superuser reads or writes: none
+-- registered for the source region (55000); a connection string that is not the registered one (42501); the
+-- registered one is used (this one cannot connect: 08006, nothing created)
+SELECT mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002')$$);
+SELECT mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002', 'host=x')$$);
+CREATE ROLE regress_mv_admin;
+GRANT tenancy_admin TO regress_mv_admin;
+SET ROLE regress_mv_admin;
+SELECT mv_error($$INSERT INTO tenancy.region_connections (region, conninfo) VALUES ('eu', 'host=evil.example')$$);
+SELECT mv_error($$SELECT count(*) FROM tenancy.region_connections$$);
+RESET ROLE;
+DROP ROLE regress_mv_admin;
+INSERT INTO tenancy.region_connections (region, conninfo)
+VALUES ('eu', 'host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2');
+SELECT mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002', 'host=x')$$);
+SELECT split_part(mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002',
+                                                                  'host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2')$$),
+                  ' | ', 1) AS registered_one_used;
+SELECT split_part(mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002')$$), ' | ', 1)
+       AS registered_one_used;
+SELECT count(*) AS subscriptions FROM pg_subscription;
+DELETE FROM tenancy.region_connections;
 -- a subscription in another phase cannot be made
 UPDATE tenancy.tenant_moves SET phase = 'catching_up' WHERE tenant_id = '00000000-0000-0000-0000-00000000a002';
-SELECT mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002', 'host=x')$$);
+SELECT mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002')$$);
 -- abort removes the tenant, the move row and the guards; a tenant living here is never touched
 SELECT tenancy.move_target_abort('00000000-0000-0000-0000-00000000a002') AS aborted;
 SELECT (SELECT count(*) FROM tenancy.tenants WHERE id = '00000000-0000-0000-0000-00000000a002') AS tenants,
