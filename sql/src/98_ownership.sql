@@ -50,6 +50,9 @@ BEGIN
                           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
                           AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[]))
        AND k.relowner OPERATOR(pg_catalog.<>) 'tenancy_owner'::pg_catalog.regrole
+       -- Stays the installing superuser's (sql/src/89_region_connections.sql): where a live move's subscription,
+       -- created as a superuser, connects to must not be writable by code running as tenancy_owner.
+       AND k.oid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('tenancy.region_connections')::pg_catalog.oid
      ORDER BY k.oid
   LOOP
     EXECUTE pg_catalog.format('ALTER %s %s OWNER TO tenancy_owner',
@@ -68,11 +71,14 @@ BEGIN
        AND NOT (p.proname OPERATOR(pg_catalog.=) ANY (ARRAY[
              -- recount the rows of application tables of every tenant (track_quota)
              'reconcile_quota', '_quota_register_tracked',
-             -- live move: publications, replication slots and CREATE SUBSCRIPTION (superuser in PostgreSQL 15)
-             'move_orphans', 'move_adopt', 'move_source_prepare', 'move_source_create_slot', 'move_source_progress',
-             'move_source_freeze', 'move_source_handover', 'move_source_finish', 'move_target_prepare',
-             'move_target_subscribe', 'move_target_progress', 'move_target_caught_up', 'move_target_transport_key',
-             'move_target_switch', 'move_target_finish', 'move_target_abort'
+             -- live move: publications, replication slots, CREATE/ALTER/DROP SUBSCRIPTION (superuser in PostgreSQL
+             -- 15), guards and replica identities on application tables; why each, in sql/src/88_move.sql. Its
+             -- other SECURITY DEFINER functions (move_orphans, move_adopt, move_source_progress,
+             -- move_source_freeze, move_target_caught_up, move_target_transport_key, _move_guard) need only
+             -- schema tenancy and run as tenancy_owner.
+             'move_source_prepare', 'move_source_create_slot', 'move_source_handover', 'move_source_finish',
+             'move_target_prepare', 'move_target_subscribe', 'move_target_progress', 'move_target_switch',
+             'move_target_finish', 'move_target_abort'
            ]::pg_catalog.name[]))
      ORDER BY p.oid
   LOOP

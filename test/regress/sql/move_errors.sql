@@ -164,6 +164,15 @@ SELECT (SELECT count(*) FROM tenancy.tenants WHERE id = '00000000-0000-0000-0000
 SELECT tenancy.move_target_abort(:'parent') AS aborted, tenancy.move_target_finish(:'parent') AS dropped;
 SELECT count(*) AS parent_here FROM tenancy.tenants WHERE id = :'parent';
 
+-- who runs what: the registry stays the superuser's; the move functions that need a superuser (88_move.sql says
+-- why) are the superuser's, the others tenancy_owner's
+SELECT r.rolsuper AS registry_owned_by_superuser FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+ WHERE c.oid = 'tenancy.region_connections'::regclass;
+SELECT p.oid::regprocedure AS function, r.rolsuper AS runs_as_superuser, r.rolname = 'tenancy_owner' AS runs_as_owner
+  FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+ WHERE p.pronamespace = 'tenancy'::regnamespace AND p.prosecdef AND p.proname ~ '^_?move'
+ ORDER BY p.proname, 1::text;
+
 -- the audit trail of the two ends
 SELECT action, after ->> 'side' AS side FROM tenancy.audit_log
  WHERE action LIKE 'tenant_move%' AND tenant_id IN (:'child', '00000000-0000-0000-0000-00000000a002') ORDER BY id;

@@ -8,10 +8,12 @@ SELECT rolname, rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolreplicatio
 SELECT count(*) AS memberships FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.roleid, m.member)
  WHERE r.rolname = 'tenancy_owner';
 
--- it owns the schema and every table, view and sequence in it
+-- it owns the schema and every table, view and sequence in it but tenancy.region_connections, which stays the
+-- superuser's (sql/src/89_region_connections.sql; move_errors checks it)
 SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'tenancy';
 SELECT c.relkind, c.relowner::regrole, count(*) > 0 AS some
   FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+   AND c.oid <> 'tenancy.region_connections'::regclass
  GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- every SECURITY DEFINER function runs as tenancy_owner, but the listed ones that need a superuser
