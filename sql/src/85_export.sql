@@ -44,8 +44,8 @@ COMMENT ON FUNCTION tenancy._export_columns(oid) IS 'internal: the stored, non-g
 CREATE FUNCTION tenancy._export_select(tbl oid, tenant_column name) RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  order_by text;
-  only_kw text := CASE WHEN (SELECT k.relkind FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl)
+  order_by pg_catalog.text;
+  only_kw pg_catalog.text := CASE WHEN (SELECT k.relkind FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl)
                             OPERATOR(pg_catalog.=) 'p' THEN '' ELSE 'ONLY ' END;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class k JOIN pg_catalog.pg_attribute a
@@ -84,25 +84,25 @@ CREATE FUNCTION tenancy._export_plan()
 RETURNS TABLE (ord integer, table_name regclass, qualified_name text, kind text, tenant_column name, columns text[], select_sql text)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   WITH RECURSIVE registry AS (
-    SELECT pg_catalog.to_regclass(v.name)::oid AS relid, v.col::name AS col, v.sortkey
+    SELECT pg_catalog.to_regclass(v.name)::pg_catalog.oid AS relid, v.col::pg_catalog.name AS col, v.sortkey
       FROM (VALUES ('tenancy.tenants', 'id', 1), ('tenancy.users', 'tenant_id', 2),
                    ('tenancy.quota_overrides', 'tenant_id', 3), ('tenancy.usage_history', 'tenant_id', 4),
                    ('tenancy.tenant_keys', 'tenant_id', 5)) v(name, col, sortkey)
      WHERE pg_catalog.to_regclass(v.name) IS NOT NULL),
   isolated AS (
-    SELECT c.relid::oid AS relid, c.tenant_column AS col,
+    SELECT c.relid::pg_catalog.oid AS relid, c.tenant_column AS col,
            ARRAY(SELECT f.confrelid FROM pg_catalog.pg_constraint f
-                  WHERE f.conrelid OPERATOR(pg_catalog.=) c.relid::oid AND f.contype OPERATOR(pg_catalog.=) 'f'
-                    AND f.confrelid OPERATOR(pg_catalog.<>) c.relid::oid) AS refs
+                  WHERE f.conrelid OPERATOR(pg_catalog.=) c.relid::pg_catalog.oid AND f.contype OPERATOR(pg_catalog.=) 'f'
+                    AND f.confrelid OPERATOR(pg_catalog.<>) c.relid::pg_catalog.oid) AS refs
       FROM tenancy.isolation_config c
-      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.relid::oid
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) c.relid::pg_catalog.oid
      WHERE NOT k.relispartition AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])),
   -- Depth of each isolated table = its longest chain of references to other isolated tables; restoring by depth
   -- puts every referenced table first. The path check stops at a foreign-key cycle (its import then fails).
   chain (relid, depth, path) AS (
     SELECT i.relid, 0, ARRAY[i.relid] FROM isolated i
     UNION ALL
-    SELECT i.relid, ch.depth + 1, ch.path || i.relid
+    SELECT i.relid, ch.depth OPERATOR(pg_catalog.+) 1, ch.path OPERATOR(pg_catalog.||) i.relid
       FROM chain ch JOIN isolated i ON ch.relid OPERATOR(pg_catalog.=) ANY (i.refs)
      WHERE NOT i.relid OPERATOR(pg_catalog.=) ANY (ch.path)),
   ordered AS (
@@ -111,21 +111,21 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT i.relid, 'isolated', i.col, 1, (SELECT pg_catalog.max(ch.depth) FROM chain ch
                                             WHERE ch.relid OPERATOR(pg_catalog.=) i.relid)
       FROM isolated i)
-  SELECT (pg_catalog.row_number() OVER (ORDER BY o.grp, o.depth, o.relid::regclass::text))::integer,
-         o.relid::regclass, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(k.relname), o.kind,
+  SELECT (pg_catalog.row_number() OVER (ORDER BY o.grp, o.depth, o.relid::pg_catalog.regclass::pg_catalog.text))::pg_catalog.int4,
+         o.relid::pg_catalog.regclass, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k.relname), o.kind,
          o.col, tenancy._export_columns(o.relid), tenancy._export_select(o.relid, o.col)
     FROM ordered o
     JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) o.relid
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
   UNION ALL
-  SELECT (SELECT pg_catalog.count(*) FROM ordered)::integer + 1, 'tenancy.audit_log'::regclass, 'tenancy.audit_log',
+  SELECT (SELECT pg_catalog.count(*) FROM ordered)::pg_catalog.int4 OPERATOR(pg_catalog.+) 1, 'tenancy.audit_log'::pg_catalog.regclass, 'tenancy.audit_log',
          'audit',
-         'tenant_id'::name, tenancy._export_columns('tenancy.audit_log'::regclass),
+         'tenant_id'::pg_catalog.name, tenancy._export_columns('tenancy.audit_log'::pg_catalog.regclass),
          -- Not the events of the exporting transaction itself (export_manifest's own event, say), so the
          -- manifest and the COPYs of one COPY-form export agree.
-         (SELECT 'SELECT ' || pg_catalog.string_agg(format('t.%I', c.name), ', ' ORDER BY c.i)
-            FROM pg_catalog.unnest(tenancy._export_columns('tenancy.audit_log'::regclass)) WITH ORDINALITY c(name, i))
-         || ' FROM tenancy.audit_log t WHERE t.tenant_id OPERATOR(pg_catalog.=) $1'
+         (SELECT 'SELECT ' OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.format('t.%I', c.name), ', ' ORDER BY c.i)
+            FROM pg_catalog.unnest(tenancy._export_columns('tenancy.audit_log'::pg_catalog.regclass)) WITH ORDINALITY c(name, i))
+         OPERATOR(pg_catalog.||) ' FROM tenancy.audit_log t WHERE t.tenant_id OPERATOR(pg_catalog.=) $1'
          ' AND (pg_catalog.pg_current_xact_id_if_assigned() IS NULL OR t.xmin OPERATOR(pg_catalog.<>)'
          ' pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned())) ORDER BY t.id'
   ORDER BY 1
@@ -147,7 +147,7 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
     'exported_at', tenancy._rfc3339(pg_catalog.statement_timestamp()),
     'encoding', pg_catalog.getdatabaseencoding(),
     'text_settings', '{"DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "TimeZone": "UTC",
-                       "extra_float_digits": 1, "bytea_output": "hex", "lc_monetary": "C"}'::jsonb,
+                       "extra_float_digits": 1, "bytea_output": "hex", "lc_monetary": "C"}'::pg_catalog.jsonb,
     'checksum_algorithm', 'sha256 of each row''s COPY text line (values escaped as COPY text format, tab-separated,'
                           ' newline-terminated), in document order')
     FROM tenancy.get_tenant(tenant) t
@@ -157,10 +157,10 @@ COMMENT ON FUNCTION tenancy._export_head(uuid) IS 'internal: the manifest fields
 CREATE FUNCTION tenancy._export_summary(manifest jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_catalog.jsonb_build_object(
-    'source_tenant_id', manifest -> 'tenant_id', 'slug', manifest -> 'slug',
-    'extension_version', manifest -> 'extension_version',
-    'rows', (SELECT coalesce(pg_catalog.jsonb_object_agg(e ->> 'table', e -> 'rows'), '{}')
-               FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') e))
+    'source_tenant_id', manifest OPERATOR(pg_catalog.->) 'tenant_id', 'slug', manifest OPERATOR(pg_catalog.->) 'slug',
+    'extension_version', manifest OPERATOR(pg_catalog.->) 'extension_version',
+    'rows', (SELECT coalesce(pg_catalog.jsonb_object_agg(e OPERATOR(pg_catalog.->>) 'table', e OPERATOR(pg_catalog.->) 'rows'), '{}')
+               FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') e))
 $$;
 COMMENT ON FUNCTION tenancy._export_summary(jsonb) IS 'internal: what the audit event of an export or import records';
 
@@ -168,59 +168,59 @@ COMMENT ON FUNCTION tenancy._export_summary(jsonb) IS 'internal: what the audit 
 CREATE FUNCTION tenancy._import_check_manifest(manifest jsonb, version integer) RETURNS void
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  e jsonb;
+  e pg_catalog.jsonb;
 BEGIN
   IF pg_catalog.jsonb_typeof(manifest) IS DISTINCT FROM 'object'
-     OR pg_catalog.jsonb_typeof(manifest -> 'tables') IS DISTINCT FROM 'array'
-     OR coalesce(manifest ->> 'tenant_id', '') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+     OR pg_catalog.jsonb_typeof(manifest OPERATOR(pg_catalog.->) 'tables') IS DISTINCT FROM 'array'
+     OR coalesce(manifest OPERATOR(pg_catalog.->>) 'tenant_id', '') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
     PERFORM tenancy._invalid_input('invalid export manifest',
       'A manifest is an object with the tenant_id and the tables of the export.',
       'Import a document written by tenancy.export_tenant() or tenancy.export_manifest().');
   END IF;
   -- Format 1 manifests carry no version of their own (the document does); a format 2 manifest says so.
-  IF coalesce(manifest ->> 'format_version', '1') OPERATOR(pg_catalog.<>) version::text THEN
-    PERFORM tenancy._invalid_input(format('export manifest of format version %s does not match format version %s',
-                                          coalesce(manifest ->> 'format_version', '1'), version));
+  IF coalesce(manifest OPERATOR(pg_catalog.->>) 'format_version', '1') OPERATOR(pg_catalog.<>) version::pg_catalog.text THEN
+    PERFORM tenancy._invalid_input(pg_catalog.format('export manifest of format version %s does not match format version %s',
+                                          coalesce(manifest OPERATOR(pg_catalog.->>) 'format_version', '1'), version));
   END IF;
-  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
+  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') x LOOP
     IF pg_catalog.jsonb_typeof(e) IS DISTINCT FROM 'object'
-       OR pg_catalog.jsonb_typeof(e -> 'table') IS DISTINCT FROM 'string'
-       OR NOT coalesce(e ->> 'kind', '') OPERATOR(pg_catalog.=) ANY (ARRAY['registry', 'isolated', 'audit'])
-       OR pg_catalog.jsonb_typeof(e -> 'tenant_column') IS DISTINCT FROM 'string'
-       OR pg_catalog.jsonb_typeof(e -> 'columns') IS DISTINCT FROM 'array'
-       OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e -> 'columns') c
+       OR pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'table') IS DISTINCT FROM 'string'
+       OR NOT coalesce(e OPERATOR(pg_catalog.->>) 'kind', '') OPERATOR(pg_catalog.=) ANY (ARRAY['registry', 'isolated', 'audit'])
+       OR pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'tenant_column') IS DISTINCT FROM 'string'
+       OR pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'columns') IS DISTINCT FROM 'array'
+       OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e OPERATOR(pg_catalog.->) 'columns') c
                    WHERE pg_catalog.jsonb_typeof(c) OPERATOR(pg_catalog.<>) 'string')
-       OR pg_catalog.jsonb_typeof(e -> 'rows') IS DISTINCT FROM 'number'
-       OR pg_catalog.jsonb_typeof(e -> 'sha256') IS DISTINCT FROM 'string'
-       OR NOT (e ->> 'tenant_column') OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e -> 'columns'))) THEN
+       OR pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'rows') IS DISTINCT FROM 'number'
+       OR pg_catalog.jsonb_typeof(e OPERATOR(pg_catalog.->) 'sha256') IS DISTINCT FROM 'string'
+       OR NOT (e OPERATOR(pg_catalog.->>) 'tenant_column') OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'columns'))) THEN
       PERFORM tenancy._invalid_input('invalid export manifest',
-        format('Table entry %s lacks table, kind, tenant_column, columns, rows or sha256.', e));
+        pg_catalog.format('Table entry %s lacks table, kind, tenant_column, columns, rows or sha256.', e));
     END IF;
   END LOOP;
-  IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x
-       WHERE x.value ->> 'table' OPERATOR(pg_catalog.=) 'tenancy.tenants') OPERATOR(pg_catalog.<>) 1 THEN
+  IF (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') x
+       WHERE x.value OPERATOR(pg_catalog.->>) 'table' OPERATOR(pg_catalog.=) 'tenancy.tenants') OPERATOR(pg_catalog.<>) 1 THEN
     PERFORM tenancy._invalid_input('invalid export manifest', 'The manifest must list tenancy.tenants once.');
   END IF;
-  IF (SELECT pg_catalog.count(DISTINCT x.value ->> 'table') FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x)
-     OPERATOR(pg_catalog.<>) pg_catalog.jsonb_array_length(manifest -> 'tables') THEN
+  IF (SELECT pg_catalog.count(DISTINCT x.value OPERATOR(pg_catalog.->>) 'table') FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') x)
+     OPERATOR(pg_catalog.<>) pg_catalog.jsonb_array_length(manifest OPERATOR(pg_catalog.->) 'tables') THEN
     PERFORM tenancy._invalid_input('invalid export manifest', 'The manifest lists a table twice.');
   END IF;
   -- The kind and tenant column of each table are ours to decide, not the document's: a forged manifest naming
   -- another column as the tenant column (users' email holding the tenant id, say) would otherwise pass the owner
   -- check with rows of another tenant.
-  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x LOOP
-    IF (e ->> 'kind' OPERATOR(pg_catalog.=) 'registry' AND NOT (e ->> 'table', e ->> 'tenant_column') IN (
+  FOR e IN SELECT x.value FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') x LOOP
+    IF (e OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.=) 'registry' AND NOT (e OPERATOR(pg_catalog.->>) 'table', e OPERATOR(pg_catalog.->>) 'tenant_column') IN (
           ('tenancy.tenants', 'id'), ('tenancy.users', 'tenant_id'), ('tenancy.quota_overrides', 'tenant_id'),
           ('tenancy.usage_history', 'tenant_id'), ('tenancy.tenant_keys', 'tenant_id')))
-       OR (e ->> 'kind' OPERATOR(pg_catalog.=) 'audit'
-           AND (e ->> 'table', e ->> 'tenant_column') IS DISTINCT FROM ('tenancy.audit_log', 'tenant_id'))
-       OR (e ->> 'kind' OPERATOR(pg_catalog.=) 'isolated' AND pg_catalog.to_regclass(e ->> 'table') IS NOT NULL
+       OR (e OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.=) 'audit'
+           AND (e OPERATOR(pg_catalog.->>) 'table', e OPERATOR(pg_catalog.->>) 'tenant_column') IS DISTINCT FROM ('tenancy.audit_log', 'tenant_id'))
+       OR (e OPERATOR(pg_catalog.->>) 'kind' OPERATOR(pg_catalog.=) 'isolated' AND pg_catalog.to_regclass(e OPERATOR(pg_catalog.->>) 'table') IS NOT NULL
            AND (SELECT n.nspname FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace n
                     ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
-                 WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(e ->> 'table')) OPERATOR(pg_catalog.=) 'tenancy')
+                 WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(e OPERATOR(pg_catalog.->>) 'table')) OPERATOR(pg_catalog.=) 'tenancy')
     THEN
-      PERFORM tenancy._invalid_input(format('table "%s" cannot be imported as %s data keyed by "%s"', e ->> 'table',
-                                            e ->> 'kind', e ->> 'tenant_column'),
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" cannot be imported as %s data keyed by "%s"', e OPERATOR(pg_catalog.->>) 'table',
+                                            e OPERATOR(pg_catalog.->>) 'kind', e OPERATOR(pg_catalog.->>) 'tenant_column'),
         'The manifest does not match what tenancy exports.');
     END IF;
   END LOOP;
@@ -246,31 +246,31 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp 
   SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
 DECLARE
   version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
-  src uuid;
-  target uuid;
-  remap boolean;
-  e jsonb;
-  i bigint;
-  tbl regclass;
-  tc text;
-  cols text[];
-  c text;
-  j integer;
-  n bigint;
-  checksum text;
-  foreign_rows bigint;
-  v_slug text;
-  new_slug text;
-  from_sql text;
-  exprs text[];
+  src pg_catalog.uuid;
+  target pg_catalog.uuid;
+  remap pg_catalog.bool;
+  e pg_catalog.jsonb;
+  i pg_catalog.int8;
+  tbl pg_catalog.regclass;
+  tc pg_catalog.text;
+  cols pg_catalog.text[];
+  c pg_catalog.text;
+  j pg_catalog.int4;
+  n pg_catalog.int8;
+  checksum pg_catalog.text;
+  foreign_rows pg_catalog.int8;
+  v_slug pg_catalog.text;
+  new_slug pg_catalog.text;
+  from_sql pg_catalog.text;
+  exprs pg_catalog.text[];
   con record;
   ref record;
-  seq text;
-  stmt text;
+  seq pg_catalog.text;
+  stmt pg_catalog.text;
   owner pg_catalog.regrole;
 BEGIN
   PERFORM tenancy._import_check_manifest(manifest, version);
-  src := (manifest ->> 'tenant_id')::uuid;
+  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
   target := coalesce(new_id, src);
   remap := target OPERATOR(pg_catalog.<>) src;
 
@@ -285,9 +285,9 @@ BEGIN
    ORDER BY y.typname LIMIT 1;
   IF c IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
-      MESSAGE = format('temporary table "%s" exists already', c),
+      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
       DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
-      HINT = format('Drop pg_temp.%I before importing.', c);
+      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
   END IF;
 
   -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
@@ -296,59 +296,59 @@ BEGIN
     kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
     tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
   INSERT INTO pg_temp.tenancy_import_entries
-  SELECT x.i, x.v ->> 'table', x.v ->> 'kind', x.v ->> 'tenant_column',
-         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v -> 'columns')), (x.v ->> 'rows')::bigint,
-         x.v ->> 'sha256', pg_catalog.to_regclass(x.v ->> 'table'), NULL
-    FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') WITH ORDINALITY x(v, i);
+  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
+         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
+         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
+    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
   IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
+    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
                    staging)
       INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
     IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', c));
+      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
     END IF;
     UPDATE pg_temp.tenancy_import_entries x SET from_sql =
-      format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
+      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
   ELSE
     FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
-      IF pg_catalog.to_regclass(format('pg_temp.%I', prefix || i)) IS NULL THEN
-        PERFORM tenancy._invalid_input(format('staging table "%s" does not exist', prefix || i), NULL,
+      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
+        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
           'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
       END IF;
     END LOOP;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql = format('pg_temp.%I x', prefix || x.i);
+    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
   END IF;
 
   -- Integrity: counts and checksums over the rows in order, and the owner of every row.
   FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e -> 'cols'));
+    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
     IF version OPERATOR(pg_catalog.=) 1 THEN
-      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
                      ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
-                     e ->> 'tc', src, e ->> 'from_sql')
+                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
         INTO n, checksum, foreign_rows;
     ELSE
-      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
                      ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
-                     (SELECT pg_catalog.string_agg(format('x.%I', 'c' || k), ', ' ORDER BY k)
+                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
                         FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
-                     'c' || pg_catalog.array_position(cols, e ->> 'tc'), src, e ->> 'from_sql')
+                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
         INTO n, checksum, foreign_rows;
     END IF;
-    IF n OPERATOR(pg_catalog.<>) (e ->> 'rows')::bigint OR checksum OPERATOR(pg_catalog.<>) (e ->> 'sha256') THEN
-      PERFORM tenancy._invalid_input(format('checksum of table "%s" does not match the export manifest', e ->> 'name'),
-        format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
-               e ->> 'rows', e ->> 'sha256', n, checksum),
+    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
+        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
+               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
         'The export was altered or truncated after it was written; export the tenant again.');
     END IF;
-    IF foreign_rows > 0 THEN
-      PERFORM tenancy._invalid_input(format('table "%s" of the export holds rows of another tenant', e ->> 'name'),
-        format('%s rows do not belong to tenant %s.', foreign_rows, src));
+    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
+        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
     END IF;
   END LOOP;
   SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
-  EXECUTE format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
-                   ELSE format('x.%I', 'c' || pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
+  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
+                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
     INTO v_slug;
   IF v_slug IS NULL THEN
     PERFORM tenancy._invalid_input('the export holds no tenant row');
@@ -356,15 +356,15 @@ BEGIN
 
   -- Conflicts: the same tenant or slug here already.
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = format('tenant "%s" already exists', target),
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
       HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
     -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
-    new_slug := pg_catalog.left(v_slug, 54) || '-' || pg_catalog.left(target::text, 8);
+    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
     IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
       RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-        MESSAGE = format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
+        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
         CONSTRAINT = 'tenants_slug_key',
         HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
     END IF;
@@ -373,23 +373,23 @@ BEGIN
   -- The tables here: present, isolated alike, with every exported column.
   FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
     IF con.tbl IS NULL THEN
-      IF con.rows > 0 THEN
-        PERFORM tenancy._invalid_input(format('table "%s" of the export does not exist in this database', con.name),
+      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
           NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
       END IF;
       CONTINUE;
     END IF;
     IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
          SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::text OPERATOR(pg_catalog.=) con.tc) THEN
-      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', con.tbl,
+          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
                                             con.tc),
         'Imported rows are only written into tables that keep them apart from other tenants.',
-        format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::text, con.tc));
+        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
     END IF;
     SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
     IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
+      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
         'Every exported column must have a stored column of the same name here.');
     END IF;
   END LOOP;
@@ -406,30 +406,30 @@ BEGIN
     renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
     ON COMMIT DROP;
   INSERT INTO pg_temp.tenancy_import_columns
-  SELECT x.i, x.tbl, c2.name, c2.pos::integer, a.atttypid::regtype,
-         CASE version WHEN 1 THEN format('(x.row ->> %L)', c2.name) ELSE format('x.%I', 'c' || c2.pos) END,
-         CASE version WHEN 1 THEN format('r.%I', c2.name)
-                      ELSE format('(x.%I)::%s', 'c' || c2.pos, a.atttypid::regtype) END,
+  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
+         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
+         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
+                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
          NULL, NULL, NULL
     FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
          pg_catalog.pg_attribute a
    WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
-     AND a.attname::text OPERATOR(pg_catalog.=) c2.name;
+     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
   IF remap THEN
     -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
     -- keys other than the tenant column.
     UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
-             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
+             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
              ELSE 'sequence' END
       FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
      WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
        AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
        AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
        AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       AND a.attname::text OPERATOR(pg_catalog.=) m.name
-       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
-            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::text, m.name) IS NOT NULL));
+       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
+       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
+            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
     -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
     UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
       FROM pg_catalog.pg_constraint f,
@@ -437,9 +437,9 @@ BEGIN
            pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
      WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
        AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
-       AND a.attname::text OPERATOR(pg_catalog.=) m.name
+       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
        AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
-       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::text
+       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
        AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
 
     -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
@@ -453,15 +453,15 @@ BEGIN
                  JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
                 WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
       IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
-        EXECUTE format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
+        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
                        ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
                        con.text_expr, con.from_sql, con.text_expr);
       ELSE
-        EXECUTE format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
+        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
                        ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
                        ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
                        ' GROUP BY 1 ORDER BY 2) d',
-                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::text, con.name),
+                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
                        con.text_expr, con.from_sql, con.text_expr);
       END IF;
     END LOOP;
@@ -470,26 +470,26 @@ BEGIN
   -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
   -- other uuid of a copy through the id map; else its value.
   UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
-      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN format('%L::%s', target, m.type)
-      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
+      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
+      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
         -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        THEN format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
-      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
+        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
+      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
            AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
-      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
-           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN format('%L::%s', new_slug, m.type)
+      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
+           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
       WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
-        THEN format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
+        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
                     ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
                     coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
-      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::regtype
-        THEN format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
+      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
+        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
                     ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
       ELSE m.typed_expr END
     FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
   IF version OPERATOR(pg_catalog.=) 1 THEN
     UPDATE pg_temp.tenancy_import_entries x
-       SET from_sql = x.from_sql || format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
+       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
      WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
   END IF;
 
@@ -497,26 +497,26 @@ BEGIN
   -- must be free here, or the insert would fail half way: refused up front, naming the key.
   FOR con IN
     SELECT x.from_sql, x.tbl, k.conname,
-           pg_catalog.string_agg(format('t.%I OPERATOR(pg_catalog.=) %s', m.name, m.typed_expr), ' AND ') AS cond
+           pg_catalog.string_agg(pg_catalog.format('t.%I OPERATOR(pg_catalog.=) %s', m.name, m.typed_expr), ' AND ') AS cond
       FROM pg_temp.tenancy_import_entries x
       JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) x.tbl
                                      AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl
                                     AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey)
       LEFT JOIN pg_temp.tenancy_import_columns m ON m.i OPERATOR(pg_catalog.=) x.i
-                                               AND m.name OPERATOR(pg_catalog.=) a.attname::text
+                                               AND m.name OPERATOR(pg_catalog.=) a.attname::pg_catalog.text
      WHERE x.kind OPERATOR(pg_catalog.<>) 'audit'
      GROUP BY x.i, x.from_sql, x.tbl, x.tc, k.conname
     HAVING pg_catalog.bool_and(m.name IS NOT NULL AND m.name OPERATOR(pg_catalog.<>) x.tc
                                AND m.renumber IS NULL AND m.ref_tbl IS NULL
-                               AND NOT (remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::regtype))
+                               AND NOT (remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype))
   LOOP
-    EXECUTE format('SELECT pg_catalog.count(*) FROM %s WHERE EXISTS (SELECT 1 FROM %s t WHERE %s)',
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE EXISTS (SELECT 1 FROM %s t WHERE %s)',
                    con.from_sql, con.tbl, con.cond) INTO n;
-    IF n > 0 THEN
+    IF n OPERATOR(pg_catalog.>) 0 THEN
       RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = con.conname,
-        MESSAGE = format('%s rows of table "%s" have keys that rows here hold already', n, con.tbl),
-        DETAIL = format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.',
+        MESSAGE = pg_catalog.format('%s rows of table "%s" have keys that rows here hold already', n, con.tbl),
+        DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.',
                         con.conname),
         HINT = CASE WHEN remap
           THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
@@ -531,18 +531,18 @@ BEGIN
     IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
       -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
       -- event, carrying the original with its hashes as provenance.
-      FOR e IN EXECUTE format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE format(
-                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(format('%L, (x.%I)::%s',
-                   c2.name, 'c' || c2.pos, a.atttypid::regtype), ', ' ORDER BY c2.pos)
+      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
+                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
+                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
                    FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::regclass
-                    AND a.attname::text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
+                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
         PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
       END LOOP;
       CONTINUE;
     END IF;
-    stmt := format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
-                   (SELECT pg_catalog.string_agg(format('%I', m.name), ', ' ORDER BY m.pos)
+    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
                       FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
                    (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
                       FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
@@ -571,12 +571,12 @@ BEGIN
   -- Sequences catch up with the values kept (same-id import into another database): the application's next
   -- insert must not draw a value an imported row holds.
   FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
-              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::text, m.name) IS NOT NULL LOOP
-    seq := pg_catalog.pg_get_serial_sequence(con.tbl::text, con.name);
-    EXECUTE format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
+              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
+    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
                    ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   seq, con.name, con.tbl, seq::regclass);
+                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
   END LOOP;
   DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
   IF remap THEN
@@ -594,7 +594,7 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_
 BEGIN
   IF pg_catalog.cardinality(fields) OPERATOR(pg_catalog.<>) ncols THEN
     PERFORM tenancy._invalid_input('invalid export document',
-      format('A row of table "%s" has %s values; the table has %s exported columns.', table_name,
+      pg_catalog.format('A row of table "%s" has %s values; the table has %s exported columns.', table_name,
              pg_catalog.cardinality(fields), ncols));
   END IF;
   RETURN true;
@@ -608,72 +608,72 @@ COMMENT ON FUNCTION tenancy._import_field_count(text[], integer, text) IS
 CREATE FUNCTION tenancy._import_tenant(doc jsonb, new_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  id uuid;
-  version integer;
+  id pg_catalog.uuid;
+  version pg_catalog.int4;
   e record;
-  stray text;
-  prefix text;
+  stray pg_catalog.text;
+  prefix pg_catalog.text;
 BEGIN
   IF pg_catalog.jsonb_typeof(doc) IS DISTINCT FROM 'object'
-     OR doc ->> 'format' IS DISTINCT FROM 'tenancy-tenant-export'
-     OR pg_catalog.jsonb_typeof(doc -> 'data') IS DISTINCT FROM 'object'
-     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(doc -> 'data') d
+     OR doc OPERATOR(pg_catalog.->>) 'format' IS DISTINCT FROM 'tenancy-tenant-export'
+     OR pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'data') IS DISTINCT FROM 'object'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(doc OPERATOR(pg_catalog.->) 'data') d
                  WHERE pg_catalog.jsonb_typeof(d.value) OPERATOR(pg_catalog.<>) 'array') THEN
     PERFORM tenancy._invalid_input('invalid export document',
       'An export document is an object with format "tenancy-tenant-export", a manifest and the data of each table.',
       'Import a document written by tenancy.export_tenant().');
   END IF;
-  IF NOT coalesce(doc ->> 'format_version', '') OPERATOR(pg_catalog.=) ANY (ARRAY['1', '2']) THEN
-    PERFORM tenancy._invalid_input(format('unsupported export format version %s', doc -> 'format_version'),
+  IF NOT coalesce(doc OPERATOR(pg_catalog.->>) 'format_version', '') OPERATOR(pg_catalog.=) ANY (ARRAY['1', '2']) THEN
+    PERFORM tenancy._invalid_input(pg_catalog.format('unsupported export format version %s', doc OPERATOR(pg_catalog.->) 'format_version'),
       'This version of tenancy reads format versions 1 and 2.');
   END IF;
-  version := (doc ->> 'format_version')::integer;
+  version := (doc OPERATOR(pg_catalog.->>) 'format_version')::pg_catalog.int4;
   -- The staging tables get a name of their own for this call (the caller shares the temporary schema and could
   -- prepare any fixed name with a trigger of its own), created without IF NOT EXISTS: they are this role's own.
   prefix := 'tenancy_doc_' OPERATOR(pg_catalog.||)
             pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_';
   IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE format('CREATE TEMP TABLE %I (table_name pg_catalog.text, row pg_catalog.jsonb, ord pg_catalog.int8)'
-                   ' ON COMMIT DROP', prefix || 'rows');
-    EXECUTE format('INSERT INTO pg_temp.%I SELECT d.key, r.value, r.ord FROM pg_catalog.jsonb_each($1 -> ''data'') d,'
-                   ' pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord)', prefix || 'rows')
+    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (table_name pg_catalog.text, row pg_catalog.jsonb, ord pg_catalog.int8)'
+                   ' ON COMMIT DROP', prefix OPERATOR(pg_catalog.||) 'rows');
+    EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I SELECT d.key, r.value, r.ord FROM pg_catalog.jsonb_each($1 -> ''data'') d,'
+                   ' pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord)', prefix OPERATOR(pg_catalog.||) 'rows')
       USING doc;
-    id := tenancy._import_staged(doc -> 'manifest', pg_catalog.to_regclass(format('pg_temp.%I', prefix || 'rows')),
+    id := tenancy._import_staged(doc OPERATOR(pg_catalog.->) 'manifest', pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) 'rows')),
                                  new_id, NULL);
-    EXECUTE format('DROP TABLE pg_temp.%I', prefix || 'rows');
+    EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', prefix OPERATOR(pg_catalog.||) 'rows');
     RETURN id;
   END IF;
-  PERFORM tenancy._import_check_manifest(doc -> 'manifest', 2);
-  SELECT d.key INTO stray FROM pg_catalog.jsonb_each(doc -> 'data') d
+  PERFORM tenancy._import_check_manifest(doc OPERATOR(pg_catalog.->) 'manifest', 2);
+  SELECT d.key INTO stray FROM pg_catalog.jsonb_each(doc OPERATOR(pg_catalog.->) 'data') d
    WHERE NOT d.key OPERATOR(pg_catalog.=) ANY (ARRAY(
-           SELECT x.value ->> 'table' FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') x))
+           SELECT x.value OPERATOR(pg_catalog.->>) 'table' FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') x))
    LIMIT 1;
   IF stray IS NOT NULL THEN
-    PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', stray));
+    PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', stray));
   END IF;
   -- Format 2: each table's rows are COPY text lines; their values go into one text staging table per entry.
-  FOR e IN SELECT x.i, x.v ->> 'table' AS name, pg_catalog.jsonb_array_length(x.v -> 'columns') AS ncols,
-                  coalesce(doc -> 'data' -> (x.v ->> 'table'), '[]') AS rows
-             FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
+  FOR e IN SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table' AS name, pg_catalog.jsonb_array_length(x.v OPERATOR(pg_catalog.->) 'columns') AS ncols,
+                  coalesce(doc OPERATOR(pg_catalog.->) 'data' OPERATOR(pg_catalog.->) (x.v OPERATOR(pg_catalog.->>) 'table'), '[]') AS rows
+             FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
     IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e.rows) r
                 WHERE pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'string') THEN
       PERFORM tenancy._invalid_input('invalid export document',
-        format('Each row of table "%s" must be a string (its COPY text line).', e.name));
+        pg_catalog.format('Each row of table "%s" must be a string (its COPY text line).', e.name));
     END IF;
-    EXECUTE format('CREATE TEMP TABLE %I (ord pg_catalog.int8, %s) ON COMMIT DROP', prefix || e.i,
-                   (SELECT pg_catalog.string_agg(format('%I pg_catalog.text', 'c' || k), ', ' ORDER BY k)
+    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (ord pg_catalog.int8, %s) ON COMMIT DROP', prefix OPERATOR(pg_catalog.||) e.i,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I pg_catalog.text', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k));
-    EXECUTE format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
+    EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
                    ' WITH ORDINALITY r(line, i), LATERAL tenancy._copy_fields(r.line) f(v)'
                    ' WHERE tenancy._import_field_count(f.v, $2, $3)',
-                   prefix || e.i,
-                   (SELECT pg_catalog.string_agg(format('f.v[%s]', k), ', ' ORDER BY k)
+                   prefix OPERATOR(pg_catalog.||) e.i,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('f.v[%s]', k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k))
       USING e.rows, e.ncols, e.name;
   END LOOP;
-  id := tenancy._import_staged(doc -> 'manifest', NULL, new_id, prefix);
-  FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
-    EXECUTE format('DROP TABLE pg_temp.%I', prefix || e.i);
+  id := tenancy._import_staged(doc OPERATOR(pg_catalog.->) 'manifest', NULL, new_id, prefix);
+  FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
+    EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', prefix OPERATOR(pg_catalog.||) e.i);
   END LOOP;
   RETURN id;
 END
@@ -689,31 +689,31 @@ RETURNS TABLE (ord integer, table_name text, copy_sql text)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e record;
-  staging text;
+  staging pg_catalog.text;
 BEGIN
-  IF pg_catalog.jsonb_typeof(manifest -> 'tables') IS DISTINCT FROM 'array'
-     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') x
-                 WHERE pg_catalog.jsonb_typeof(x.value -> 'table') IS DISTINCT FROM 'string'
-                    OR pg_catalog.jsonb_typeof(x.value -> 'columns') IS DISTINCT FROM 'array'
-                    OR pg_catalog.jsonb_array_length(x.value -> 'columns') OPERATOR(pg_catalog.=) 0) THEN
+  IF pg_catalog.jsonb_typeof(manifest OPERATOR(pg_catalog.->) 'tables') IS DISTINCT FROM 'array'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') x
+                 WHERE pg_catalog.jsonb_typeof(x.value OPERATOR(pg_catalog.->) 'table') IS DISTINCT FROM 'string'
+                    OR pg_catalog.jsonb_typeof(x.value OPERATOR(pg_catalog.->) 'columns') IS DISTINCT FROM 'array'
+                    OR pg_catalog.jsonb_array_length(x.value OPERATOR(pg_catalog.->) 'columns') OPERATOR(pg_catalog.=) 0) THEN
     -- Raised here, not through tenancy._invalid_input: this function runs with the caller's rights.
     RAISE EXCEPTION USING ERRCODE = 'TN005', MESSAGE = 'invalid export manifest',
       DETAIL = 'A manifest has the tables of the export, each with its columns.',
       HINT = 'Use the manifest of tenancy.export_manifest().';
   END IF;
-  FOR e IN SELECT x.i::integer AS i, x.v ->> 'table' AS name, pg_catalog.jsonb_array_length(x.v -> 'columns') AS ncols
-             FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') WITH ORDINALITY x(v, i) LOOP
-    staging := 'tenancy_import_' || e.i;
-    IF pg_catalog.to_regclass(format('pg_temp.%I', staging)) IS NOT NULL THEN
-      EXECUTE format('DROP TABLE pg_temp.%I', staging);
+  FOR e IN SELECT x.i::pg_catalog.int4 AS i, x.v OPERATOR(pg_catalog.->>) 'table' AS name, pg_catalog.jsonb_array_length(x.v OPERATOR(pg_catalog.->) 'columns') AS ncols
+             FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
+    staging := 'tenancy_import_' OPERATOR(pg_catalog.||) e.i;
+    IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', staging)) IS NOT NULL THEN
+      EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', staging);
     END IF;
-    EXECUTE format('CREATE TEMP TABLE %I (ord bigint GENERATED ALWAYS AS IDENTITY, %s) ON COMMIT DROP', staging,
-                   (SELECT pg_catalog.string_agg(format('%I text', 'c' || k), ', ' ORDER BY k)
+    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (ord bigint GENERATED ALWAYS AS IDENTITY, %s) ON COMMIT DROP', staging,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I text', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k));
     ord := e.i;
     table_name := e.name;
-    copy_sql := format('COPY pg_temp.%I (%s) FROM STDIN', staging,
-                       (SELECT pg_catalog.string_agg(format('%I', 'c' || k), ', ' ORDER BY k)
+    copy_sql := pg_catalog.format('COPY pg_temp.%I (%s) FROM STDIN', staging,
+                       (SELECT pg_catalog.string_agg(pg_catalog.format('%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
                           FROM pg_catalog.generate_series(1, e.ncols) k));
     RETURN NEXT;
   END LOOP;
