@@ -4,6 +4,7 @@
 #include "tenancy/pg/boundary.hpp" /* core headers first: audit.hpp includes postgres.h */
 #include "tenancy/pg/audit.hpp"
 #include "tenancy/pg/export_stream.hpp"
+#include "tenancy/pg/plain_read.hpp"
 #include "tenancy/pg/privilege.hpp"
 
 extern "C" {
@@ -130,6 +131,7 @@ RunExportTable(void *arg)
 		                       "the table as text",
 		                       ncolumns),
 		                errhint("Run the COPY statements that tenancy.export_tables() returns.")));
+	RequirePlainRead(call->table); // read with superuser rights: planning it must run no code of its owner's
 	call->datums = static_cast<Datum *>(palloc(sizeof(Datum) * ncolumns));
 	call->nulls = static_cast<bool *>(palloc(sizeof(bool) * ncolumns));
 	StreamExportTable(select_sql, call->tenant, PutTextRow, call, &call->sum);

@@ -3,6 +3,7 @@
 #include "tenancy/pg/boundary.hpp" /* core headers first */
 #include "tenancy/pg/export_document.hpp"
 #include "tenancy/pg/export_stream.hpp"
+#include "tenancy/pg/plain_read.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -93,6 +94,7 @@ BuildExportDocument(Datum tenant, bool with_data)
 		char *name = SPI_getvalue(row, plan->tupdesc, 1);
 		bool isnull;
 		Oid table = DatumGetObjectId(SPI_getbinval(row, plan->tupdesc, 6, &isnull));
+		RequirePlainRead(table); // read with superuser rights: planning it must run no code of its owner's
 		ExportTableSum sum;
 		if (with_data) {
 			MemoryContext previous = MemoryContextSwitchTo(build.memory);

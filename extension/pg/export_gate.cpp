@@ -3,12 +3,14 @@
 #include "tenancy/pg/boundary.hpp" /* core headers first: audit.hpp includes postgres.h */
 #include "tenancy/pg/audit.hpp"
 #include "tenancy/pg/export_document.hpp"
+#include "tenancy/pg/plain_read.hpp"
 #include "tenancy/pg/privilege.hpp"
 
 extern "C" {
 #include "postgres.h"
 #include "catalog/namespace.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
@@ -23,6 +25,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
@@ -174,6 +178,18 @@ StagingColumnsArePlain(Oid relid)
 	return true;
 }
 
+// Whether the caller added an index, a CHECK constraint or extended statistics to a staging table: planning the
+// owner's read would fold the caller's functions in their expressions (tenancy/pg/plain_read.hpp).
+bool
+RelationHasIndexOrStatistics(Oid relid)
+{
+	Relation rel = table_open(relid, AccessShareLock);
+	bool any = RelationGetIndexList(rel) != NIL || RelationGetStatExtList(rel) != NIL ||
+	           (rel->rd_att->constr != NULL && rel->rd_att->constr->num_check > 0);
+	table_close(rel, NoLock);
+	return any;
+}
+
 // The staging tables of a COPY-form import (pg_temp.tenancy_import_N, made by tenancy.import_tables) are read by
 // the owner: each must be a temporary table of the caller's own, without row-level security, so that nothing the
 // caller could not read itself (a view over an isolated table, say) is read in its name; and nothing of the
@@ -204,12 +220,13 @@ CheckCopyStaging(Jsonb *manifest)
 		bool plain =
 		    rel->relam == HEAP_TABLE_AM_OID && !rel->relhasrules && !rel->relrowsecurity && !rel->relforcerowsecurity;
 		ReleaseSysCache(tuple);
-		if (!plain || has_subclass(relid) || !StagingColumnsArePlain(relid))
+		if (!plain || has_subclass(relid) || !StagingColumnsArePlain(relid) || RelationHasIndexOrStatistics(relid))
 			ereport(ERROR,
 			        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			         errmsg("staging table \"%s\" is not as tenancy.import_tables() made it", name),
 			         errdetail("A staging table is a heap table of an \"ord\" bigint column and text columns c1, c2, "
-			                   "... of the default collation, without rules, row-level security or child tables."),
+			                   "... of the default collation, without rules, row-level security, child tables, "
+			                   "indexes, CHECK constraints or statistics."),
 			         errhint("Create the staging tables with tenancy.import_tables() and only load rows into them.")));
 	}
 }

@@ -3,6 +3,7 @@
 #include "tenancy/core/tenant_advice.hpp"
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/partition_ops.hpp"
+#include "tenancy/pg/plain_read.hpp"
 #include "tenancy/pg/privilege.hpp"
 
 extern "C" {
@@ -64,6 +65,7 @@ void
 CountLeaves(void *arg)
 {
 	CountArgs *a = static_cast<CountArgs *>(arg);
+	pg::RequirePlainRead(a->relid); // every leaf is counted with superuser rights
 	char *column =
 	    QueryOidText("SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.pg_partitioned_table p "
 	                 "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.partrelid "

@@ -286,6 +286,8 @@ BEGIN
         USING ERRCODE = '42804',
               HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
     END IF;
+    -- Read with superuser rights: planning the count must run no code of the table's owner.
+    PERFORM tenancy._require_plain_read(tracked.table_name);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
                    tracked.table_name, tracked.tenant_column,
                    CASE WHEN tracked.status_column IS NULL THEN ''
@@ -324,6 +326,8 @@ BEGIN
     FOR tracked IN SELECT * FROM tenancy.quota_tracked_tables q WHERE q.metric OPERATOR(pg_catalog.=) m
                     ORDER BY q.table_name::oid LOOP
       EXECUTE format('LOCK TABLE %s IN SHARE MODE', tracked.table_name);
+      -- Read with superuser rights: planning the count must run no code of the table's owner.
+      PERFORM tenancy._require_plain_read(tracked.table_name);
       FOR r IN EXECUTE format('SELECT %I AS t, pg_catalog.count(*) AS n FROM %s WHERE %I IS NOT NULL%s GROUP BY 1',
                               tracked.tenant_column, tracked.table_name, tracked.tenant_column,
                               CASE WHEN tracked.status_column IS NULL THEN ''

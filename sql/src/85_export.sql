@@ -370,7 +370,8 @@ BEGIN
     END IF;
   END IF;
 
-  -- The tables here: present, isolated alike, with every exported column.
+  -- The tables here: present, isolated alike, with every exported column, and read below (sequence catch-up)
+  -- with this function's rights, so planning a read of them must run no code of their owners'.
   FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
     IF con.tbl IS NULL THEN
       IF con.rows OPERATOR(pg_catalog.>) 0 THEN
@@ -379,6 +380,7 @@ BEGIN
       END IF;
       CONTINUE;
     END IF;
+    PERFORM tenancy._require_plain_read(con.tbl);
     IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
          SELECT 1 FROM tenancy.isolation_config ic
           WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
@@ -493,39 +495,6 @@ BEGIN
      WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
   END IF;
 
-  -- Unique keys the import keeps (not renumbered, no tenant column, no reference that follows a renumbered key)
-  -- must be free here, or the insert would fail half way: refused up front, naming the key.
-  FOR con IN
-    SELECT x.from_sql, x.tbl, k.conname,
-           pg_catalog.string_agg(pg_catalog.format('t.%I OPERATOR(pg_catalog.=) %s', m.name, m.typed_expr), ' AND ') AS cond
-      FROM pg_temp.tenancy_import_entries x
-      JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) x.tbl
-                                     AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl
-                                    AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey)
-      LEFT JOIN pg_temp.tenancy_import_columns m ON m.i OPERATOR(pg_catalog.=) x.i
-                                               AND m.name OPERATOR(pg_catalog.=) a.attname::pg_catalog.text
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit'
-     GROUP BY x.i, x.from_sql, x.tbl, x.tc, k.conname
-    HAVING pg_catalog.bool_and(m.name IS NOT NULL AND m.name OPERATOR(pg_catalog.<>) x.tc
-                               AND m.renumber IS NULL AND m.ref_tbl IS NULL
-                               AND NOT (remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype))
-  LOOP
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE EXISTS (SELECT 1 FROM %s t WHERE %s)',
-                   con.from_sql, con.tbl, con.cond) INTO n;
-    IF n OPERATOR(pg_catalog.>) 0 THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = con.conname,
-        MESSAGE = pg_catalog.format('%s rows of table "%s" have keys that rows here hold already', n, con.tbl),
-        DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.',
-                        con.conname),
-        HINT = CASE WHEN remap
-          THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
-               'and keys drawn from a sequence get new values in a copy).'
-          ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
-               'gives uuid primary keys and keys drawn from a sequence new values.' END;
-    END IF;
-  END LOOP;
-
   -- The rows, table by table in manifest order (parents first), each in export order.
   FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
     IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
@@ -562,7 +531,22 @@ BEGIN
                   WHERE d.rel IS NOT NULL LOOP
         EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', ref.rel, owner);
       END LOOP;
-      PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
+      -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
+      -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the
+      -- values to the column types with this function's rights, running the owner's domain checks and casts.)
+      BEGIN
+        PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
+      EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = c,
+          MESSAGE = pg_catalog.format('rows of table "%s" have keys that rows here hold already', con.tbl),
+          DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.', c),
+          HINT = CASE WHEN remap
+            THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
+                 'and keys drawn from a sequence get new values in a copy).'
+            ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
+                 'gives uuid primary keys and keys drawn from a sequence new values.' END;
+      END;
     ELSE
       EXECUTE stmt;
     END IF;

@@ -1,0 +1,115 @@
+-- superuser_reads: the reads tenancy makes with superuser rights (export, import, partitions(), quota recounts)
+-- never run code of an application table's owner. Planning a read folds the constant calls of index expressions
+-- and predicates, partition keys, CHECK constraints and statistics in the planner's identity; the import's values
+-- are converted to the column types (domain checks, casts) only in the owner's insert.
+\set VERBOSITY sqlstate
+
+CREATE ROLE regress_sr_owner;
+GRANT tenancy_admin TO regress_sr_owner;
+CREATE SCHEMA sr AUTHORIZATION regress_sr_owner;
+SET ROLE regress_sr_owner;
+-- the owner's function: harmless as its owner, fails loudly when someone more privileged runs it
+CREATE FUNCTION sr.trap() RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'owner code ran as superuser %', current_user;
+  END IF;
+END $$;
+CREATE FUNCTION sr.folded(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  PERFORM sr.trap();
+  RETURN i;
+END $$;
+CREATE FUNCTION sr.ok(v text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  PERFORM sr.trap();
+  RETURN true;
+END $$;
+CREATE DOMAIN sr.code AS text CHECK (sr.ok(VALUE));
+CREATE TABLE sr.notes (tenant_id uuid NOT NULL, id int PRIMARY KEY, body text);
+CREATE TABLE sr.codes (tenant_id uuid NOT NULL, code sr.code PRIMARY KEY);
+SELECT tenancy.enable_isolation('sr.notes');
+SELECT tenancy.enable_isolation('sr.codes');
+SELECT id AS t1 FROM tenancy.create_tenant('SR One', 'sr-one') \gset
+SELECT id AS t2 FROM tenancy.create_tenant('SR Two', 'sr-two') \gset
+BEGIN;
+SELECT tenancy.set_tenant(:'t1');
+INSERT INTO sr.notes (id, body) VALUES (1, 'one');
+INSERT INTO sr.codes (code) VALUES ('c1');
+COMMIT;
+BEGIN;
+SELECT tenancy.set_tenant(:'t2');
+INSERT INTO sr.codes (code) VALUES ('c2');
+COMMIT;
+
+-- import: the domain check of a kept key runs in the owner's insert, never as the superuser
+SELECT tenancy.export_tenant(:'t1') AS doc \gset
+BEGIN;
+SELECT tenancy.set_tenant(:'t1');
+DELETE FROM sr.codes;
+DELETE FROM sr.notes;
+COMMIT;
+SELECT tenancy.import_tenant(:'doc', gen_random_uuid()) IS NOT NULL AS copy_imported;
+-- a kept key that a row here holds already is still reported naming the key (23505)
+\set VERBOSITY default
+SELECT tenancy.import_tenant(:'doc', gen_random_uuid());
+\set VERBOSITY sqlstate
+
+-- an index expression with a constant call of the owner's function: every read with superuser rights refuses
+CREATE INDEX notes_folded ON sr.notes ((body || sr.folded(0)::text));
+\set VERBOSITY terse
+SELECT tenancy.export_tenant(:'t1');
+SELECT count(*) FROM tenancy.export_table(:'t1', 'sr.notes') AS r(a text, b text, c text);
+\set VERBOSITY sqlstate
+DROP INDEX sr.notes_folded;
+-- the same in an index predicate, a CHECK constraint, a statistics object
+CREATE INDEX notes_pred ON sr.notes (body) WHERE sr.folded(1) = 1;
+SELECT tenancy.export_tenant(:'t1');
+DROP INDEX sr.notes_pred;
+ALTER TABLE sr.notes ADD CONSTRAINT notes_check CHECK (sr.folded(2) = 2);
+SELECT tenancy.export_tenant(:'t1');
+ALTER TABLE sr.notes DROP CONSTRAINT notes_check;
+CREATE STATISTICS sr.notes_stats ON (body || sr.folded(3)::text), id FROM sr.notes;
+SELECT tenancy.export_tenant(:'t1');
+DROP STATISTICS sr.notes_stats;
+-- built-in functions are fine
+CREATE INDEX notes_lower ON sr.notes (lower(body));
+SELECT (tenancy.export_tenant(:'t1') -> 'manifest' ->> 'tenant_id')::uuid = :'t1' AS exported;
+
+-- partitions(): every leaf is counted with superuser rights, a leaf's index as well
+CREATE TABLE sr.events (tenant_id uuid NOT NULL, body text) PARTITION BY LIST (tenant_id);
+CREATE TABLE sr.events_rest PARTITION OF sr.events DEFAULT;
+SELECT count(*) AS leaves FROM tenancy.partitions('sr.events');
+CREATE INDEX ON sr.events_rest ((body || sr.folded(4)::text));
+SELECT count(*) AS leaves FROM tenancy.partitions('sr.events');
+-- a partition key expression
+CREATE TABLE sr.keyed (tenant_id uuid NOT NULL, n int) PARTITION BY RANGE ((n + sr.folded(5)));
+SELECT count(*) AS leaves FROM tenancy.partitions('sr.keyed');
+
+-- quota recounts (track_quota, reconcile_quota) read every tenant's rows with superuser rights
+CREATE TABLE sr.projects (tenant_id uuid NOT NULL, name text);
+RESET ROLE;
+SELECT tenancy.track_quota('sr.projects', 'projects');
+SET ROLE regress_sr_owner;
+ALTER TABLE sr.projects ADD CONSTRAINT projects_check CHECK (sr.folded(6) = 6);
+RESET ROLE;
+SELECT count(*) FROM tenancy.reconcile_quota('projects');
+SELECT tenancy.track_quota('sr.projects', 'projects');
+ALTER TABLE sr.projects DROP CONSTRAINT projects_check;
+SELECT count(*) FROM tenancy.reconcile_quota('projects');
+
+-- COPY-form import: a staging table of the caller's with an index of its own is refused
+SET ROLE regress_sr_owner;
+BEGIN;
+SELECT tenancy.export_manifest(:'t2') -> 'manifest' AS manifest \gset
+SELECT count(*) > 0 AS staged FROM tenancy.import_tables(:'manifest');
+CREATE INDEX ON pg_temp.tenancy_import_1 ((c1 || sr.folded(7)::text));
+SELECT tenancy.import_tenant_copied(:'manifest', gen_random_uuid());
+ROLLBACK;
+RESET ROLE;
+
+SELECT tenancy.delete_tenant(id, erase => true) FROM tenancy.tenants WHERE slug LIKE 'sr-%' ORDER BY slug;
+DELETE FROM tenancy.quota_tracked_tables WHERE table_name = 'sr.projects'::regclass;
+DROP SCHEMA sr CASCADE;
+DROP OWNED BY regress_sr_owner;
+DROP ROLE regress_sr_owner;
