@@ -325,6 +325,18 @@ BEGIN
     counts := '{}';
     FOR tracked IN SELECT * FROM tenancy.quota_tracked_tables q WHERE q.metric OPERATOR(pg_catalog.=) m
                     ORDER BY q.table_name::oid LOOP
+      -- Read and grouped with superuser rights: only a table whose tenant column is exactly uuid (a type of the
+      -- owner's could bring a cast function into r.t::text), as _quota_count_rows requires.
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a
+                         ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                      WHERE c.oid OPERATOR(pg_catalog.=) tracked.table_name
+                        AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                        AND a.attname OPERATOR(pg_catalog.=) tracked.tenant_column AND NOT a.attisdropped
+                        AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype) THEN
+        RAISE EXCEPTION 'tracked table % no longer has a uuid column "%"', tracked.table_name, tracked.tenant_column
+          USING ERRCODE = '42804',
+                HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
+      END IF;
       EXECUTE format('LOCK TABLE %s IN SHARE MODE', tracked.table_name);
       -- Read with superuser rights: planning the count must run no code of the table's owner.
       PERFORM tenancy._require_plain_read(tracked.table_name);
@@ -402,6 +414,23 @@ COMMENT ON FUNCTION tenancy.track_quota(regclass, text, name) IS
 CREATE FUNCTION tenancy._quota_register_tracked(tbl regclass, metric text, tenant_column name) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  -- Callable by tenancy_admin directly, and it runs as the superuser: only what track_quota has just prepared is
+  -- recorded (a table or partitioned table with a uuid tenant column and the counting trigger, which only the
+  -- table's owner could create), never a view or a column of the caller's own type (whose cast to text the recount
+  -- would run with superuser rights).
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a
+                     ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                  WHERE c.oid OPERATOR(pg_catalog.=) tbl
+                    AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                    AND a.attname OPERATOR(pg_catalog.=) tenant_column AND a.attnum OPERATOR(pg_catalog.>) 0
+                    AND NOT a.attisdropped AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                     WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                       AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_quota_count'
+                       AND g.tgfoid OPERATOR(pg_catalog.=) 'tenancy._quota_track()'::pg_catalog.regprocedure) THEN
+    RAISE EXCEPTION 'table % is not prepared for row counting on column "%"', tbl, tenant_column
+      USING ERRCODE = '42501', HINT = 'Use tenancy.track_quota().';
+  END IF;
   INSERT INTO tenancy.quota_tracked_tables AS q (table_name, metric, tenant_column)
   VALUES (tbl, metric, tenant_column)
   ON CONFLICT (table_name) DO UPDATE SET metric = EXCLUDED.metric, tenant_column = EXCLUDED.tenant_column;

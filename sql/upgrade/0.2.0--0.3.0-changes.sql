@@ -2579,3 +2579,91 @@ BEGIN
   RETURN target;
 END
 $$;
+
+-- ==== quota recounts (issue #15, red team): _quota_register_tracked, SECURITY DEFINER and granted to tenancy_admin,
+-- recorded any relation and column, and reconcile_quota cast that column to text as the superuser (a cast function
+-- of the caller's own type ran with superuser rights). Both now require a table with a uuid tenant column.
+CREATE OR REPLACE FUNCTION tenancy.reconcile_quota(metric text DEFAULT NULL)
+RETURNS TABLE (tenant_id uuid, metric_name text, previous bigint, counted bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m text;
+  tracked record;
+  counts jsonb;
+  r record;
+BEGIN
+  IF metric IS NOT NULL AND NOT metric OPERATOR(pg_catalog.=) ANY (ARRAY['users', 'projects']) THEN
+    PERFORM tenancy._invalid_input(format('cannot reconcile metric "%s"', metric),
+      'Only the row counts users and projects are recounted.');
+  END IF;
+  -- tables dropped since they were tracked are forgotten
+  DELETE FROM tenancy.quota_tracked_tables q
+   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) q.table_name);
+  FOREACH m IN ARRAY coalesce(ARRAY[metric], ARRAY['users', 'projects']) LOOP
+    counts := '{}';
+    FOR tracked IN SELECT * FROM tenancy.quota_tracked_tables q WHERE q.metric OPERATOR(pg_catalog.=) m
+                    ORDER BY q.table_name::oid LOOP
+      -- Read and grouped with superuser rights: only a table whose tenant column is exactly uuid (a type of the
+      -- owner's could bring a cast function into r.t::text), as _quota_count_rows requires.
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a
+                         ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                      WHERE c.oid OPERATOR(pg_catalog.=) tracked.table_name
+                        AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                        AND a.attname OPERATOR(pg_catalog.=) tracked.tenant_column AND NOT a.attisdropped
+                        AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype) THEN
+        RAISE EXCEPTION 'tracked table % no longer has a uuid column "%"', tracked.table_name, tracked.tenant_column
+          USING ERRCODE = '42804',
+                HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
+      END IF;
+      EXECUTE format('LOCK TABLE %s IN SHARE MODE', tracked.table_name);
+      -- Read with superuser rights: planning the count must run no code of the table's owner.
+      PERFORM tenancy._require_plain_read(tracked.table_name);
+      FOR r IN EXECUTE format('SELECT %I AS t, pg_catalog.count(*) AS n FROM %s WHERE %I IS NOT NULL%s GROUP BY 1',
+                              tracked.tenant_column, tracked.table_name, tracked.tenant_column,
+                              CASE WHEN tracked.status_column IS NULL THEN ''
+                                   ELSE format(' AND %I::text OPERATOR(pg_catalog.<>) ''disabled''',
+                                               tracked.status_column) END) LOOP
+        counts := counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(r.t::text,
+                    coalesce((counts ->> r.t::text)::bigint, 0) OPERATOR(pg_catalog.+) r.n);
+      END LOOP;
+    END LOOP;
+    FOR r IN SELECT t.id, coalesce((counts ->> t.id::text)::bigint, 0) AS n FROM tenancy.tenants t ORDER BY t.id LOOP
+      tenant_id := r.id;
+      metric_name := m;
+      previous := (tenancy._quota_state(r.id, m)).used;
+      counted := r.n;
+      IF previous OPERATOR(pg_catalog.<>) counted THEN
+        PERFORM tenancy._quota_set_count(r.id, m, r.n);
+        RETURN NEXT;
+      END IF;
+    END LOOP;
+  END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy._quota_register_tracked(tbl regclass, metric text, tenant_column name) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- Callable by tenancy_admin directly, and it runs as the superuser: only what track_quota has just prepared is
+  -- recorded (a table or partitioned table with a uuid tenant column and the counting trigger, which only the
+  -- table's owner could create), never a view or a column of the caller's own type (whose cast to text the recount
+  -- would run with superuser rights).
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a
+                     ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                  WHERE c.oid OPERATOR(pg_catalog.=) tbl
+                    AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                    AND a.attname OPERATOR(pg_catalog.=) tenant_column AND a.attnum OPERATOR(pg_catalog.>) 0
+                    AND NOT a.attisdropped AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                     WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                       AND g.tgname OPERATOR(pg_catalog.=) 'tenancy_quota_count'
+                       AND g.tgfoid OPERATOR(pg_catalog.=) 'tenancy._quota_track()'::pg_catalog.regprocedure) THEN
+    RAISE EXCEPTION 'table % is not prepared for row counting on column "%"', tbl, tenant_column
+      USING ERRCODE = '42501', HINT = 'Use tenancy.track_quota().';
+  END IF;
+  INSERT INTO tenancy.quota_tracked_tables AS q (table_name, metric, tenant_column)
+  VALUES (tbl, metric, tenant_column)
+  ON CONFLICT (table_name) DO UPDATE SET metric = EXCLUDED.metric, tenant_column = EXCLUDED.tenant_column;
+  PERFORM tenancy.reconcile_quota(metric);
+END
+$$;

@@ -98,6 +98,27 @@ SELECT tenancy.track_quota('sr.projects', 'projects');
 ALTER TABLE sr.projects DROP CONSTRAINT projects_check;
 SELECT count(*) FROM tenancy.reconcile_quota('projects');
 
+-- _quota_register_tracked is SECURITY DEFINER and granted to tenancy_admin: called directly it records only what
+-- track_quota prepared, never a column of the caller's own type whose cast to text the recount would run
+SET ROLE regress_sr_owner;
+CREATE TYPE sr.kind AS ENUM ('a');
+CREATE FUNCTION sr.kind_text(v sr.kind) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM sr.trap();
+  RETURN 'a';
+END $$;
+CREATE CAST (sr.kind AS text) WITH FUNCTION sr.kind_text(sr.kind);
+CREATE TABLE sr.kinds (k sr.kind);
+INSERT INTO sr.kinds VALUES ('a');
+SELECT tenancy._quota_register_tracked('sr.kinds', 'projects', 'k');
+CREATE VIEW sr.kinds_view AS SELECT NULL::uuid AS tenant_id, sr.kind_text(k) FROM sr.kinds;
+SELECT tenancy._quota_register_tracked('sr.kinds_view', 'projects', 'tenant_id');
+RESET ROLE;
+-- and a recount refuses a recorded table whose tenant column is not uuid (recorded before this check existed)
+INSERT INTO tenancy.quota_tracked_tables (table_name, metric, tenant_column) VALUES ('sr.kinds', 'projects', 'k');
+SELECT count(*) FROM tenancy.reconcile_quota('projects');
+DELETE FROM tenancy.quota_tracked_tables WHERE table_name = 'sr.kinds'::regclass;
+
 -- COPY-form import: a staging table of the caller's with an index of its own is refused
 SET ROLE regress_sr_owner;
 BEGIN;
