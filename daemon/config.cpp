@@ -5,6 +5,7 @@
 #include "auth/token.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -43,15 +44,12 @@ long
 AsInt(const YAML::Node &node, const std::string &key, long min, long max)
 {
 	if (node.IsScalar()) {
+		// from_chars never throws: "-", "+1", "1e3", "0x10", " 1", "99999999999999999999" all fail here.
 		const std::string &s = node.Scalar();
-		bool ok = !s.empty() && s.size() <= 12;
-		for (size_t i = 0; i < s.size(); i++)
-			ok = ok && (std::isdigit(static_cast<unsigned char>(s[i])) || (i == 0 && s[i] == '-'));
-		if (ok) {
-			long v = std::stol(s);
-			if (v >= min && v <= max)
-				return v;
-		}
+		long v = 0;
+		auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+		if (!s.empty() && ec == std::errc() && end == s.data() + s.size() && v >= min && v <= max)
+			return v;
 	}
 	Fail(key, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
 }
@@ -194,6 +192,15 @@ Params()
 	    {"metrics.require_admin_token", true, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) { c.metrics_require_admin_token = AsBool(n, k); },
 	     nullptr},
+	    {"metrics.token_sha256", true, false,
+	     [](Config &c, const YAML::Node &n, const std::string &k) {
+		     std::string hex = AsString(n, k);
+		     auto raw = FromHex(hex);
+		     if (hex.size() != 64 || !raw)
+			     Fail(k, "must be 64 hex characters (the SHA-256 of the scrape token for GET /metrics)");
+		     c.metrics_token_sha256 = *raw;
+	     },
+	     nullptr},
 	    {"pools.dedicated_for", false, false,
 	     [](Config &c, const YAML::Node &n, const std::string &k) {
 		     if (!n.IsSequence())
@@ -224,10 +231,24 @@ Params()
 	return kParams;
 }
 
-} // namespace
+// Runs a key's parser; whatever it throws (yaml-cpp, std::sto*, range, allocation) becomes a ConfigError naming
+// the key, so --check-config reports it and a SIGHUP keeps the old configuration instead of ending the process.
+void
+ApplyParam(const Param &p, Config &config, const YAML::Node &node, const std::string &key)
+{
+	try {
+		p.apply(config, node, key);
+	} catch (const ConfigError &) {
+		throw;
+	} catch (const YAML::Exception &e) {
+		Fail(key, "invalid value (" + e.msg + ")");
+	} catch (const std::exception &e) {
+		Fail(key, std::string("invalid value (") + e.what() + ")");
+	}
+}
 
 Config
-ParseConfig(const std::string &yaml_text)
+ParseConfigUnchecked(const std::string &yaml_text)
 {
 	YAML::Node root;
 	try {
@@ -266,7 +287,7 @@ ParseConfig(const std::string &yaml_text)
 				throw ConfigError(key + ": unknown key");
 			if (!seen.insert(key).second)
 				throw ConfigError(key + ": given twice");
-			it->second->apply(config, entry.second, key);
+			ApplyParam(*it->second, config, entry.second, key);
 		}
 	}
 	for (const Param &p : Params())
@@ -281,6 +302,23 @@ ParseConfig(const std::string &yaml_text)
 			throw ConfigError((file == config.tls_cert_file ? "tls.cert_file" : "tls.key_file") +
 			                  std::string(": cannot read \"") + file + "\"");
 	return config;
+}
+
+} // namespace
+
+Config
+ParseConfig(const std::string &yaml_text)
+{
+	try {
+		return ParseConfigUnchecked(yaml_text);
+	} catch (const ConfigError &) {
+		throw;
+	} catch (const YAML::Exception &e) {
+		// yaml-cpp can also throw while iterating a document (e.g. a key that is not a scalar).
+		throw ConfigError("invalid YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+	} catch (const std::exception &e) {
+		throw ConfigError(std::string("invalid configuration: ") + e.what());
+	}
 }
 
 const std::vector<std::string> &

@@ -45,7 +45,9 @@ struct Config {
 	int write_timeout_ms = 10000;
 	// metrics
 	int metrics_max_tenants = 100;
-	bool metrics_require_admin_token = false;
+	// GET /metrics needs the admin token or the scrape token (issue #16); false is the explicit opt-out (public).
+	bool metrics_require_admin_token = true;
+	std::string metrics_token_sha256; // 32 raw bytes of the scrape token's SHA-256, or empty (admin token only)
 	// sla
 	int sla_window_hours = 720;
 	// regions: data residency (us, eu, uk, canada, australia) -> connection string of the cluster serving it.

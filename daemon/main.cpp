@@ -53,7 +53,7 @@ Run(const std::string &config_path)
 	Config config;
 	try {
 		config = LoadConfig(config_path);
-	} catch (const ConfigError &e) {
+	} catch (const std::exception &e) {
 		std::cerr << "tenancyd: " << config_path << ": " << e.what() << "\n";
 		return 1;
 	}
@@ -97,9 +97,10 @@ Run(const std::string &config_path)
 			    SetLogLevel(fresh.log_level);
 			    app.SetConfig(fresh);
 			    Log(LogLevel::kInfo, "configuration reloaded", {{"file", config_path}});
-		    } catch (const ConfigError &e) {
+		    } catch (const std::exception &e) {
+			    // ConfigError names the key; anything else must not end the process either.
 			    Log(LogLevel::kError, "configuration reload failed; keeping the old configuration",
-			        {{"error", e.what()}});
+			        {{"error", e.what()}, {"file", config_path}});
 		    }
 	    },
 	    [&server] { server->stop(); });
@@ -152,7 +153,7 @@ main(int argc, char **argv)
 	if (argc == 3 && std::strcmp(argv[1], "--check-config") == 0) {
 		try {
 			LoadConfig(argv[2]);
-		} catch (const ConfigError &e) {
+		} catch (const std::exception &e) {
 			std::cerr << "tenancyd: " << argv[2] << ": " << e.what() << "\n";
 			return 1;
 		}

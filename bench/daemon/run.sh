@@ -35,7 +35,7 @@ YAML
 DAEMON_PID=$!
 URL="http://127.0.0.1:$PORT"
 for _ in $(seq 50); do curl -fs "$URL/readyz" >/dev/null && break; sleep 0.1; done
-TENANT_TOKEN=$(curl -fsS -X POST "$URL/api/v1/tenants/$T/tokens" -H "Authorization: Bearer $ADMIN_TOKEN" -d '{"role": "viewer"}' | jq -r .token)
+TENANT_TOKEN=$(curl -fsS -X POST "$URL/api/v1/tenants/$T/tokens" -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" -d '{"role": "viewer"}' | jq -r .token)
 
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (shared with other engineers' builds and tests)"
 echo 'SELECT tenancy.usage(:id);' > "$TENANCY_TMP/usage.sql"

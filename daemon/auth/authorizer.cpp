@@ -95,8 +95,14 @@ Authorize(RequestContext &ctx, const Route &route)
 		ctx.caller.kind = Caller::Kind::kAdmin;
 		return;
 	}
+	// /metrics also takes the scrape token (metrics.token_sha256), which opens nothing else.
+	if (route.access == Access::kMetrics) {
+		if (ctx.config->metrics_token_sha256.empty() || !ConstantTimeEquals(digest, ctx.config->metrics_token_sha256))
+			throw Unauthorized();
+		return;
+	}
 	// Only tenant tokens are looked up; anything else cannot match a stored digest.
-	if (token->rfind("tnt_", 0) != 0 || route.access == Access::kMetrics)
+	if (token->rfind("tnt_", 0) != 0)
 		throw Unauthorized();
 	// Built once: in regions mode the same lookup may run in several regions.
 	const std::vector<Param> params = {"\\x" + ToHex(digest),

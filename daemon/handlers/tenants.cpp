@@ -132,7 +132,11 @@ GetTenant(RequestContext &ctx)
 Reply
 PatchTenant(RequestContext &ctx)
 {
-	std::string changes = ctx.body.dump();
+	// The body text as sent (ParseJsonObject validated it): jsonb keeps its numbers exactly, where a dump of the
+	// parsed document would have re-rounded them through doubles (18446744073709551616, 1e-400, 1e400).
+	const std::string &changes = ctx.req.body;
+	if (changes.find_first_not_of(" \t\r\n") == std::string::npos)
+		throw ApiError(400, "invalid_json", "the request body is empty; PATCH takes a JSON object of the changes");
 	// Regions mode: a new residency is a live move to another region's cluster (handlers/move.cpp), admin only.
 	if (ctx.app.router.enabled() && ctx.body.contains("data_residency") && ctx.body["data_residency"].is_string() &&
 	    ctx.body["data_residency"].get<std::string>() != ctx.region) {

@@ -59,14 +59,14 @@ MetricsRegistry::TenantSeries::Add(const TenantSeries &o)
 }
 
 void
-MetricsRegistry::Observe(const std::string &tenant, const std::string &endpoint, const std::string &method,
-                         int status, double seconds)
+MetricsRegistry::Observe(const std::string &tenant, const std::string &endpoint, const std::string &method, int status,
+                         double seconds, bool exists)
 {
 	std::lock_guard lock(mutex_);
 	std::string key = tenant.empty() ? kNoTenant : tenant;
 	auto it = tenants_.find(key);
 	if (it == tenants_.end()) {
-		if (tenants_.size() >= kMaxTenantsInMemory)
+		if (!exists || tenants_.size() >= kMaxTenantsInMemory)
 			key = kOtherTenants;
 		it = tenants_.try_emplace(key).first;
 	}
@@ -81,6 +81,13 @@ MetricsRegistry::Observe(const std::string &tenant, const std::string &endpoint,
 		h.buckets[b]++;
 	h.count++;
 	h.sum += seconds;
+}
+
+size_t
+MetricsRegistry::TenantCount() const
+{
+	std::lock_guard lock(mutex_);
+	return tenants_.size();
 }
 
 std::vector<std::string>

@@ -17,14 +17,24 @@ HourOf(std::chrono::system_clock::time_point t)
 SlaTracker::SlaTracker() : started_(std::chrono::system_clock::now()) {}
 
 void
-SlaTracker::Record(const std::string &tenant, int status, double seconds, std::chrono::system_clock::time_point at)
+SlaTracker::Record(const std::string &tenant, int status, double seconds, bool exists,
+                   std::chrono::system_clock::time_point at)
 {
 	int64_t hour = HourOf(at);
 	std::lock_guard lock(mutex_);
 	auto it = tenants_.find(tenant);
 	if (it == tenants_.end()) {
-		if (tenants_.size() >= kMaxTenants)
-			return; // measured for the first kMaxTenants tenants seen; the report says how many requests it saw
+		if (!exists)
+			return;
+		if (tenants_.size() >= kMaxTenants) {
+			// Evict the least recently served tenant (a scan, only when full and only for a confirmed tenant).
+			auto oldest = tenants_.end();
+			for (auto e = tenants_.begin(); e != tenants_.end(); ++e)
+				if (oldest == tenants_.end() || e->second.empty() ||
+				    (!oldest->second.empty() && e->second.back().hour < oldest->second.back().hour))
+					oldest = e;
+			tenants_.erase(oldest);
+		}
 		it = tenants_.try_emplace(tenant).first;
 	}
 	auto &buckets = it->second;
@@ -36,6 +46,13 @@ SlaTracker::Record(const std::string &tenant, int status, double seconds, std::c
 	b.requests++;
 	b.server_errors += status >= 500 ? 1 : 0;
 	b.seconds += seconds;
+}
+
+size_t
+SlaTracker::TenantCount() const
+{
+	std::lock_guard lock(mutex_);
+	return tenants_.size();
 }
 
 SlaMeasurement

@@ -22,8 +22,12 @@ class SlaTracker {
 public:
 	static constexpr size_t kMaxTenants = 20000;
 	SlaTracker();
-	void Record(const std::string &tenant, int status, double seconds,
+	// Counts one answer. A tenant not yet tracked gets an entry only when `exists` (the database confirmed the
+	// tenant: a token of it authenticated, or the request succeeded), so requests for made-up tenant ids cannot fill
+	// the table; when it is full, the tenant whose last request is oldest makes room.
+	void Record(const std::string &tenant, int status, double seconds, bool exists = true,
 	            std::chrono::system_clock::time_point at = std::chrono::system_clock::now());
+	size_t TenantCount() const;
 	SlaMeasurement Measure(const std::string &tenant, int window_hours,
 	                       std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
 

@@ -80,7 +80,7 @@ struct Reply {
 // Who may call a route.
 enum class Access {
 	kPublic,  // no token
-	kMetrics, // public unless metrics.require_admin_token
+	kMetrics, // the admin or the scrape token (metrics.token_sha256); public with metrics.require_admin_token: false
 	kAdmin,   // the admin token only
 	kTenant,  // the admin token, or a token of the {id} tenant whose role permits `action`
 };

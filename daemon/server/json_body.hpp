@@ -9,7 +9,10 @@ namespace tenancyd {
 
 constexpr int kMaxJsonDepth = 64;
 
-// Parses a request body into a JSON object. An empty body is {}. Throws ApiError 400 naming what is wrong.
+// Parses a request body into a JSON object. An empty body is {}. Throws ApiError 400 naming what is wrong (a raw
+// NUL byte anywhere, trailing bytes, overflow included: never another exception).
+// Numbers in the result are approximations (doubles; 0 for one beyond a double such as 1e400): a handler that
+// passes a document on to PostgreSQL passes the validated body text, which jsonb keeps exactly (numeric).
 nlohmann::json ParseJsonObject(const std::string &body);
 
 // Field access for request objects; each throws ApiError 400 naming the field.

@@ -25,6 +25,8 @@ struct RequestInfo {
 	std::chrono::steady_clock::time_point start;
 	const char *route = nullptr; // route pattern once dispatched
 	std::string tenant_id;       // tenant the request was about
+	bool tenant_exists = false;  // the database confirmed tenant_id (its token authenticated, or the request succeeded)
+	bool started = false;        // the pre-routing handler ran (start and the peer address are known)
 };
 thread_local RequestInfo t_info;
 
@@ -79,8 +81,10 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 			if (ctx.path.count("id"))
 				ctx.tenant_id = ctx.path["id"];
 			Authorize(ctx, route);
-			// Metrics and SLA series only for authorized requests: unauthenticated clients cannot mint series.
+			// Metrics and SLA series only for authorized requests: unauthenticated clients cannot mint series. A
+			// tenant token proves its tenant exists; an admin request for an id proves nothing until it succeeds.
 			t_info.tenant_id = ctx.tenant_id;
+			t_info.tenant_exists = ctx.caller.kind == Caller::Kind::kTenant;
 			if (req.body.size() > ctx.config->max_body_bytes)
 				throw ApiError(413, "payload_too_large", "request body exceeds limits.max_body_bytes");
 			if (route.has_body)
@@ -88,6 +92,8 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 			if (route.needs_db && !ctx.lease)
 				AcquireForRequest(ctx);
 			reply = route.handler(ctx);
+			if (reply.status < 300)
+				t_info.tenant_exists = true;
 		} catch (const DbError &e) {
 			if (e.connection_lost() || e.sqlstate().empty())
 				Log(LogLevel::kWarn, "database error", {{"error", e.what()}, {"route", route.path}});
@@ -133,23 +139,58 @@ LogRequest(App &app, const httplib::Request &req, const httplib::Response &res)
 	std::string route = t_info.route ? t_info.route : "unmatched";
 	if (t_info.route && std::string(t_info.route) != "/metrics" && std::string(t_info.route) != "/healthz" &&
 	    std::string(t_info.route) != "/readyz") {
-		app.metrics.Observe(t_info.tenant_id, route, req.method, res.status, seconds);
+		app.metrics.Observe(t_info.tenant_id, route, req.method, res.status, seconds, t_info.tenant_exists);
 		if (!t_info.tenant_id.empty())
-			app.sla.Record(t_info.tenant_id, res.status, seconds);
+			app.sla.Record(t_info.tenant_id, res.status, seconds, t_info.tenant_exists);
 	}
 	LogLevel level = res.status >= 500 ? LogLevel::kError : LogLevel::kInfo;
 	if (LogEnabled(level)) {
 		std::string path = req.path.size() > 200 ? req.path.substr(0, 200) : req.path;
-		Log(level, "request",
-		    {{"method", req.method},
-		     {"route", route},
-		     {"path", path},
-		     {"status", res.status},
-		     {"ms", std::round(seconds * 100000) / 100},
-		     {"tenant_id", t_info.tenant_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(t_info.tenant_id)},
-		     {"remote_addr", req.remote_addr}});
+		// cpp-httplib answers a bad request line or an over-long URI (400, 414) before our pre-routing handler runs
+		// and before it has read the peer address: their time and address are unknown, so they are null (they were
+		// a time since the epoch of steady_clock and ""), and `refused` tells such lines apart.
+		nlohmann::json fields = {
+		    {"method", req.method},
+		    {"route", route},
+		    {"path", path},
+		    {"status", res.status},
+		    {"ms", t_info.started ? nlohmann::json(std::round(seconds * 100000) / 100) : nlohmann::json(nullptr)},
+		    {"tenant_id", t_info.tenant_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(t_info.tenant_id)},
+		    {"remote_addr", req.remote_addr.empty() ? nlohmann::json(nullptr) : nlohmann::json(req.remote_addr)}};
+		if (!t_info.started)
+			fields["refused"] = "before_routing";
+		Log(level, "request", fields);
 	}
 	t_info = RequestInfo{};
+}
+
+// The API takes JSON only (SPEC.md "JSON in and out"). A body of another type is refused with 415 before it is read:
+// cpp-httplib would otherwise parse application/x-www-form-urlencoded (capped at 8 KiB, into query parameters) and
+// multipart/form-data bodies itself. A request without a body may name any type or none.
+bool
+RefuseContentType(const httplib::Request &req, httplib::Response &res)
+{
+	const std::string length = req.get_header_value("Content-Length");
+	if (length.empty() || length == "0" || !req.has_header("Content-Type"))
+		return false;
+	// Every Content-Type header counts: cpp-httplib acts on the first, a proxy may act on another.
+	bool json = true;
+	auto [from, to] = req.headers.equal_range("Content-Type");
+	for (auto it = from; it != to; ++it) {
+		std::string type = it->second.substr(0, it->second.find(';'));
+		while (!type.empty() && (type.back() == ' ' || type.back() == '\t'))
+			type.pop_back();
+		std::transform(type.begin(), type.end(), type.begin(), ::tolower);
+		json = json && type == "application/json";
+	}
+	if (json)
+		return false;
+	res.status = 415;
+	res.set_header("Connection", "close"); // the unread body must not be parsed as a next request
+	res.set_header("Accept", "application/json");
+	res.set_content(ErrorBody("unsupported_media_type", "request bodies must be application/json", ""),
+	                "application/json");
+	return true;
 }
 
 } // namespace
@@ -220,6 +261,9 @@ BuildServer(App &app)
 	server->set_pre_routing_handler([](const httplib::Request &req, httplib::Response &res) {
 		t_info = RequestInfo{};
 		t_info.start = std::chrono::steady_clock::now();
+		t_info.started = true;
+		if (RefuseContentType(req, res))
+			return httplib::Server::HandlerResponse::Handled;
 		// GuardedServer refuses these before cpp-httplib reads the request; the TLS server (cpp-httplib's own
 		// transport) gets them here. cpp-httplib 0.11 does not bound chunked request bodies by the payload limit.
 		if (req.has_header("Transfer-Encoding") && req.get_header_value("Transfer-Encoding") != "identity") {

@@ -79,15 +79,36 @@ slow=$(awk '$2 > 6 { n++ } END { print n + 0 }' "$TENANCY_TMP"/load.*)
 tail -1 "$TENANCY_TMP/load.1" | grep -q '^200' && pass "last request of the load is 200" || fail "last load request: $(tail -1 "$TENANCY_TMP/load.1")"
 
 # --- SIGHUP: reload applies reloadable keys; a broken file keeps the old configuration.
-api GET /metrics "" -; expect 200 "metrics public"
-sed -i 's/^log: .*/log: {level: debug}\nmetrics: {require_admin_token: true}/' "$CONF"
-kill -HUP "$DAEMON_PID"; sleep 1
-api GET /metrics "" -; expect 401 "metrics need the admin token after reload"
+# /metrics needs a token by default (issue #16: it listed tenant ids and plans to anyone); public only by opt-out.
+api GET /metrics "" -; expect 401 "metrics need a token by default"
 api GET /metrics; expect 200 "metrics with the admin token"
+SCRAPE_TOKEN="scrape-$(openssl rand -hex 16)"
+SCRAPE_HASH=$(printf '%s' "$SCRAPE_TOKEN" | sha256sum | cut -d' ' -f1)
+sed -i "s/^log: .*/log: {level: debug}\nmetrics: {token_sha256: \"$SCRAPE_HASH\"}/" "$CONF"
+kill -HUP "$DAEMON_PID"; sleep 1
+api GET /metrics "" "$SCRAPE_TOKEN"; expect 200 "metrics with the scrape token (after reload)"
+api GET "/api/v1/tenants/$T" "" "$SCRAPE_TOKEN"; expect 401 "the scrape token opens nothing else"
+api GET /metrics "" "x$SCRAPE_TOKEN"; expect 401 "a wrong scrape token"
+sed -i "s/^metrics: .*/metrics: {require_admin_token: false}/" "$CONF"
+kill -HUP "$DAEMON_PID"; sleep 1
+api GET /metrics "" -; expect 200 "metrics public after the explicit opt-out"
 cp "$CONF" "$CONF.good"; echo "listen: {port: nope}" >> "$CONF"
 kill -HUP "$DAEMON_PID"; sleep 1
 grep -q '"msg":"configuration reload failed; keeping the old configuration"' "$TENANCY_TMP/tenancyd.log" && pass "bad reload logged" || fail "bad reload not logged"
-api GET /metrics "" -; expect 401 "old configuration kept"
+api GET /metrics "" -; expect 200 "old configuration kept"
+# Issue #16: a value std::stol threw on ("-") aborted --check-config (134) and ended the daemon on SIGHUP.
+for value in '"-"' '"+"' '99999999999999999999' '[1]' '{a: 1}' '!!binary aGk='; do
+  sed "s/^metrics: .*/metrics: {require_admin_token: false, max_tenants: $value}/" "$CONF.good" > "$CONF"
+  out=$("$TENANCY_DAEMON" --check-config "$CONF" 2>&1); rc=$?
+  [ "$rc" = 1 ] && [[ "$out" == *"metrics.max_tenants"* ]] && pass "--check-config names metrics.max_tenants for $value" ||
+    fail "--check-config with max_tenants $value: exit $rc: $out"
+  kill -HUP "$DAEMON_PID"; sleep 0.5
+  kill -0 "$DAEMON_PID" 2>/dev/null && pass "daemon alive after SIGHUP with max_tenants $value" || { fail "SIGHUP killed tenancyd"; break; }
+done
+grep 'configuration reload failed; keeping the old configuration' "$TENANCY_TMP/tenancyd.log" | grep -q '"error":"metrics.max_tenants: must be' &&
+  pass "the failed reload names the key" || fail "reload error does not name metrics.max_tenants"
+api GET /metrics "" -; expect 200 "old configuration still in effect after the broken reloads"
+api GET "/api/v1/tenants/$T"; expect 200 "still serving after the broken reloads"
 cp "$CONF.good" "$CONF"
 
 # --- HTTPS when tls is configured.

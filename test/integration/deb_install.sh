@@ -214,7 +214,9 @@ code=$(curl -s -o "$TENANCY_TMP/create-dup.out" -w '%{http_code}' -X POST -H 'Co
   || { cat "$TENANCY_TMP/create-dup.out"; fail "a duplicate slug answered $code"; }
 
 # The metrics the dashboard and alert rules query are the ones the daemon exports.
-curl -sf "$BASE/metrics" >"$TENANCY_TMP/metrics.out" || fail "GET /metrics"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/metrics")
+[ "$code" = 401 ] || fail "GET /metrics without a token answered $code (it needs the admin or scrape token)"
+curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE/metrics" >"$TENANCY_TMP/metrics.out" || fail "GET /metrics"
 for m in "tenancy_tenant_requests_total counter" "tenancy_tenant_response_seconds histogram" \
   "tenancy_tenant_active_users gauge" "tenancy_tenant_quota_utilization_percent gauge"; do
   grep -qx "# TYPE $m" "$TENANCY_TMP/metrics.out" || fail "/metrics has no '# TYPE $m'"

@@ -21,7 +21,8 @@ TEST(Config, MinimalFileGetsDefaults)
 	EXPECT_EQ(c.db_pool_size, 8);
 	EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
 	EXPECT_EQ(c.metrics_max_tenants, 100);
-	EXPECT_FALSE(c.metrics_require_admin_token);
+	EXPECT_TRUE(c.metrics_require_admin_token); // /metrics is private unless opted out (issue #16)
+	EXPECT_TRUE(c.metrics_token_sha256.empty());
 	EXPECT_EQ(c.admin_token_sha256.size(), 32u);
 	EXPECT_TRUE(c.pools_dedicated_for.empty());
 }
@@ -107,4 +108,85 @@ TEST(Config, KeysAreAlphabetical)
 TEST(Config, MissingFileIsAnError)
 {
 	EXPECT_THROW(LoadConfig("/nonexistent/tenancyd.yaml"), ConfigError);
+}
+
+// Every key of the table with values of every wrong shape: each is a ConfigError that names the key (never another
+// exception, which would abort --check-config and end a daemon on SIGHUP). "-" once made std::stol throw.
+TEST(Config, EveryKeyRejectsBadValuesWithItsName)
+{
+	const std::vector<std::string> bad = {"\"-\"",
+	                                      "-",
+	                                      "\"\"",
+	                                      "\"+\"",
+	                                      "--1",
+	                                      "1-",
+	                                      "\" 1\"",
+	                                      "1.5",
+	                                      "1e3",
+	                                      "-1e999",
+	                                      "1e400",
+	                                      "0x10",
+	                                      "99999999999999999999",
+	                                      "-99999999999999999999",
+	                                      "9223372036854775808",
+	                                      "\"abc\"",
+	                                      "[1]",
+	                                      "[]",
+	                                      "{a: 1}",
+	                                      "{}",
+	                                      "~",
+	                                      "null",
+	                                      "\"\\0\"",
+	                                      "!!binary aGVsbG8=",
+	                                      "!!int x",
+	                                      "\"\\u00e9\"",
+	                                      "[[[[1]]]]",
+	                                      "-0",
+	                                      "000000000000000000001",
+	                                      "true",
+	                                      ".inf",
+	                                      ".nan"};
+	for (const std::string &key : ConfigKeys()) {
+		std::string section = key.substr(0, key.find('.')), name = key.substr(key.find('.') + 1);
+		for (const std::string &value : bad) {
+			// Keep the minimal file valid: the key under test replaces its own entry when it is one of them.
+			std::string yaml;
+			if (section != "database")
+				yaml += "database: {conninfo: \"dbname=app\"}\n";
+			if (section != "auth")
+				yaml += "auth: {admin_token_sha256: \"" + kHash + "\"}\n";
+			if (section == "database" && name != "conninfo")
+				yaml += "database: {conninfo: \"dbname=app\", " + name + ": " + value + "}\n";
+			else if (section == "auth")
+				yaml += "auth: {" + name + ": " + value + "}\n";
+			else
+				yaml += section + ": {" + name + ": " + value + "}\n";
+			std::string error;
+			try {
+				ParseConfig(yaml);
+				continue; // some values are valid for some keys (e.g. "-0" for a string key)
+			} catch (const ConfigError &e) {
+				error = e.what();
+			} catch (const std::exception &e) {
+				ADD_FAILURE() << key << ": " << value << " threw a non-ConfigError: " << e.what();
+				continue;
+			}
+			// Errors in the value name the key; a value that is not YAML at all is reported as such.
+			bool names_key = error.find(key) != std::string::npos || error.find("invalid YAML") == 0 ||
+			                 (section == "regions" && error.find("regions.") != std::string::npos) ||
+			                 (section == "directory" && error.find("directory.") != std::string::npos) ||
+			                 (section == "tls" && error.find("tls.") != std::string::npos);
+			EXPECT_TRUE(names_key) << key << ": " << value << " -> " << error;
+		}
+	}
+}
+
+TEST(Config, IntegerKeysRejectWhatStolWouldHaveThrownOn)
+{
+	for (const char *value : {"\"-\"", "\"\"", "99999999999999999999", "-", "+5", "\"5 \"", "5_0"})
+		EXPECT_NE(ErrorOf(kMinimal + "metrics: {max_tenants: " + value + "}\n").find("metrics.max_tenants: must be"),
+		          std::string::npos)
+		    << value;
+	EXPECT_EQ(ParseConfig(kMinimal + "metrics: {max_tenants: 7}\n").metrics_max_tenants, 7);
+	EXPECT_EQ(ParseConfig(kMinimal + "listen: {port: 65535}\n").listen_port, 65535);
 }

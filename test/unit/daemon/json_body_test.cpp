@@ -66,3 +66,29 @@ TEST(JsonBody, FieldTypes)
 	EXPECT_THROW(RejectUnknownFields(obj, {"s", "n", "b"}), ApiError);
 	EXPECT_NO_THROW(RejectUnknownFields(obj, {"s", "n", "b", "z"}));
 }
+
+// 1e400 once escaped as nlohmann's out_of_range (a 500); a raw NUL once ended the input early (trailing bytes).
+TEST(JsonBody, OverflowNulAndTrailingBytesAre400)
+{
+	for (const std::string &bad :
+	     std::vector<std::string>{std::string("{}\0garbage", 10), std::string("{\"a\": 1}\0{\"b\": 2}", 17),
+	                              std::string("\0{}", 3), std::string("{\"a\": 1\0}", 9), "{\"a\": 1e400} x",
+	                              "{\"a\": 1e400, \"a\": 1}", "{\"a\": 1e400", "{\"a\": -}", "{\"a\": 1.}",
+	                              "{\"a\": .5}", "{\"a\": 1e}", "{\"a\": +1}", "{\"a\": 1e400e1}", "{\"a\": --1}"})
+		EXPECT_EQ(StatusOf(bad), 400) << bad;
+	for (const std::string &ok : std::vector<std::string>{
+	         "{\"a\": 1e400}", "{\"a\": -1e999}", "{\"a\": [1E+400, -0.5e-400]}", "{\"a\": {\"b\": 1e400}}",
+	         "{\"a\": 18446744073709551616}", "{\"a\": 1e-400}", "{\"a\": \"1e400\", \"b\": 1e400}",
+	         "{\"a\": \"\\\"1e400\", \"b\": 2}", "{\"a\": " + std::string("1") + std::string(5000, '0') + "}"})
+		EXPECT_EQ(StatusOf(ok), 200) << ok;
+	// Strings that look like numbers are untouched.
+	EXPECT_EQ(ParseJsonObject("{\"a\": \"1e400\", \"b\": 1e400}")["a"], "1e400");
+}
+
+TEST(JsonBody, ParsedNumbersAreOnlyPlaceholdersForOverflow)
+{
+	auto doc = ParseJsonObject("{\"a\": 1e400, \"b\": 2, \"c\": \"x\"}");
+	EXPECT_TRUE(doc["a"].is_number());
+	EXPECT_EQ(doc["b"], 2);
+	EXPECT_THROW(OptionalString(doc, "a"), ApiError); // a number is still a number for the type checks
+}

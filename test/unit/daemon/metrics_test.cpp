@@ -65,13 +65,58 @@ TEST(Sla, WindowedMeasurement)
 {
 	SlaTracker sla;
 	auto now = std::chrono::system_clock::now();
-	sla.Record("t", 200, 0.010, now);
-	sla.Record("t", 503, 0.030, now);
-	sla.Record("t", 200, 0.020, now - std::chrono::hours(48));
+	sla.Record("t", 200, 0.010, true, now);
+	sla.Record("t", 503, 0.030, true, now);
+	sla.Record("t", 200, 0.020, true, now - std::chrono::hours(48));
 	SlaMeasurement day = sla.Measure("t", 24, now);
 	EXPECT_EQ(day.requests, 2u);
 	EXPECT_EQ(day.server_errors, 1u);
 	EXPECT_NEAR(day.total_seconds, 0.040, 1e-9);
 	EXPECT_EQ(sla.Measure("t", 72, now).requests, 3u);
 	EXPECT_EQ(sla.Measure("other", 24, now).requests, 0u);
+}
+
+// Issue #16: requests for tenant ids the database did not confirm once filled both tables for good (20,000
+// entries); a tenant created afterwards then had no series and `requests: 0` in its SLA report.
+TEST(Metrics, UnconfirmedTenantsTakeNoPlace)
+{
+	MetricsRegistry m;
+	SlaTracker sla;
+	for (int i = 0; i < 30000; i++) {
+		std::string id = "made-up-" + std::to_string(i);
+		m.Observe(id, "/api/v1/tenants/{id}", "GET", 404, 0.001, false);
+		sla.Record(id, 404, 0.001, false);
+	}
+	EXPECT_EQ(sla.TenantCount(), 0u);
+	EXPECT_EQ(m.TenantCount(), 1u); // all of them under "other"
+	m.Observe("real", "/api/v1/tenants/{id}", "GET", 200, 0.001, true);
+	sla.Record("real", 200, 0.001, true);
+	EXPECT_EQ(sla.Measure("real", 24).requests, 1u);
+	EXPECT_NE(m.Render(10, {}).find("tenant_id=\"real\""), std::string::npos);
+	// A known tenant's later answers count even when they do not confirm it again (a 400 before the database).
+	sla.Record("real", 400, 0.001, false);
+	EXPECT_EQ(sla.Measure("real", 24).requests, 2u);
+}
+
+TEST(Sla, FullTableEvictsTheLeastRecentTenant)
+{
+	SlaTracker sla;
+	auto now = std::chrono::system_clock::now();
+	sla.Record("old", 200, 0.001, true, now - std::chrono::hours(100));
+	for (size_t i = 1; i < SlaTracker::kMaxTenants; i++)
+		sla.Record("t" + std::to_string(i), 200, 0.001, true, now);
+	EXPECT_EQ(sla.TenantCount(), SlaTracker::kMaxTenants);
+	sla.Record("newcomer", 200, 0.001, true, now);
+	EXPECT_EQ(sla.TenantCount(), SlaTracker::kMaxTenants);
+	EXPECT_EQ(sla.Measure("newcomer", 24, now).requests, 1u);
+	EXPECT_EQ(sla.Measure("old", 200, now).requests, 0u);
+}
+
+TEST(Metrics, SlaTargetBucketsExist)
+{
+	MetricsRegistry m;
+	m.Observe("t", "/x", "GET", 200, 0.15);
+	std::string text = m.Render(10, {});
+	for (const char *le : {"le=\"0.2\"} 1", "le=\"0.5\"} 1", "le=\"1\"} 1", "le=\"0.1\"} 0"})
+		EXPECT_NE(text.find(le), std::string::npos) << le;
 }
