@@ -99,6 +99,70 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION tenancy._move_tables() IS 'internal: the tables a live move replicates, with their tenant column';
 
+-- What the apply and table-sync workers of a move's subscription would run besides storing rows, as the superuser that
+-- owns the subscription (PostgreSQL 15 applies as the subscription's owner, whoever owns the table): triggers that fire
+-- in replica mode (ENABLE ALWAYS, ENABLE REPLICA) and the functions behind defaults, generated columns, check
+-- constraints (also of the columns' domains), index expressions and predicates and partition keys of the move's
+-- tables and their partitions. Lists each one whose function (or operator's function) is not the cluster's own
+-- (owned by a superuser) or the extension's, or NULL: a table's owner could otherwise run code as the superuser by
+-- having a tenant moved in.
+CREATE FUNCTION tenancy._move_apply_hazards() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  WITH RECURSIVE rels AS (
+    SELECT DISTINCT p.rel FROM tenancy._move_tables() t,
+           LATERAL (SELECT t.relid::pg_catalog.oid AS rel
+                    UNION SELECT pt.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(t.relid) pt) p),
+  types AS (
+    SELECT a.atttypid AS typ FROM pg_catalog.pg_attribute a JOIN rels r ON a.attrelid OPERATOR(pg_catalog.=) r.rel
+     WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+    UNION
+    SELECT u.typ FROM types x JOIN pg_catalog.pg_type y ON y.oid OPERATOR(pg_catalog.=) x.typ,
+           LATERAL (VALUES (y.typbasetype), (y.typelem)) u(typ)
+     WHERE u.typ OPERATOR(pg_catalog.<>) 0::pg_catalog.oid),
+  objs (classid, objid, what) AS (
+    SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid,
+           pg_catalog.format('trigger %I on %s', g.tgname, g.tgrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_trigger g JOIN rels r ON g.tgrelid OPERATOR(pg_catalog.=) r.rel
+     WHERE g.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['A', 'R']::"char"[])
+    UNION ALL
+    SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid,
+           pg_catalog.format('default of column %I of %s', a.attname, d.adrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_attrdef d JOIN rels r ON d.adrelid OPERATOR(pg_catalog.=) r.rel
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid
+                                    AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+    UNION ALL
+    SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid,
+           pg_catalog.format('constraint %I on %s', c.conname, c.conrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_constraint c JOIN rels r ON c.conrelid OPERATOR(pg_catalog.=) r.rel
+    UNION ALL
+    SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid,
+           pg_catalog.format('constraint %I of type %s', c.conname, c.contypid::pg_catalog.regtype)
+      FROM pg_catalog.pg_constraint c JOIN types x ON c.contypid OPERATOR(pg_catalog.=) x.typ
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid,
+           pg_catalog.format('index %s', i.indexrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_index i JOIN rels r ON i.indrelid OPERATOR(pg_catalog.=) r.rel
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, r.rel,
+           pg_catalog.format('partition key of %s', r.rel::pg_catalog.regclass)
+      FROM rels r),
+  fns AS (
+    SELECT o.what, coalesce(op.oprcode::pg_catalog.oid, d.refobjid) AS fn
+      FROM objs o JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid
+                                             AND d.objid OPERATOR(pg_catalog.=) o.objid
+      LEFT JOIN pg_catalog.pg_operator op
+             ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+            AND op.oid OPERATOR(pg_catalog.=) d.refobjid
+     WHERE d.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc', 'pg_catalog.pg_operator']::pg_catalog.regclass[]))
+  SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%s (function %s)', f.what, f.fn::pg_catalog.regprocedure),
+                               ', ')
+    FROM fns f JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn
+    JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) p.proowner
+   WHERE NOT o.rolsuper AND p.pronamespace OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace
+$$;
+COMMENT ON FUNCTION tenancy._move_apply_hazards() IS
+  'internal: code of others that a move''s subscription would run as the superuser on the move''s tables, or NULL';
+
 -- The tables the guard trigger protects: the replicated ones plus the registry row, the keys and the tokens.
 CREATE FUNCTION tenancy._move_guarded_tables()
 RETURNS TABLE (relid regclass, tenant_column name)
@@ -700,6 +764,15 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
       MESSAGE = pg_catalog.format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
   END IF;
+  stray := tenancy._move_apply_hazards();
+  IF stray IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('the tables of the move of tenant "%s" would run code of other roles as a superuser',
+                                  tenant_id),
+      DETAIL = pg_catalog.format('The subscription writes them as its owner, a superuser (PostgreSQL 15): %s.', stray),
+      HINT = 'Disable those triggers for replica mode (ALTER TABLE ... ENABLE TRIGGER), or have a superuser own '
+             'the functions, before moving a tenant here.';
+  END IF;
   SELECT c.conninfo INTO source_conninfo FROM tenancy.region_connections c
    WHERE c.region OPERATOR(pg_catalog.=) m.source_region;
   IF source_conninfo IS NULL THEN
@@ -1008,7 +1081,8 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'tenancy_move_master_f
 COMMENT ON FUNCTION tenancy._move_master_fingerprint() IS 'internal: fingerprint of the current master key';
 
 REVOKE ALL ON tenancy.tenant_moves, tenancy.move_markers, tenancy.move_replica_identities FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy._move_guarded_tables(),
+REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy._move_apply_hazards(),
+  tenancy._move_guarded_tables(),
   tenancy._move_check(uuid[]), tenancy._move_guard(), tenancy.move_guard(uuid), tenancy._move_set_guards(boolean),
   tenancy._move_unguard_last(uuid, text), tenancy._move_widen_identities(), tenancy._move_restore_identities(),
   tenancy._move_table_list(uuid), tenancy._move_lock_holders(uuid, boolean), tenancy._move_lock_try(uuid),

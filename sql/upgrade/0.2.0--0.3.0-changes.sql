@@ -2667,3 +2667,127 @@ BEGIN
   PERFORM tenancy.reconcile_quota(metric);
 END
 $$;
+
+-- importmove (4): issue #15 (importmove): a move's subscription applies rows as a superuser (PostgreSQL 15), so
+-- move_target_subscribe refuses tables on which that would run code of other roles (tenancy._move_apply_hazards).
+
+CREATE OR REPLACE FUNCTION tenancy._move_apply_hazards() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  WITH RECURSIVE rels AS (
+    SELECT DISTINCT p.rel FROM tenancy._move_tables() t,
+           LATERAL (SELECT t.relid::pg_catalog.oid AS rel
+                    UNION SELECT pt.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(t.relid) pt) p),
+  types AS (
+    SELECT a.atttypid AS typ FROM pg_catalog.pg_attribute a JOIN rels r ON a.attrelid OPERATOR(pg_catalog.=) r.rel
+     WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+    UNION
+    SELECT u.typ FROM types x JOIN pg_catalog.pg_type y ON y.oid OPERATOR(pg_catalog.=) x.typ,
+           LATERAL (VALUES (y.typbasetype), (y.typelem)) u(typ)
+     WHERE u.typ OPERATOR(pg_catalog.<>) 0::pg_catalog.oid),
+  objs (classid, objid, what) AS (
+    SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass, g.oid,
+           pg_catalog.format('trigger %I on %s', g.tgname, g.tgrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_trigger g JOIN rels r ON g.tgrelid OPERATOR(pg_catalog.=) r.rel
+     WHERE g.tgenabled OPERATOR(pg_catalog.=) ANY (ARRAY['A', 'R']::"char"[])
+    UNION ALL
+    SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid,
+           pg_catalog.format('default of column %I of %s', a.attname, d.adrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_attrdef d JOIN rels r ON d.adrelid OPERATOR(pg_catalog.=) r.rel
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid
+                                    AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+    UNION ALL
+    SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid,
+           pg_catalog.format('constraint %I on %s', c.conname, c.conrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_constraint c JOIN rels r ON c.conrelid OPERATOR(pg_catalog.=) r.rel
+    UNION ALL
+    SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid,
+           pg_catalog.format('constraint %I of type %s', c.conname, c.contypid::pg_catalog.regtype)
+      FROM pg_catalog.pg_constraint c JOIN types x ON c.contypid OPERATOR(pg_catalog.=) x.typ
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid,
+           pg_catalog.format('index %s', i.indexrelid::pg_catalog.regclass)
+      FROM pg_catalog.pg_index i JOIN rels r ON i.indrelid OPERATOR(pg_catalog.=) r.rel
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, r.rel,
+           pg_catalog.format('partition key of %s', r.rel::pg_catalog.regclass)
+      FROM rels r),
+  fns AS (
+    SELECT o.what, coalesce(op.oprcode::pg_catalog.oid, d.refobjid) AS fn
+      FROM objs o JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid
+                                             AND d.objid OPERATOR(pg_catalog.=) o.objid
+      LEFT JOIN pg_catalog.pg_operator op
+             ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+            AND op.oid OPERATOR(pg_catalog.=) d.refobjid
+     WHERE d.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc', 'pg_catalog.pg_operator']::pg_catalog.regclass[]))
+  SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%s (function %s)', f.what, f.fn::pg_catalog.regprocedure),
+                               ', ')
+    FROM fns f JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) f.fn
+    JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) p.proowner
+   WHERE NOT o.rolsuper AND p.pronamespace OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace
+$$;
+COMMENT ON FUNCTION tenancy._move_apply_hazards() IS
+  'internal: code of others that a move''s subscription would run as the superuser on the move''s tables, or NULL';
+
+CREATE OR REPLACE FUNCTION tenancy.move_target_subscribe(tenant_id uuid) RETURNS oid
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
+  sub pg_catalog.name := tenancy._move_name(tenant_id);
+  source_conninfo pg_catalog.text;
+  subid pg_catalog.oid;
+  stray pg_catalog.text;
+BEGIN
+  IF m.phase OPERATOR(pg_catalog.<>) 'copying' THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = pg_catalog.format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
+  END IF;
+  stray := tenancy._move_apply_hazards();
+  IF stray IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('the tables of the move of tenant "%s" would run code of other roles as a superuser',
+                                  tenant_id),
+      DETAIL = pg_catalog.format('The subscription writes them as its owner, a superuser (PostgreSQL 15): %s.', stray),
+      HINT = 'Disable those triggers for replica mode (ALTER TABLE ... ENABLE TRIGGER), or have a superuser own '
+             'the functions, before moving a tenant here.';
+  END IF;
+  SELECT c.conninfo INTO source_conninfo FROM tenancy.region_connections c
+   WHERE c.region OPERATOR(pg_catalog.=) m.source_region;
+  IF source_conninfo IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+      MESSAGE = pg_catalog.format('region "%s" has no registered connection', m.source_region),
+      DETAIL = 'A move into this cluster subscribes to the source region''s cluster with the connection string a '
+               'superuser registered for that region in tenancy.region_connections.',
+      HINT = pg_catalog.format('As a superuser: INSERT INTO tenancy.region_connections (region, conninfo) VALUES '
+                               '(%L, ''host=... dbname=... user=...'').', m.source_region);
+  END IF;
+  EXECUTE pg_catalog.format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false,'
+                            ' slot_name = %L, copy_data = true, enabled = false, disable_on_error = true)',
+                            sub, source_conninfo, sub, sub);
+  SELECT s.oid INTO subid FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) sub
+     AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
+  SELECT pg_catalog.string_agg(r.srrelid::pg_catalog.regclass::pg_catalog.text, ', '
+                               ORDER BY r.srrelid::pg_catalog.regclass::pg_catalog.text)
+    INTO stray FROM pg_catalog.pg_subscription_rel r
+   WHERE r.srsubid OPERATOR(pg_catalog.=) subid
+     AND NOT r.srrelid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.relid::pg_catalog.oid FROM tenancy._move_tables() t));
+  IF stray IS NOT NULL THEN
+    -- Raised in the transaction that created it: the subscription is gone with it, nothing was applied.
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('the publication of the move of tenant "%s" lists tables that are not the move''s',
+                                  tenant_id),
+      DETAIL = pg_catalog.format('Tables here that it would write: %s.', stray),
+      HINT = 'A move replicates only the isolated tables and the per-tenant registry tables '
+             '(tenancy.move_source_prepare publishes exactly those).';
+  END IF;
+  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I ENABLE', sub);
+  PERFORM tenancy._audit('tenant_move_subscribed', tenant_id, NULL, pg_catalog.jsonb_build_object(
+    'subscription', sub, 'source_region', m.source_region, 'by', session_user));
+  RETURN subid;
+END
+$$;
+COMMENT ON FUNCTION tenancy.move_target_subscribe(uuid) IS
+  'live move, target: subscribes to the source region''s publication (its registered connection; initial copy, '
+  'then streaming), only the move''s tables; returns its oid';
+
+REVOKE ALL ON FUNCTION tenancy._move_apply_hazards() FROM PUBLIC;

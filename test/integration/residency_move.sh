@@ -237,6 +237,17 @@ expect_eq "a connection string that is not the registered one refused" 42501 \
 expect_eq "no subscription left by the refusals" 0 "$(us_psql -At -c "SELECT count(*) FROM pg_subscription")"
 eu_psql -c "ALTER PUBLICATION $BETA_PUB DROP TABLE loot; DROP TABLE loot" >/dev/null || fail "could not drop loot"
 us_psql -c "DROP TABLE loot" >/dev/null || fail "could not drop loot on the target"
+# A partition of a moved table on the target with a trigger that fires in replica mode, whose function another role
+# owns: the superuser's apply worker would run it; refused until it is gone.
+us_psql >/dev/null <<'SQL' || fail "could not arm events_p0"
+CREATE FUNCTION sneaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+ALTER FUNCTION sneaky() OWNER TO ops;
+CREATE TRIGGER sneaky BEFORE INSERT ON events_p0 FOR EACH ROW EXECUTE FUNCTION sneaky();
+ALTER TABLE events_p0 ENABLE ALWAYS TRIGGER sneaky;
+SQL
+SNEAKY_STATE=$(sqlstate_of us_psql "SELECT tenancy.move_target_subscribe('$BETA')")
+us_psql -c "DROP TRIGGER sneaky ON events_p0; DROP FUNCTION sneaky()" >/dev/null || fail "could not disarm events_p0"
+expect_eq "subscription whose apply would run another role's trigger as a superuser refused" 42501 "$SNEAKY_STATE"
 MOVE_SUBID=$(us_psql -At -c "SELECT tenancy.move_target_subscribe('$BETA')")
 sleep 0.5
 echo "beta progress when the target is stopped: $(us_psql -At -c "SELECT tenancy.move_target_progress('$BETA') -> 'tables'")"

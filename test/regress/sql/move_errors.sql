@@ -131,6 +131,24 @@ SELECT length(tenancy._move_transport_key(uuid_send(gen_random_uuid()))) AS publ
 SELECT mv_error(format('SELECT tenancy._move_seal_key(%L, 1, %L, %L)', :'parent',
                        (SELECT wrapped_key FROM tenancy.tenant_keys WHERE tenant_id = :'parent'), '\x00'));
 SELECT mv_error(format('SELECT tenancy._move_open_key(%L, 1, %L, %L)', :'parent', '\x01', '\x00'));
+-- the subscription applies rows as its owner, a superuser: code of another role that it would run on the move's
+-- tables (a trigger that fires in replica mode, a default) is refused first; a trigger for origin mode only is not
+CREATE ROLE regress_mv_tblowner;
+CREATE FUNCTION mv_sneaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE FUNCTION mv_sneaky_default() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+ALTER FUNCTION mv_sneaky() OWNER TO regress_mv_tblowner;
+ALTER FUNCTION mv_sneaky_default() OWNER TO regress_mv_tblowner;
+CREATE TRIGGER mv_sneaky BEFORE INSERT ON mv_items FOR EACH ROW EXECUTE FUNCTION mv_sneaky();
+SELECT tenancy._move_apply_hazards() IS NULL AS origin_trigger_no_hazard;
+ALTER TABLE mv_items ENABLE ALWAYS TRIGGER mv_sneaky;
+ALTER TABLE mv_items ALTER COLUMN n SET DEFAULT mv_sneaky_default();
+SELECT tenancy._move_apply_hazards() AS hazards;
+SELECT mv_error($$SELECT tenancy.move_target_subscribe('00000000-0000-0000-0000-00000000a002')$$);
+DROP TRIGGER mv_sneaky ON mv_items;
+ALTER TABLE mv_items ALTER COLUMN n DROP DEFAULT;
+DROP FUNCTION mv_sneaky(), mv_sneaky_default();
+DROP ROLE regress_mv_tblowner;
+SELECT tenancy._move_apply_hazards() IS NULL AS no_hazards;
 -- the subscription's connection comes only from the region registry, which only a superuser reads or writes: none
 -- registered for the source region (55000); a connection string that is not the registered one (42501); the
 -- registered one is used (this one cannot connect: 08006, nothing created)
