@@ -255,7 +255,7 @@ BEGIN
   ELSIF t.typnamespace <> 'pg_catalog'::regnamespace THEN
     RETURN 'NOGEN:' || typ::regtype::text;
   END IF;
-  IF t.typname IN ('anyelement', 'anynonarray', 'anycompatible', 'anycompatiblenonarray') THEN
+  IF t.typname IN ('any', 'anyelement', 'anynonarray', 'anycompatible', 'anycompatiblenonarray') THEN
     RETURN '''hostile''::pg_catalog.text';
   ELSIF t.typname IN ('anyarray', 'anycompatiblearray') THEN
     RETURN 'ARRAY[''hostile''::pg_catalog.text]';
@@ -839,13 +839,13 @@ n_control=$(grep -c 'phase control ' "$W/shadow_runs.txt" || true)
 
 # Grouped by what ran them (the phase): which shadows, as whom, in which sessions.
 grep -v -e 'phase control ' -e 'phase selftest)' "$W/shadow_runs.txt" |
-  sed -E 's/^(.*) as ([^ ]+) \(session ([^,]+), phase (.*)\)$/\4|\1 as \2|\3/' > "$W/shadow_escapes.txt" || true
+  sed -E 's/^(.*) as ([^ ]+) \(session ([^,]+), phase (.*)\)$/\4\t\1 as \2\t\3/' > "$W/shadow_escapes.txt" || true
 n_escapes=$(wc -l < "$W/shadow_escapes.txt")
 echo "ran: $n_control in the control phase (expected), $n_escapes inside extension code"
 if [ "$n_escapes" -gt 0 ]; then
-  awk -F'|' '{ if (!($1 in seen)) { order[++n] = $1; seen[$1] = 1 }
-               if (!(($1 "|" $2) in sh)) { sh[$1 "|" $2] = 1; shadows[$1] = shadows[$1] "; " $2 }
-               if (!(($1 "|" $3) in ss)) { ss[$1 "|" $3] = 1; sessions[$1] = sessions[$1] " " $3 } }
+  awk -F'\t' '{ if (!($1 in seen)) { order[++n] = $1; seen[$1] = 1 }
+               if (!(($1 "\t" $2) in sh)) { sh[$1 "\t" $2] = 1; shadows[$1] = shadows[$1] "; " $2 }
+               if (!(($1 "\t" $3) in ss)) { ss[$1 "\t" $3] = 1; sessions[$1] = sessions[$1] " " $3 } }
              END { for (i = 1; i <= n; i++) { k = order[i]; printf "%s [%s ]: %s\n", k, sessions[k], substr(shadows[k], 3) } }' \
     "$W/shadow_escapes.txt" | sort > "$W/shadow_escapes_by_phase.txt"
   fail "$n_escapes shadow runs inside extension code, from $(wc -l < "$W/shadow_escapes_by_phase.txt") steps (what ran them [sessions]: shadows as whom):"
