@@ -7,6 +7,7 @@ extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
@@ -154,8 +155,12 @@ RequirePlainRead(Oid relid)
 {
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
-	// The lock first: a relation cache entry reloaded on it reflects every DDL committed before.
-	List *rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	// The lock first: a relation cache entry reloaded on it reflects every DDL committed before. SHARE UPDATE
+	// EXCLUSIVE keeps out, until the read is done, what would add an expression between this check and the
+	// planning of the read (CREATE INDEX [CONCURRENTLY], CREATE STATISTICS, ADD CONSTRAINT, ATTACH PARTITION),
+	// while reads and writes go on. A standby runs no DDL and takes no lock beyond ACCESS SHARE.
+	LOCKMODE mode = RecoveryInProgress() ? AccessShareLock : ShareUpdateExclusiveLock;
+	List *rels = find_all_inheritors(relid, mode, NULL);
 	ListCell *lc;
 	foreach (lc, rels)
 		CheckOneRelation(lfirst_oid(lc));

@@ -18,7 +18,8 @@ namespace tenancy::pg {
 
 // Raises 42501 naming the relation and the expression unless relid and every relation inheriting from it are plain
 // tables (or partitioned tables) whose index, partition key, CHECK and statistics expressions call only
-// superusers' code. Locks each relation in ACCESS SHARE mode (held to the end of the transaction).
+// superusers' code. Locks each relation in SHARE UPDATE EXCLUSIVE mode (ACCESS SHARE on a standby), held to the
+// end of the transaction, so no such expression can be added before the read is planned.
 void RequirePlainRead(Oid relid);
 
 } // namespace tenancy::pg
