@@ -30,6 +30,7 @@ constexpr std::array kSqlStateTable = {
     Entry{"42501", {403, "permission_denied", true}},
     Entry{"42704", {404, "not_found", true}},
     Entry{"42883", {501, "not_implemented", false}},
+    Entry{"54000", {413, "configuration_too_large", true}}, // update_tenant's configuration cap (issue #16)
     Entry{"55000", {503, "not_set_up", true}},
     Entry{"55006", {503, "tenant_moving", true}}, // a live move's write freeze (sql/src/88_move.sql)
     Entry{"57014", {503, "database_timeout", false}},

@@ -366,6 +366,46 @@ $$;
 COMMENT ON FUNCTION tenancy._check_status_change(tenancy.tenant_status, tenancy.tenant_status) IS
   'internal: raises TN005 for a status change SPEC.md does not allow';
 
+-- The JSON merge patch (RFC 7396) that turns from_doc into to_doc, smallest form: keys added or changed with their
+-- new value (objects compared key by key), keys removed as null. update_tenant audits a change as two of these
+-- (before: the old values of what changed; after: the new ones), never two whole rows (issue #16: a 12 MB
+-- configuration wrote ~1.7 MB per PATCH into the append-only log).
+CREATE FUNCTION tenancy._jsonb_diff(from_doc jsonb, to_doc jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result jsonb := '{}'::pg_catalog.jsonb;
+  k pg_catalog.text;
+  v pg_catalog.jsonb;
+  old_v pg_catalog.jsonb;
+BEGIN
+  IF pg_catalog.jsonb_typeof(from_doc) OPERATOR(pg_catalog.<>) 'object'
+     OR pg_catalog.jsonb_typeof(to_doc) OPERATOR(pg_catalog.<>) 'object' THEN
+    RETURN to_doc;
+  END IF;
+  FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(to_doc) e LOOP
+    old_v := from_doc OPERATOR(pg_catalog.->) k;
+    IF old_v IS NULL THEN
+      result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(k, v);
+    ELSIF old_v OPERATOR(pg_catalog.<>) v THEN
+      IF pg_catalog.jsonb_typeof(old_v) OPERATOR(pg_catalog.=) 'object'
+         AND pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object' THEN
+        v := tenancy._jsonb_diff(old_v, v);
+      END IF;
+      result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(k, v);
+    END IF;
+  END LOOP;
+  FOR k IN SELECT e.key FROM pg_catalog.jsonb_each(from_doc) e
+            WHERE NOT (to_doc OPERATOR(pg_catalog.?) e.key) LOOP
+    result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(k, NULL::pg_catalog.jsonb);
+  END LOOP;
+  RETURN result;
+END
+$$;
+COMMENT ON FUNCTION tenancy._jsonb_diff(jsonb, jsonb) IS
+  'internal: the smallest merge patch from one document to another (what an audit event of a change records)';
+REVOKE ALL ON FUNCTION tenancy._jsonb_diff(jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._jsonb_diff(jsonb, jsonb) TO tenancy_admin;
+
 CREATE FUNCTION tenancy.update_tenant(id uuid, changes jsonb) RETURNS tenancy.tenants
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -442,6 +482,14 @@ BEGIN
   END IF;
   IF changes ? 'configuration' THEN
     t.configuration := tenancy._jsonb_merge(old_row.configuration, changes -> 'configuration');
+    -- A size cap (issue #16: the deep merge let one tenant grow its configuration without bound, 12 MB after 12
+    -- PATCHes, and its exports then held every pooled connection of tenancyd). 54000 answers 413 over HTTP.
+    IF pg_catalog.octet_length(t.configuration::pg_catalog.text) OPERATOR(pg_catalog.>) 65536 THEN
+      RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = 'tenant configuration is too large',
+        DETAIL = pg_catalog.format('The configuration would take %s bytes as JSON text; at most 65536 are allowed.',
+                                   pg_catalog.octet_length(t.configuration::pg_catalog.text)),
+        HINT = 'Remove keys by setting them to null, or keep large documents outside the tenant registry.';
+    END IF;
   END IF;
   IF changes ? 'parent_tenant_id' THEN
     t.parent_tenant_id := new_parent;
@@ -463,7 +511,15 @@ BEGIN
          parent_tenant_id = t.parent_tenant_id, updated_at = pg_catalog.now()
    WHERE tenants.id OPERATOR(pg_catalog.=) update_tenant.id
   RETURNING * INTO t;
-  PERFORM tenancy._audit('tenant_updated', t.id, pg_catalog.to_jsonb(old_row), pg_catalog.to_jsonb(t));
+  -- What changed, not two whole rows: the slug (which tenant, for a reader) and the old and the new values of the
+  -- changed columns, configuration key by key.
+  PERFORM tenancy._audit('tenant_updated', t.id,
+    pg_catalog.jsonb_build_object('slug', t.slug) OPERATOR(pg_catalog.||)
+      tenancy._jsonb_diff(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text,
+                          pg_catalog.to_jsonb(old_row) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text),
+    pg_catalog.jsonb_build_object('slug', t.slug) OPERATOR(pg_catalog.||)
+      tenancy._jsonb_diff(pg_catalog.to_jsonb(old_row) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text,
+                          pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text));
   RETURN t;
 END
 $$;

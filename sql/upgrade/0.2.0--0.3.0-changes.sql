@@ -2791,3 +2791,165 @@ COMMENT ON FUNCTION tenancy.move_target_subscribe(uuid) IS
   'then streaming), only the move''s tables; returns its oid';
 
 REVOKE ALL ON FUNCTION tenancy._move_apply_hazards() FROM PUBLIC;
+
+-- ==== tenancyd under attack (issue #16): update_tenant caps configuration at 64 KiB (54000) and audits what
+-- changed (tenancy._jsonb_diff) instead of two whole rows.
+-- The JSON merge patch (RFC 7396) that turns from_doc into to_doc, smallest form: keys added or changed with their
+-- new value (objects compared key by key), keys removed as null. update_tenant audits a change as two of these
+-- (before: the old values of what changed; after: the new ones), never two whole rows (issue #16: a 12 MB
+-- configuration wrote ~1.7 MB per PATCH into the append-only log).
+CREATE FUNCTION tenancy._jsonb_diff(from_doc jsonb, to_doc jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result jsonb := '{}'::pg_catalog.jsonb;
+  k pg_catalog.text;
+  v pg_catalog.jsonb;
+  old_v pg_catalog.jsonb;
+BEGIN
+  IF pg_catalog.jsonb_typeof(from_doc) OPERATOR(pg_catalog.<>) 'object'
+     OR pg_catalog.jsonb_typeof(to_doc) OPERATOR(pg_catalog.<>) 'object' THEN
+    RETURN to_doc;
+  END IF;
+  FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(to_doc) e LOOP
+    old_v := from_doc OPERATOR(pg_catalog.->) k;
+    IF old_v IS NULL THEN
+      result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(k, v);
+    ELSIF old_v OPERATOR(pg_catalog.<>) v THEN
+      IF pg_catalog.jsonb_typeof(old_v) OPERATOR(pg_catalog.=) 'object'
+         AND pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'object' THEN
+        v := tenancy._jsonb_diff(old_v, v);
+      END IF;
+      result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(k, v);
+    END IF;
+  END LOOP;
+  FOR k IN SELECT e.key FROM pg_catalog.jsonb_each(from_doc) e
+            WHERE NOT (to_doc OPERATOR(pg_catalog.?) e.key) LOOP
+    result := result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(k, NULL::pg_catalog.jsonb);
+  END LOOP;
+  RETURN result;
+END
+$$;
+COMMENT ON FUNCTION tenancy._jsonb_diff(jsonb, jsonb) IS
+  'internal: the smallest merge patch from one document to another (what an audit event of a change records)';
+REVOKE ALL ON FUNCTION tenancy._jsonb_diff(jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenancy._jsonb_diff(jsonb, jsonb) TO tenancy_admin;
+
+CREATE OR REPLACE FUNCTION tenancy.update_tenant(id uuid, changes jsonb) RETURNS tenancy.tenants
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  old_row tenancy.tenants;
+  t tenancy.tenants;
+  k text;
+  v jsonb;
+  new_parent uuid;
+BEGIN
+  IF changes IS NULL OR pg_catalog.jsonb_typeof(changes) OPERATOR(pg_catalog.<>) 'object' THEN
+    PERFORM tenancy._invalid_input('tenant changes must be a JSON object');
+  END IF;
+  -- Validate every key before touching anything: bad input leaves no partial state.
+  FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(changes) e LOOP
+    IF k OPERATOR(pg_catalog.=) ANY (ARRAY['id', 'slug', 'created_at', 'updated_at', 'trial_ends_at',
+                                           'encryption_key_id', 'quotas']) THEN
+      PERFORM tenancy._invalid_input(format('tenant field "%s" is read-only', k));
+    ELSIF k OPERATOR(pg_catalog.<>) ALL (ARRAY['display_name', 'organization_name', 'plan', 'status',
+                                               'data_residency', 'configuration', 'parent_tenant_id']) THEN
+      PERFORM tenancy._invalid_input(format('unknown tenant field "%s"', k), NULL,
+        'Updatable fields are display_name, organization_name, plan, status, data_residency, configuration and '
+        'parent_tenant_id.');
+    ELSIF k OPERATOR(pg_catalog.=) 'configuration' THEN
+      IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'object' THEN
+        PERFORM tenancy._invalid_input('tenant field "configuration" must be a JSON object');
+      END IF;
+    ELSIF k OPERATOR(pg_catalog.=) ANY (ARRAY['display_name', 'parent_tenant_id']) THEN
+      IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) ALL (ARRAY['string', 'null']) THEN
+        PERFORM tenancy._invalid_input(format('tenant field "%s" must be a string or null', k));
+      END IF;
+    ELSIF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'string' THEN
+      PERFORM tenancy._invalid_input(format('tenant field "%s" must be a string', k));
+    END IF;
+  END LOOP;
+  IF changes ? 'parent_tenant_id' AND changes ->> 'parent_tenant_id' IS NOT NULL THEN
+    IF (changes ->> 'parent_tenant_id') !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' THEN
+      PERFORM tenancy._invalid_input('tenant field "parent_tenant_id" must be a uuid');
+    END IF;
+    new_parent := (changes ->> 'parent_tenant_id')::uuid;
+  END IF;
+  IF changes ? 'organization_name' AND (pg_catalog.btrim(changes ->> 'organization_name') OPERATOR(pg_catalog.=) ''
+                                       OR pg_catalog.length(changes ->> 'organization_name') > 255) THEN
+    PERFORM tenancy._invalid_input('invalid organization name',
+                                   'An organization name has between 1 and 255 characters.');
+  END IF;
+  IF pg_catalog.length(changes ->> 'display_name') > 255 THEN
+    PERFORM tenancy._invalid_input('invalid display name', 'A display name has at most 255 characters.');
+  END IF;
+
+  IF changes ? 'parent_tenant_id' THEN
+    -- Exclusive: no other re-parenting or child creation runs while this one checks for cycles.
+    PERFORM pg_catalog.pg_advisory_xact_lock(1952804449, tenancy._hierarchy_lock_key());
+  END IF;
+  SELECT * INTO old_row FROM tenancy.tenants WHERE tenants.id OPERATOR(pg_catalog.=) update_tenant.id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM tenancy._tenant_not_found(id);
+  END IF;
+  t := old_row;
+  IF changes ? 'display_name' THEN
+    t.display_name := changes ->> 'display_name';
+  END IF;
+  IF changes ? 'organization_name' THEN
+    t.organization_name := changes ->> 'organization_name';
+  END IF;
+  IF changes ? 'plan' THEN
+    t.plan := tenancy._parse_plan(changes ->> 'plan');
+  END IF;
+  IF changes ? 'data_residency' THEN
+    t.data_residency := tenancy._parse_residency(changes ->> 'data_residency');
+  END IF;
+  IF changes ? 'status' THEN
+    t.status := tenancy._parse_status(changes ->> 'status');
+    PERFORM tenancy._check_status_change(old_row.status, t.status);
+  END IF;
+  IF changes ? 'configuration' THEN
+    t.configuration := tenancy._jsonb_merge(old_row.configuration, changes -> 'configuration');
+    -- A size cap (issue #16: the deep merge let one tenant grow its configuration without bound, 12 MB after 12
+    -- PATCHes, and its exports then held every pooled connection of tenancyd). 54000 answers 413 over HTTP.
+    IF pg_catalog.octet_length(t.configuration::pg_catalog.text) OPERATOR(pg_catalog.>) 65536 THEN
+      RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = 'tenant configuration is too large',
+        DETAIL = pg_catalog.format('The configuration would take %s bytes as JSON text; at most 65536 are allowed.',
+                                   pg_catalog.octet_length(t.configuration::pg_catalog.text)),
+        HINT = 'Remove keys by setting them to null, or keep large documents outside the tenant registry.';
+    END IF;
+  END IF;
+  IF changes ? 'parent_tenant_id' THEN
+    t.parent_tenant_id := new_parent;
+    IF new_parent IS NOT NULL AND new_parent IS DISTINCT FROM old_row.parent_tenant_id THEN
+      IF tenancy._check_ancestry(new_parent, id) + 1 + tenancy._subtree_height(id)
+         > tenancy._max_hierarchy_depth() THEN
+        RAISE EXCEPTION USING ERRCODE = 'TN007', MESSAGE = 'tenant hierarchy is too deep',
+          DETAIL = format('A tenant hierarchy has at most %s levels.', tenancy._max_hierarchy_depth());
+      END IF;
+    END IF;
+  END IF;
+
+  IF t IS NOT DISTINCT FROM old_row THEN
+    RETURN old_row;  -- nothing changed: no write, no audit event
+  END IF;
+  UPDATE tenancy.tenants
+     SET display_name = t.display_name, organization_name = t.organization_name, plan = t.plan,
+         data_residency = t.data_residency, status = t.status, configuration = t.configuration,
+         parent_tenant_id = t.parent_tenant_id, updated_at = pg_catalog.now()
+   WHERE tenants.id OPERATOR(pg_catalog.=) update_tenant.id
+  RETURNING * INTO t;
+  -- What changed, not two whole rows: the slug (which tenant, for a reader) and the old and the new values of the
+  -- changed columns, configuration key by key.
+  PERFORM tenancy._audit('tenant_updated', t.id,
+    pg_catalog.jsonb_build_object('slug', t.slug) OPERATOR(pg_catalog.||)
+      tenancy._jsonb_diff(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text,
+                          pg_catalog.to_jsonb(old_row) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text),
+    pg_catalog.jsonb_build_object('slug', t.slug) OPERATOR(pg_catalog.||)
+      tenancy._jsonb_diff(pg_catalog.to_jsonb(old_row) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text,
+                          pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) 'updated_at'::pg_catalog.text));
+  RETURN t;
+END
+$$;
+COMMENT ON FUNCTION tenancy.update_tenant(uuid, jsonb) IS
+  'changes display_name, organization_name, plan, status, data_residency, configuration (merged) or parent_tenant_id';
