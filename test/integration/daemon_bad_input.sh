@@ -195,6 +195,18 @@ api GET "/api/v1/tenants/$LATE/sla"; expect 200 "late tenant sla"
 [ "$(jqb .measured.requests)" -ge 1 ] && pass "the late tenant is measured" || fail "late tenant: $BODY"
 api GET /metrics
 grep -q "tenant_id=\"$LATE\"" <<<"$BODY" && pass "the late tenant has its series" || fail "no series for the late tenant"
+
+# configuration is capped (64 KiB as JSON text after the merge): 413 with the error format, by accumulation too.
+printf '{"configuration": {"blob": "%s"}}' "$(head -c 70000 /dev/zero | tr '\0' 'b')" > "$TENANCY_TMP/bigcfg.json"
+bad 413 PATCH $P "$TENANCY_TMP/bigcfg.json"
+[ "$(jqb .error.code)" = configuration_too_large ] && pass "413 configuration_too_large" || fail "over-size configuration: $BODY"
+for i in 1 2; do
+  printf '{"configuration": {"part%s": "%s"}}' "$i" "$(head -c 40000 /dev/zero | tr '\0' 'p')" > "$TENANCY_TMP/partcfg.json"
+  api PATCH "$P" "@$TENANCY_TMP/partcfg.json"
+  st[$i]=$STATUS
+done
+[ "${st[1]}" = 200 ] && [ "${st[2]}" = 413 ] && pass "the cap holds across PATCHes (200 then 413)" || fail "accumulated configuration: ${st[*]}"
+api PATCH "$P" '{"configuration": {"part1": null}}'; expect 200 "configuration back under the cap"
 echo "$CASES bad-input cases"
 [ "$CASES" -ge 40 ] && pass "at least 40 cases" || fail "only $CASES cases"
 
