@@ -529,7 +529,7 @@ BEGIN
                    (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
                    (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
                   WHERE d.rel IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', ref.rel, owner);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', ref.rel, owner); -- regrole's text is quoted already
       END LOOP;
       -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
       -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the

@@ -129,8 +129,24 @@ SELECT tenancy.import_tenant_copied(:'manifest', gen_random_uuid());
 ROLLBACK;
 RESET ROLE;
 
+-- the import grants its staged rows to each table's owner: an owner whose name needs quoting too
+CREATE ROLE "Regress SR Owner";
+GRANT tenancy_app TO "Regress SR Owner";
+GRANT USAGE ON SCHEMA sr TO "Regress SR Owner";
+CREATE TABLE sr.quoted (tenant_id uuid NOT NULL, body text);
+ALTER TABLE sr.quoted OWNER TO "Regress SR Owner";
+SELECT tenancy.enable_isolation('sr.quoted');
+SELECT id AS t3 FROM tenancy.create_tenant('SR Three', 'sr-three') \gset
+BEGIN;
+SELECT tenancy.set_tenant(:'t3');
+INSERT INTO sr.quoted (body) VALUES ('three');
+COMMIT;
+SELECT tenancy.import_tenant(tenancy.export_tenant(:'t3'), gen_random_uuid()) IS NOT NULL AS quoted_owner_imported;
+
 SELECT tenancy.delete_tenant(id, erase => true) FROM tenancy.tenants WHERE slug LIKE 'sr-%' ORDER BY slug;
 DELETE FROM tenancy.quota_tracked_tables WHERE table_name = 'sr.projects'::regclass;
 DROP SCHEMA sr CASCADE;
 DROP OWNED BY regress_sr_owner;
 DROP ROLE regress_sr_owner;
+DROP OWNED BY "Regress SR Owner";
+DROP ROLE "Regress SR Owner";
