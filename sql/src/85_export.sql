@@ -30,8 +30,8 @@ COMMENT ON FUNCTION tenancy._copy_line(text[]) IS
 -- Columns an import writes: not dropped, not generated, in column order.
 CREATE FUNCTION tenancy._export_columns(tbl oid) RETURNS text[]
 LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
-   WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum > 0 AND NOT a.attisdropped
+  SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
      AND a.attgenerated OPERATOR(pg_catalog.=) ''
 $$;
 COMMENT ON FUNCTION tenancy._export_columns(oid) IS 'internal: the stored, non-generated columns of a table';

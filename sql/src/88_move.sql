@@ -236,22 +236,51 @@ COMMENT ON FUNCTION tenancy.move_guard(uuid) IS
   'true, or 55006 while a live move freezes the tenant''s writes; holds them off the freeze until commit '
   '(the context tenant only, unless tenancy_admin)';
 
+-- DDL on tables that applications write (guard triggers, replica identities), whose locks are held until commit, run
+-- so that it never deadlocks with a writer: a writer holding one of those tables (tenancy.tenants after set_tenant,
+-- say) and waiting for another that the DDL already locked would otherwise deadlock with it, and the deadlock
+-- detector would fail one of the two. Each attempt takes its locks with a short lock_timeout in a subtransaction; a
+-- timed-out attempt gives back every lock it took (the writer waiting for one finishes) and tries again a little
+-- later; after 30 attempts the statements wait like any other.
+CREATE FUNCTION tenancy._move_ddl(stmts text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  stmt pg_catalog.text;
+BEGIN
+  FOR attempt IN 1 .. 30 LOOP
+    BEGIN
+      -- Local to this function (its SET clause gives it a GUC level of its own), undone with a failed attempt.
+      PERFORM pg_catalog.set_config('lock_timeout', '200ms', true);
+      FOREACH stmt IN ARRAY stmts LOOP
+        EXECUTE stmt;
+      END LOOP;
+      RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM pg_catalog.pg_sleep(CASE WHEN attempt OPERATOR(pg_catalog.<) 10 THEN 0.05 ELSE 0.2 END);
+    END;
+  END LOOP;
+  FOREACH stmt IN ARRAY stmts LOOP
+    EXECUTE stmt;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_ddl(text[]) IS
+  'internal: runs a move''s DDL on application-written tables, retried on lock timeouts (no deadlock with writers)';
+
 -- Guards on or off: installed with the first move of the cluster, removed with the last one.
 CREATE FUNCTION tenancy._move_set_guards(enable boolean) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  g record;
 BEGIN
-  FOR g IN SELECT * FROM tenancy._move_guarded_tables() ORDER BY relid::text LOOP
-    IF enable AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
-                               WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::oid
-                                 AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard') THEN
-      EXECUTE format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
-                     ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column);
-    ELSIF NOT enable THEN
-      EXECUTE format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid);
-    END IF;
-  END LOOP;
+  PERFORM tenancy._move_ddl(ARRAY(
+    SELECT CASE WHEN enable
+             THEN pg_catalog.format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
+                                    ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column)
+             ELSE pg_catalog.format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid) END
+      FROM tenancy._move_guarded_tables() g
+     WHERE NOT enable OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+                                      WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::pg_catalog.oid
+                                        AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard')
+     ORDER BY g.relid::pg_catalog.text));
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_set_guards(boolean) IS 'internal: installs or removes the move guard triggers';
@@ -277,6 +306,7 @@ CREATE FUNCTION tenancy._move_widen_identities() RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r record;
+  stmts pg_catalog.text[] := '{}';
 BEGIN
   FOR r IN
     SELECT p.rel, t.tenant_column, k.relreplident,
@@ -299,8 +329,9 @@ BEGIN
         AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
     INSERT INTO tenancy.move_replica_identities VALUES (r.rel, r.relreplident, r.ident_index)
       ON CONFLICT (relid) DO NOTHING;
-    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
+    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
   END LOOP;
+  PERFORM tenancy._move_ddl(stmts);
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_widen_identities() IS
@@ -310,13 +341,15 @@ CREATE FUNCTION tenancy._move_restore_identities() RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r tenancy.move_replica_identities;
+  stmts pg_catalog.text[] := '{}';
 BEGIN
   FOR r IN DELETE FROM tenancy.move_replica_identities RETURNING * LOOP
     CONTINUE WHEN pg_catalog.to_regclass(r.relid::pg_catalog.text) IS NULL;
-    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
+    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
                    CASE r.identity WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
                                    ELSE pg_catalog.format('USING INDEX %I', r.index_name) END);
   END LOOP;
+  PERFORM tenancy._move_ddl(stmts);
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_restore_identities() IS 'internal: restores the replica identities moves widened';
@@ -1083,7 +1116,8 @@ COMMENT ON FUNCTION tenancy._move_master_fingerprint() IS 'internal: fingerprint
 REVOKE ALL ON tenancy.tenant_moves, tenancy.move_markers, tenancy.move_replica_identities FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenancy._move_name(uuid), tenancy._move_tables(), tenancy._move_apply_hazards(),
   tenancy._move_guarded_tables(),
-  tenancy._move_check(uuid[]), tenancy._move_guard(), tenancy.move_guard(uuid), tenancy._move_set_guards(boolean),
+  tenancy._move_check(uuid[]), tenancy._move_guard(), tenancy.move_guard(uuid), tenancy._move_ddl(text[]),
+  tenancy._move_set_guards(boolean),
   tenancy._move_unguard_last(uuid, text), tenancy._move_widen_identities(), tenancy._move_restore_identities(),
   tenancy._move_table_list(uuid), tenancy._move_lock_holders(uuid, boolean), tenancy._move_lock_try(uuid),
   tenancy._move_lock_release(uuid), tenancy.move_orphans(), tenancy.move_adopt(uuid),

@@ -3284,3 +3284,111 @@ BEGIN
   RETURN target;
 END
 $$;
+
+-- importmove (5): issue #15 (importmove): the live move's DDL on application-written tables (guard triggers,
+-- replica identities) retries on lock timeouts instead of deadlocking with a writer (tenancy._move_ddl); two
+-- functions the qualification pass had missed (_export_columns, _move_set_guards).
+
+CREATE OR REPLACE FUNCTION tenancy._export_columns(tbl oid) RETURNS text[]
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_catalog.array_agg(a.attname::pg_catalog.text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+     AND a.attgenerated OPERATOR(pg_catalog.=) ''
+$$;
+COMMENT ON FUNCTION tenancy._export_columns(oid) IS 'internal: the stored, non-generated columns of a table';
+
+CREATE OR REPLACE FUNCTION tenancy._move_ddl(stmts text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  stmt pg_catalog.text;
+BEGIN
+  FOR attempt IN 1 .. 30 LOOP
+    BEGIN
+      -- Local to this function (its SET clause gives it a GUC level of its own), undone with a failed attempt.
+      PERFORM pg_catalog.set_config('lock_timeout', '200ms', true);
+      FOREACH stmt IN ARRAY stmts LOOP
+        EXECUTE stmt;
+      END LOOP;
+      RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM pg_catalog.pg_sleep(CASE WHEN attempt OPERATOR(pg_catalog.<) 10 THEN 0.05 ELSE 0.2 END);
+    END;
+  END LOOP;
+  FOREACH stmt IN ARRAY stmts LOOP
+    EXECUTE stmt;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_ddl(text[]) IS
+  'internal: runs a move''s DDL on application-written tables, retried on lock timeouts (no deadlock with writers)';
+
+CREATE OR REPLACE FUNCTION tenancy._move_set_guards(enable boolean) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM tenancy._move_ddl(ARRAY(
+    SELECT CASE WHEN enable
+             THEN pg_catalog.format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
+                                    ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column)
+             ELSE pg_catalog.format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid) END
+      FROM tenancy._move_guarded_tables() g
+     WHERE NOT enable OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+                                      WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::pg_catalog.oid
+                                        AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard')
+     ORDER BY g.relid::pg_catalog.text));
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_set_guards(boolean) IS 'internal: installs or removes the move guard triggers';
+
+CREATE OR REPLACE FUNCTION tenancy._move_widen_identities() RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  stmts pg_catalog.text[] := '{}';
+BEGIN
+  FOR r IN
+    SELECT p.rel, t.tenant_column, k.relreplident,
+           (SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
+             WHERE i.indrelid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid AND i.indisreplident) AS ident_index,
+           (SELECT a.attnum FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column) AS col
+      FROM tenancy._move_tables() t,
+           -- pg_partition_tree lists nothing for a table that is not partitioned: the table itself, then its tree.
+           LATERAL (SELECT t.relid AS rel UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(t.relid) pt) p
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid
+     WHERE k.relkind OPERATOR(pg_catalog.=) 'r'
+  LOOP
+    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'f';
+    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'd' AND EXISTS (
+      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::pg_catalog.oid AND i.indisprimary
+        AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
+    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'i' AND EXISTS (
+      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::pg_catalog.oid AND i.indisreplident
+        AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
+    INSERT INTO tenancy.move_replica_identities VALUES (r.rel, r.relreplident, r.ident_index)
+      ON CONFLICT (relid) DO NOTHING;
+    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
+  END LOOP;
+  PERFORM tenancy._move_ddl(stmts);
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_widen_identities() IS
+  'internal: REPLICA IDENTITY FULL where a move''s row filter column is outside the replica identity';
+
+CREATE OR REPLACE FUNCTION tenancy._move_restore_identities() RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r tenancy.move_replica_identities;
+  stmts pg_catalog.text[] := '{}';
+BEGIN
+  FOR r IN DELETE FROM tenancy.move_replica_identities RETURNING * LOOP
+    CONTINUE WHEN pg_catalog.to_regclass(r.relid::pg_catalog.text) IS NULL;
+    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
+                   CASE r.identity WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
+                                   ELSE pg_catalog.format('USING INDEX %I', r.index_name) END);
+  END LOOP;
+  PERFORM tenancy._move_ddl(stmts);
+END
+$$;
+COMMENT ON FUNCTION tenancy._move_restore_identities() IS 'internal: restores the replica identities moves widened';
+
+REVOKE ALL ON FUNCTION tenancy._move_ddl(text[]) FROM PUBLIC;
