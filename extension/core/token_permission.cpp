@@ -36,8 +36,10 @@ TokenPermits(std::string_view role, std::string_view action) noexcept
 		return Allow(OneOf(role, {"owner", "admin"}));
 	if (action == "tenant.patch.plan")
 		return Allow(role == "owner"); // a plan change is billing: only the owner has billing "full"
-	if (OneOf(action, {"tenant.patch.status", "tenant.patch.parent_tenant_id"}))
-		return TokenPermission::kDenied; // lifecycle and hierarchy stay with the operator's admin token
+	// Lifecycle, hierarchy and residency (where the data lives: a move between clusters) stay with the operator's
+	// admin token.
+	if (OneOf(action, {"tenant.patch.status", "tenant.patch.parent_tenant_id", "tenant.patch.data_residency"}))
+		return TokenPermission::kDenied;
 	if (action.starts_with("tenant.patch."))
 		return Allow(OneOf(role, {"owner", "admin"}));
 	if (action == "none")

@@ -6,6 +6,7 @@
 #include "tenancy/pg/audit_queue.hpp"
 #include "tenancy/pg/boundary.hpp"
 #include "tenancy/pg/privilege.hpp"
+#include "tenancy/pg/request_caller.hpp"
 #include "tenancy/pg/spi_plan.hpp"
 #include "tenancy/pg/tenant_context.hpp"
 
@@ -320,6 +321,26 @@ CopyJsonb(const Jsonb *jb)
 	return copy;
 }
 
+// The tenancyd caller the session acts for (request_caller.cpp), if any, as after's "_caller" key: which token (id,
+// role, tenant) or the admin token, the database role that said so, the remote address and the request id. Kept in
+// after (an object, or one made for it) so the hash chain covers it with no new column.
+Jsonb *
+WithRequestCaller(Jsonb *after)
+{
+	Jsonb *caller = RequestCaller();
+	if (caller == NULL || (after != NULL && !JB_ROOT_IS_OBJECT(after)))
+		return after;
+	StringInfoData buf;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"_caller\": ");
+	appendStringInfoString(&buf, JsonbText(caller));
+	appendStringInfoChar(&buf, '}');
+	Datum wrapped = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	if (after == NULL)
+		return DatumGetJsonbP(wrapped);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(after), wrapped));
+}
+
 } // namespace
 
 void
@@ -338,7 +359,7 @@ CaptureAuditEvent(AuditEventData *ev, const char *action, const pg_uuid_t *tenan
 		ev->tenant = copy;
 	}
 	ev->before = CopyJsonb(before);
-	ev->after = CopyJsonb(after);
+	ev->after = CopyJsonb(WithRequestCaller(after));
 	ev->session_user = GetUserNameFromId(session_user, false);
 	ev->current_user = GetUserNameFromId(current_user, false);
 	ev->occurred_at = GetCurrentTimestamp();

@@ -221,6 +221,13 @@ CreateAsOwner(void *p)
 			return;
 		}
 	}
+	// Versions are numbered from 1 and never removed (a destroyed one keeps its row), so the newest is the count.
+	if (args->how == KeyCreation::kRotate && args->previous >= max_key_versions) {
+		char *id = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(args->tenant)));
+		ereport(ERROR, (errcode(TENANCY_ERRCODE_QUOTA_EXCEEDED),
+		                errmsg("tenant \"%s\" already has %d data-key versions, the most allowed", id, args->previous),
+		                errhint("Raise tenancy.max_key_versions_per_tenant to rotate further."), errhidestmt(true)));
+	}
 	if (IsInParallelMode())
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("cannot create a tenant data key during a parallel operation"),

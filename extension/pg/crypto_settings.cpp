@@ -15,6 +15,7 @@ char *master_key_file = NULL;
 char *master_key_command = NULL;
 char *previous_master_key_file = NULL;
 int key_cache_size = 256;
+int max_key_versions = 100;
 
 namespace {
 
@@ -50,6 +51,9 @@ InitCryptoSettings()
 	                           &previous_master_key_file, "", PGC_SUSET, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("tenancy.key_cache_size", "Unwrapped tenant data keys each backend keeps (LRU).", NULL,
 	                        &key_cache_size, 256, 1, 65536, PGC_SUSET, 0, NULL, FlushOnCacheSizeChange, NULL);
+	DefineCustomIntVariable("tenancy.max_key_versions_per_tenant", "Most data-key versions a tenant may have.",
+	                        "tenancy.rotate_tenant_key refuses more with TN003.", &max_key_versions, 100, 1, 100000,
+	                        PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
 } // namespace

@@ -96,8 +96,8 @@ SELECT tenancy.sla_targets('00000000-0000-0000-0000-0000000000ff');
 
 -- privileges: tenancy_app and PUBLIC get nothing here
 SELECT has_table_privilege('tenancy_app', 'tenancy.tenant_tokens', 'SELECT') AS app_reads_tokens,
-       has_function_privilege('tenancy_app', 'tenancy.authorize_token(bytea, uuid, text)', 'EXECUTE') AS app_auth,
-       has_function_privilege('tenancy_admin', 'tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role)', 'EXECUTE') AS admin_issue;
+       has_function_privilege('tenancy_app', 'tenancy.authorize_token(bytea, uuid, text, jsonb)', 'EXECUTE') AS app_auth,
+       has_function_privilege('tenancy_admin', 'tenancy.issue_token(uuid, tenancy.user_role, bytea, text, interval, tenancy.user_role, uuid)', 'EXECUTE') AS admin_issue;
 
 SELECT tenancy.delete_tenant(:'a', erase => true);
 SELECT tenancy.delete_tenant(:'b', erase => true);

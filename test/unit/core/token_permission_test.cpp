@@ -53,11 +53,12 @@ TEST(TokenPermission, AdministrationNeedsOwnerOrAdmin)
 		EXPECT_EQ(AllowedRoles(action), expected) << action;
 }
 
-TEST(TokenPermission, PlanIsOwnerOnlyAndLifecycleIsNobodys)
+TEST(TokenPermission, PlanIsOwnerOnlyAndLifecycleAndResidencyAreNobodys)
 {
 	EXPECT_EQ(AllowedRoles("tenant.patch.plan"), std::vector<std::string>{"owner"});
 	EXPECT_TRUE(AllowedRoles("tenant.patch.status").empty());
 	EXPECT_TRUE(AllowedRoles("tenant.patch.parent_tenant_id").empty());
+	EXPECT_TRUE(AllowedRoles("tenant.patch.data_residency").empty()); // a move between clusters: operator only
 	EXPECT_TRUE(AllowedRoles("none").empty());
 }
 

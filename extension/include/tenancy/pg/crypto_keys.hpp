@@ -16,6 +16,7 @@ extern char *master_key_file;
 extern char *master_key_command;
 extern char *previous_master_key_file;
 extern int key_cache_size;
+extern int max_key_versions; // tenancy.max_key_versions_per_tenant: rotate_tenant_key refuses more (TN003)
 
 // The per-backend cache of unwrapped data keys (crypto_key_cache.cpp). PG regime: may ereport.
 // Cipher of the tenant's current key; on a miss it is loaded from tenancy.tenant_keys, and created when the tenant
