@@ -7,6 +7,8 @@
 #include "errors.hpp"
 #include "region/request_routing.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <ctime>
 
 namespace tenancyd {
@@ -32,7 +34,7 @@ AuthorizeSql(const Route &route)
 			                          "a.within_quota, ") +
 			              (r.answer_sql ? std::string("CASE WHEN a.within_quota THEN ") + r.answer_sql + " END"
 			                            : std::string("NULL")) +
-			              " FROM tenancy.authorize_token($1::bytea, $2::uuid, $3::text) a");
+			              ", a.tenant_active FROM tenancy.authorize_token($1::bytea, $2::uuid, $3::text, $4::jsonb) a");
 		return sql;
 	}();
 	return kSql.at(static_cast<size_t>(&route - Routes().data()));
@@ -67,7 +69,41 @@ LookupInRegions(RequestContext &ctx, Lookup &&lookup)
 	return std::move(*last);
 }
 
+// A key no other request of this process has: tells connections apart whose session was told about this request.
+std::string
+NextCallerKey()
+{
+	static std::atomic<unsigned long long> counter{0};
+	return std::to_string(++counter);
+}
+
+// What the audit log records of the request besides the token (which the database adds itself): the peer address,
+// the request id, and the X-Forwarded-For a front proxy set (as the client sent it: recorded, never trusted).
+std::string
+RequestClaims(const RequestContext &ctx)
+{
+	nlohmann::json claims = {{"remote_addr", ctx.req.remote_addr}, {"request_id", ctx.request_id}};
+	if (ctx.req.has_header("X-Forwarded-For"))
+		claims["forwarded_for"] = ctx.req.get_header_value("X-Forwarded-For").substr(0, 200);
+	return claims.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool
+RequestIdChar(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+}
+
 } // namespace
+
+std::string
+RequestIdOf(const httplib::Request &req)
+{
+	std::string id = req.get_header_value("X-Request-Id");
+	if (!id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), RequestIdChar))
+		return id;
+	return GenerateRequestId();
+}
 
 long
 SecondsUntilNextMonthUtc(std::time_t now)
@@ -84,6 +120,7 @@ SecondsUntilNextMonthUtc(std::time_t now)
 void
 Authorize(RequestContext &ctx, const Route &route)
 {
+	t_session_caller = SessionCaller{}; // no API caller for the audit log until one is authenticated
 	if (route.access == Access::kPublic ||
 	    (route.access == Access::kMetrics && !ctx.config->metrics_require_admin_token))
 		return;
@@ -93,6 +130,7 @@ Authorize(RequestContext &ctx, const Route &route)
 	std::string digest = Sha256(*token);
 	if (ConstantTimeEquals(digest, ctx.config->admin_token_sha256)) {
 		ctx.caller.kind = Caller::Kind::kAdmin;
+		t_session_caller = SessionCaller{NextCallerKey(), RequestClaims(ctx)};
 		return;
 	}
 	// /metrics also takes the scrape token (metrics.token_sha256), which opens nothing else.
@@ -105,10 +143,16 @@ Authorize(RequestContext &ctx, const Route &route)
 	if (token->rfind("tnt_", 0) != 0)
 		throw Unauthorized();
 	// Built once: in regions mode the same lookup may run in several regions.
+	// authorize_token itself tells each session it runs on that the token found acts for this request (the audit
+	// log's caller), in the same statement: tenant-token requests stay one statement.
 	const std::vector<Param> params = {"\\x" + ToHex(digest),
 	                                   ctx.tenant_id.empty() ? "00000000-0000-0000-0000-000000000000" : ctx.tenant_id,
-	                                   std::string(route.action ? route.action : "none")};
-	auto lookup = [&](Connection &conn) { return conn.ExecPrepared(AuthorizeSql(route).c_str(), params); };
+	                                   std::string(route.action ? route.action : "none"), RequestClaims(ctx)};
+	t_session_caller = SessionCaller{NextCallerKey(), std::nullopt};
+	auto lookup = [&](Connection &conn) {
+		conn.CallerToldBy(t_session_caller.key);
+		return conn.ExecPrepared(AuthorizeSql(route).c_str(), params);
+	};
 	if (!ctx.app.router.enabled() && !ctx.lease)
 		ctx.lease.emplace(ctx.app.pools.AcquireFor(ctx.tenant_id));
 	Result r = ctx.app.router.enabled() ? LookupInRegions(ctx, lookup) : lookup(ctx.db());
@@ -127,6 +171,13 @@ Authorize(RequestContext &ctx, const Route &route)
 		throw ApiError(403, "permission_denied", "this route needs the admin token", "42501");
 	if (ctx.caller.tenant_id != ctx.tenant_id)
 		throw ApiError(403, "permission_denied", "the token belongs to another tenant", "42501");
+	// A suspended, cancelled or expired-trial tenant's tokens are refused on every route (daemon/README.md); the
+	// admin token still reaches the tenant (export, reactivation).
+	if (r.get(0, 8) != "t")
+		throw ApiError(403, "tenant_not_active",
+		               "tenant \"" + ctx.tenant_id +
+		                   "\" is not active (suspended, cancelled or its trial ended): its tokens are refused",
+		               "TN002");
 	if (r.get(0, 4) != "t")
 		throw ApiError(403, "permission_denied",
 		               "a token with role \"" + ctx.caller.role + "\" may not call " + route.method + " " + route.path,

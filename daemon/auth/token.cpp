@@ -91,6 +91,15 @@ GenerateTenantToken()
 }
 
 std::string
+GenerateRequestId()
+{
+	unsigned char bytes[8];
+	if (RAND_bytes(bytes, sizeof bytes) != 1)
+		throw std::runtime_error("RAND_bytes failed");
+	return ToHex(std::string(reinterpret_cast<char *>(bytes), sizeof bytes));
+}
+
+std::string
 Base64UrlEncode(const std::string &bytes)
 {
 	std::vector<unsigned char> out(4 * ((bytes.size() + 2) / 3) + 1);

@@ -22,6 +22,9 @@ bool ConstantTimeEquals(const std::string &a, const std::string &b);
 // A new tenant token: "tnt_" + base64url of 32 bytes from the OpenSSL CSPRNG.
 std::string GenerateTenantToken();
 
+// A new request id: 16 hex digits from the OpenSSL CSPRNG.
+std::string GenerateRequestId();
+
 // base64url without padding, and its inverse (nullopt on bad input).
 std::string Base64UrlEncode(const std::string &bytes);
 std::optional<std::string> Base64UrlDecode(const std::string &text);

@@ -29,9 +29,31 @@ Values(const std::vector<Param> &params)
 }
 } // namespace
 
+thread_local SessionCaller t_session_caller;
+
+void
+Connection::SyncCaller()
+{
+	const SessionCaller &want = t_session_caller;
+	if (caller_key_ == want.key)
+		return;
+	// Without the admin token's claims (no request, or a tenant token's request on a connection authorize_token did
+	// not run on) the session names no API caller rather than a stale one.
+	const char *values[1] = {want.admin_request ? want.admin_request->c_str() : nullptr};
+	caller_key_ = want.key;
+	try {
+		Check(PQexecParams(conn_, "SELECT tenancy.set_request_caller($1::pg_catalog.jsonb)", 1, nullptr, values,
+		                   nullptr, nullptr, 0));
+	} catch (...) {
+		caller_key_ = "\x01"; // not known: told again before the next statement
+		throw;
+	}
+}
+
 Result
 Connection::Exec(const char *sql, const std::vector<Param> &params)
 {
+	SyncCaller();
 	auto values = Values(params);
 	// Parameter types are left to the server, so it infers them from the function signature.
 	return Check(
@@ -41,6 +63,7 @@ Connection::Exec(const char *sql, const std::vector<Param> &params)
 Result
 Connection::ExecPrepared(const char *sql, const std::vector<Param> &params)
 {
+	SyncCaller();
 	auto it = prepared_.find(sql);
 	if (it == prepared_.end()) {
 		std::string name = "tenancyd_" + std::to_string(prepared_.size());
@@ -123,7 +146,8 @@ Pool::Connect(Connection &c)
 		throw DbError("", "could not connect to the database: " + message, "", true);
 	}
 	c.conn_ = conn;
-	c.prepared_.clear(); // prepared statements belonged to the old session
+	c.prepared_.clear();   // prepared statements belonged to the old session
+	c.caller_key_.clear(); // and so did the caller it was told about
 	try {
 		Result r = c.Exec("SELECT pg_catalog.set_config('statement_timeout', $1, false), "
 		                  "pg_catalog.current_setting('is_superuser')",

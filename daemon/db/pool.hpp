@@ -62,9 +62,22 @@ using Param = std::optional<std::string>; // nullopt is SQL NULL
 
 class Pool;
 
+// Which API caller the database session's audit events name (tenancy.authorize_token's request argument, or
+// tenancy.set_request_caller). A request thread sets t_session_caller once authenticated (auth/authorizer.cpp); a
+// connection whose session was told about another caller tells it first, before the next statement: one extra
+// statement on the admin token's requests only, since a tenant token's first statement (authorize_token) tells it
+// in the same round trip. Threads without a request (health checks, moves) leave key empty: no API caller.
+struct SessionCaller {
+	std::string key;     // unique per request; empty: no API caller
+	Param admin_request; // the request's claims ({"remote_addr", "request_id"}) when the admin token calls
+};
+extern thread_local SessionCaller t_session_caller;
+
 // One pooled connection, lent to one request at a time.
 class Connection {
 public:
+	// The session is told about this caller key by the statement about to run (authorize_token's request).
+	void CallerToldBy(const std::string &key) { caller_key_ = key; }
 	// Runs one statement with out-of-line parameters (never interpolated). Throws DbError.
 	Result Exec(const char *sql, const std::vector<Param> &params = {});
 	// Like Exec for a statement run on every request: prepared once per session, so later calls skip parse and
@@ -93,10 +106,13 @@ public:
 private:
 	friend class Pool;
 	void RollbackQuietly();
+	// Tells the session about t_session_caller when it was told about another one (see SessionCaller).
+	void SyncCaller();
 	// Turns a PGresult into a Result, or throws DbError (and frees it) when the statement failed.
 	Result Check(PGresult *res);
 	PGconn *conn_ = nullptr;
 	std::unordered_map<const char *, std::string> prepared_; // statement text -> prepared name in this session
+	std::string caller_key_; // t_session_caller.key the session was last told about ("": none, as a new session)
 	bool in_use_ = false;
 	std::chrono::steady_clock::time_point last_used_{};
 };

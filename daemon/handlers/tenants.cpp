@@ -164,6 +164,23 @@ PatchTenant(RequestContext &ctx)
 				               "a token with role \"" + ctx.caller.role + "\" may not change \"" + p.get(0, 0) + "\"",
 				               "42501");
 		}
+		// One cluster cannot move a tenant's data, so relabelling its residency would only switch its backup
+		// regions: refused (the admin token included) unless unchanged. Regions mode moves it (above).
+		if (!ctx.app.router.enabled() && ctx.body.contains("data_residency") &&
+		    ctx.body["data_residency"].is_string()) {
+			std::string to = ctx.body["data_residency"].get<std::string>();
+			const auto &all = Residencies();
+			Result cur = ctx.db().Exec("SELECT t.data_residency::pg_catalog.text FROM tenancy.tenants t "
+			                           " WHERE t.id OPERATOR(pg_catalog.=) $1::uuid",
+			                           {ctx.tenant_id});
+			if (cur.rows() == 1 && cur.get(0, 0) != to && std::find(all.begin(), all.end(), to) != all.end())
+				throw ApiError(409, "region_move_unsupported",
+				               "data_residency cannot change from \"" + cur.get(0, 0) + "\" to \"" + to +
+				                   "\": this tenancyd serves one cluster, so the tenant's data cannot move",
+				               "",
+				               "A residency change is a live move between clusters: configure tenancyd's regions: "
+				               "with a cluster per region, then PATCH data_residency with the admin token.");
+		}
 		Result r = ctx.db().Exec("SELECT t.id FROM tenancy.update_tenant($1::uuid, $2::jsonb) t",
 		                         {ctx.tenant_id, changes});
 		return TenantReply(ctx, 200, r.get(0, 0));

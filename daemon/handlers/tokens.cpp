@@ -1,5 +1,6 @@
 // daemon/handlers/tokens.cpp
-// Tenant tokens: issued here (the value is shown once, only its SHA-256 reaches the database) and revoked.
+// Tenant tokens: issued here (the value is shown once, only its SHA-256 reaches the database) and revoked. A token
+// issued with a token is scoped by it (role, expiry, life), and a token revokes only what it could have issued.
 #include "auth/token.hpp"
 #include "errors.hpp"
 #include "handlers/handlers.hpp"
@@ -33,7 +34,10 @@ IssueToken(RequestContext &ctx)
 	    .Add("token_sha256", "\\x" + ToHex(Sha256(token)), "::bytea")
 	    .Add("name", OptionalString(b, "name"))
 	    .Add("expires_in", expires, "::interval")
-	    .Add("issuer_role", ctx.caller.kind == Caller::Kind::kTenant ? Param(ctx.caller.role) : std::nullopt);
+	    .Add("issuer_role", ctx.caller.kind == Caller::Kind::kTenant ? Param(ctx.caller.role) : std::nullopt)
+	    // A token's token never outranks nor outlives it, and is revoked with it (tenancy.issue_token).
+	    .Add("issuer_token_id", ctx.caller.kind == Caller::Kind::kTenant ? Param(ctx.caller.token_id) : std::nullopt,
+	         "::uuid");
 	std::string sql = "SELECT t.id, t.tenant_id, t.role, t.name, " + Rfc3339Sql("t.created_at") + ", " +
 	                  Rfc3339Sql("t.expires_at") + " FROM tenancy.issue_token(" + args.sql() + ") t";
 	Result r = ctx.db().Exec(sql.c_str(), args.params());
@@ -49,7 +53,10 @@ IssueToken(RequestContext &ctx)
 Reply
 RevokeToken(RequestContext &ctx)
 {
-	ctx.db().Exec("SELECT tenancy.revoke_token($1::uuid, $2::uuid)", {ctx.tenant_id, ctx.path.at("token_id")});
+	// A token revokes only tokens it could have issued (its role or weaker); the revoked token's own go with it.
+	ctx.db().Exec("SELECT tenancy.revoke_token($1::uuid, $2::uuid, $3::uuid)",
+	              {ctx.tenant_id, ctx.path.at("token_id"),
+	               ctx.caller.kind == Caller::Kind::kTenant ? Param(ctx.caller.token_id) : std::nullopt});
 	return Reply{204, ""};
 }
 

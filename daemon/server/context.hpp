@@ -35,8 +35,9 @@ struct RequestContext {
 	std::string region;                      // regions mode: the region of tenant_id once routed ("" otherwise)
 	nlohmann::json body = nlohmann::json::object();
 	Caller caller;
-	std::optional<Lease> lease; // taken before the handler runs when the route needs the database
+	std::optional<Lease> lease;        // taken before the handler runs when the route needs the database
 	std::optional<std::string> answer; // the route's answer_sql, when Authorize fetched it with the token check
+	std::string request_id;            // X-Request-Id of the answer; in the audit log of the changes it makes
 
 	Connection &
 	db()

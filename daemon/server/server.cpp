@@ -69,6 +69,7 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 {
 	t_info.route = route.path;
 	RequestContext ctx{req, app, app.config(), {}, {}, {}, nlohmann::json::object(), {}, std::nullopt};
+	ctx.request_id = RequestIdOf(req);
 	Reply reply;
 	try {
 		try {
@@ -109,6 +110,7 @@ Dispatch(App &app, const Route &route, const std::vector<std::string> &names, co
 		reply = ErrorReply(ApiError(500, "internal_error", "internal error"));
 	}
 	ctx.lease.reset(); // the connection goes back before the response is written
+	reply.headers["X-Request-Id"] = ctx.request_id;
 	WriteReply(res, reply);
 }
 
