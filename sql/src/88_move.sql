@@ -363,6 +363,16 @@ DECLARE
   out pg_catalog.jsonb := '[]';
 BEGIN
   FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::pg_catalog.text LOOP
+    -- counted with superuser rights (move_source_prepare): planning the count must run no code of the owner's,
+    -- nor may a tenant column of the owner's type bring its cast to uuid into the comparison
+    PERFORM tenancy._require_plain_read(t.relid);
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
+        t.tenant_column USING ERRCODE = '42804',
+        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+    END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
                    t.tenant_column) INTO n USING tenant;
     out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
@@ -890,6 +900,16 @@ BEGIN
                   (SELECT r.srsubstate FROM pg_catalog.pg_subscription_rel r
                     WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::pg_catalog.oid) AS state
              FROM tenancy._move_tables() x ORDER BY x.relid::pg_catalog.text LOOP
+    -- counted with superuser rights: planning the count must run no code of the owner's, nor may a
+    -- tenant column of the owner's type bring its cast to uuid into the comparison
+    PERFORM tenancy._require_plain_read(t.relid);
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
+        t.tenant_column USING ERRCODE = '42804',
+        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+    END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
                    t.tenant_column) INTO n USING tenant_id;
     tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(

@@ -3613,3 +3613,82 @@ GRANT EXECUTE ON FUNCTION tenancy.issue_token(uuid, tenancy.user_role, bytea, te
 GRANT EXECUTE ON FUNCTION tenancy.authorize_token(bytea, uuid, text, jsonb) TO tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.revoke_token(uuid, uuid, uuid) TO tenancy_admin;
 GRANT EXECUTE ON FUNCTION tenancy.set_request_caller(jsonb) TO tenancy_admin;
+
+-- ==== live move counts (red team): _move_table_list and move_target_progress count the move's tables with
+-- superuser rights; like the export they now refuse tables whose planning would run the owner's code
+-- (tenancy._require_plain_read) or whose tenant column is no longer uuid.
+CREATE OR REPLACE FUNCTION tenancy._move_table_list(tenant uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t record;
+  n pg_catalog.int8;
+  out pg_catalog.jsonb := '[]';
+BEGIN
+  FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::pg_catalog.text LOOP
+    -- counted with superuser rights (move_source_prepare): planning the count must run no code of the owner's,
+    -- nor may a tenant column of the owner's type bring its cast to uuid into the comparison
+    PERFORM tenancy._require_plain_read(t.relid);
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
+        t.tenant_column USING ERRCODE = '42804',
+        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
+                   t.tenant_column) INTO n USING tenant;
+    out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::pg_catalog.text, 'kind', t.kind, 'tenant_column', t.tenant_column, 'rows', n));
+  END LOOP;
+  RETURN out;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.move_target_progress(tenant_id uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m tenancy.tenant_moves;
+  sub record;
+  t record;
+  n pg_catalog.int8;
+  tables pg_catalog.jsonb := '[]';
+  copied pg_catalog.int8 := 0;
+  ready pg_catalog.bool := true;
+BEGIN
+  SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id
+     AND mv.side OPERATOR(pg_catalog.=) 'target';
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  SELECT s.oid, s.subenabled INTO sub FROM pg_catalog.pg_subscription s
+   WHERE s.subname OPERATOR(pg_catalog.=) m.subscription_name;
+  FOR t IN SELECT x.relid, x.tenant_column,
+                  (SELECT r.srsubstate FROM pg_catalog.pg_subscription_rel r
+                    WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::pg_catalog.oid) AS state
+             FROM tenancy._move_tables() x ORDER BY x.relid::pg_catalog.text LOOP
+    -- counted with superuser rights: planning the count must run no code of the owner's, nor may a
+    -- tenant column of the owner's type bring its cast to uuid into the comparison
+    PERFORM tenancy._require_plain_read(t.relid);
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
+        t.tenant_column USING ERRCODE = '42804',
+        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
+                   t.tenant_column) INTO n USING tenant_id;
+    tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::pg_catalog.text, 'state', t.state, 'rows', n));
+    copied := copied OPERATOR(pg_catalog.+) n;
+    ready := ready AND coalesce(t.state OPERATOR(pg_catalog.=) 'r', false);
+  END LOOP;
+  RETURN pg_catalog.jsonb_build_object(
+    'phase', m.phase, 'subscribed', sub.oid IS NOT NULL, 'subscription_oid', sub.oid,
+    'subscription_enabled', coalesce(sub.subenabled, false), 'all_ready', ready AND sub.oid IS NOT NULL,
+    'rows_copied', copied, 'tables', tables,
+    'marker_epoch', (SELECT k.epoch FROM tenancy.move_markers k WHERE k.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id),
+    'received_lsn', (SELECT st.latest_end_lsn::pg_catalog.text FROM pg_catalog.pg_stat_subscription st
+                      WHERE st.subid OPERATOR(pg_catalog.=) sub.oid AND st.relid IS NULL));
+END
+$$;
