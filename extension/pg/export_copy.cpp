@@ -58,11 +58,12 @@ RunExportTables(void *arg)
 	Oid types[1] = {UUIDOID};
 	Datum values[1] = {call->tenant};
 	// Identifiers and the tenant id are quoted by format(); the column definition list names every exported column
-	// as text, which is what export_table returns.
+	// as pg_catalog.text (qualified: the caller runs these statements under its own search_path), which is what
+	// export_table returns.
 	int rc = SPI_execute_with_args(
 	    "SELECT p.ord, p.qualified_name, pg_catalog.format("
 	    "'COPY (SELECT * FROM tenancy.export_table(%L, %L) t(%s)) TO STDOUT', $1, p.qualified_name,"
-	    " (SELECT pg_catalog.string_agg(pg_catalog.format('%I text', c.name), ', ' ORDER BY c.i)"
+	    " (SELECT pg_catalog.string_agg(pg_catalog.format('%I pg_catalog.text', c.name), ', ' ORDER BY c.i)"
 	    "    FROM pg_catalog.unnest(p.columns) WITH ORDINALITY c(name, i)))"
 	    " FROM tenancy._export_plan() p ORDER BY p.ord",
 	    1, types, values, NULL, true, 0);

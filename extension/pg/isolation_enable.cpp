@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
@@ -469,6 +470,9 @@ EraseWork(void *arg)
 		columns[i] = GetText(i, 2);
 	}
 	for (int i = 0; i < n; i++) {
+		/* a record can outlive its table when no sql_drop fired: a temporary table gone with its session */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relids[i])))
+			continue;
 		RenderedSql sql;
 		Render(get_namespace_name(get_rel_namespace(relids[i])), get_rel_name(relids[i]), columns[i], false, &sql);
 		EraseOne one = {sql.erase_rows, a->tenant, 0};
@@ -485,6 +489,26 @@ RequireOwner(Oid relid)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)), get_rel_name(relid));
+}
+
+// The policies, default and erasure run as the table's owner (RunAsTableOwner) and call tenancy functions: an owner
+// without the rights of tenancy_app or tenancy_admin would make enable_isolation, and later every erasure and
+// import, fail half-way. Refused up front, with the fix in the hint.
+void
+RequireOwnerCanUseTenancy(Oid relid)
+{
+	HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
+	Oid owner = ((Form_pg_class)GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	if (pg_namespace_aclcheck(get_namespace_oid("tenancy", false), owner, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+		        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		         errmsg("owner of table \"%s\" cannot use schema tenancy", get_rel_name(relid)),
+		         errdetail("Row-level security policies of an isolated table call tenancy's functions as the "
+		                   "table's owner."),
+		         errhint("Grant tenancy_app (or tenancy_admin) to role \"%s\".", GetUserNameFromId(owner, false))));
 }
 
 // Runs fn through a doorway (the extension owner; the superuser for erasing rows of every table) with the event
@@ -527,6 +551,7 @@ tenancy_enable_isolation(PG_FUNCTION_ARGS)
 	bool include_descendants = PG_GETARG_BOOL(2);
 	pg::RequireAdmin("manage tenant isolation");
 	pg::RequireOwner(relid);
+	pg::RequireOwnerCanUseTenancy(relid);
 	pg::IsolateRelation(relid, column, include_descendants, relid, true);
 	PG_RETURN_VOID();
 }

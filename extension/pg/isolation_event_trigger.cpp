@@ -63,6 +63,21 @@ CollectWork(void *arg)
 {
 	CollectArgs *a = static_cast<CollectArgs *>(arg);
 	SPI_connect();
+	// A record can outlive its table when no sql_drop fired (a temporary table gone with its session); a table
+	// created by this command that reuses such an OID would otherwise pass for isolated already.
+	int purged =
+	    SPI_execute("DELETE FROM tenancy.isolation_config c"
+	                " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class k"
+	                "                    WHERE k.oid OPERATOR(pg_catalog.=) c.relid::pg_catalog.oid)"
+	                "    OR c.relid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (ARRAY("
+	                "       SELECT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d"
+	                "        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+	                "          AND d.objsubid OPERATOR(pg_catalog.=) 0"
+	                "          AND d.command_tag OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE TABLE', 'CREATE TABLE AS',"
+	                "                                                          'SELECT INTO']::pg_catalog.text[])))",
+	                false, 0);
+	if (purged != SPI_OK_DELETE)
+		elog(ERROR, "could not forget stale isolation records: %s", SPI_result_code_string(purged));
 	Oid types[1] = {TEXTOID};
 	Datum values[1] = {CStringGetTextDatum(auto_isolate_column ? auto_isolate_column : "")};
 	int rc = SPI_execute_with_args(

@@ -493,3 +493,6 @@ GRANT EXECUTE ON FUNCTION
   tenancy.reconcile_quota(text), tenancy.track_quota(regclass, text, name),
   tenancy._quota_register_tracked(regclass, text, name)
 TO tenancy_admin;
+-- track_quota attaches the counting trigger as its caller (the table's owner), and CREATE TRIGGER needs EXECUTE on
+-- the function; a trigger function cannot be called directly.
+GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;

@@ -3692,3 +3692,5 @@ BEGIN
                       WHERE st.subid OPERATOR(pg_catalog.=) sub.oid AND st.relid IS NULL));
 END
 $$;
+-- ==== track_quota attaches its trigger as the table's owner: tenancy_admin needs EXECUTE on the trigger function.
+GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;

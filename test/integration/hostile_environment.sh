@@ -215,13 +215,12 @@ INSERT INTO hostile_gen.override VALUES
   ('authorize_token', 'action', NULL, 'tenant.read');
 
 -- Whole statements for functions no generic call can run: export_table returns SETOF record without OUT
--- parameters (a column definition list is needed): run the COPY statements export_tables hands out for it (their
--- column types qualified: an unqualified "text" there is the attacker's own type in this session).
+-- parameters (a column definition list is needed): run the COPY statements export_tables hands out for it, as they
+-- are (their column types are qualified, so the attacker's own "text" in this session does not apply).
 CREATE TABLE hostile_gen.stmt_override (fn regprocedure PRIMARY KEY, stmt text);
 INSERT INTO hostile_gen.stmt_override VALUES
   ('tenancy.export_table(uuid, regclass)',
-   'SELECT pg_catalog.regexp_replace(e.copy_sql, '' text([,)])'', '' pg_catalog.text\1'', ''g'') '
-   'FROM tenancy.export_tables(''{tenant}''::pg_catalog.uuid) e \gexec');
+   'SELECT e.copy_sql FROM tenancy.export_tables(''{tenant}''::pg_catalog.uuid) e \gexec');
 
 CREATE FUNCTION hostile_gen.fx(r text, p text, key text) RETURNS text LANGUAGE sql STABLE AS
   $$ SELECT v FROM hostile_gen.fixture WHERE role = r AND pass = p AND k = key $$;

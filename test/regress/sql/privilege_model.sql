@@ -80,6 +80,44 @@ SET ROLE regress_pm_owner;
 SELECT tenancy._write_as_table_owner('pm.notes', :'t2', 'DELETE FROM pm.notes');
 RESET ROLE;
 
+-- an owner without tenancy's rights cannot have its table isolated: its policies would call functions it cannot
+-- use, and every erasure and import would fail half-way
+CREATE ROLE regress_pm_outsider;
+CREATE TABLE pm.outside (tenant_id uuid NOT NULL);
+ALTER TABLE pm.outside OWNER TO regress_pm_outsider;
+\set VERBOSITY default
+SELECT tenancy.enable_isolation('pm.outside');
+\set VERBOSITY sqlstate
+DROP TABLE pm.outside;
+DROP ROLE regress_pm_outsider;
+
+-- track_quota attaches its trigger as the calling admin, who owns the table
+CREATE ROLE regress_pm_admin;
+GRANT tenancy_admin TO regress_pm_admin;
+GRANT CREATE, USAGE ON SCHEMA pm TO regress_pm_admin;
+SET ROLE regress_pm_admin;
+CREATE TABLE pm.items (id bigserial, tenant_id uuid NOT NULL);
+SELECT tenancy.track_quota('pm.items', 'projects');
+RESET ROLE;
+DROP TABLE pm.items;
+DELETE FROM tenancy.quota_tracked_tables WHERE table_name::text = 'pm.items';
+
+-- a temporary table isolated by tenancy.auto_isolate leaves with its session without sql_drop: its record must not
+-- break erasure of any tenant, nor make a later table pass for isolated
+SET tenancy.auto_isolate = 'tenant_id';
+CREATE TEMP TABLE tmp_auto (tenant_id uuid NOT NULL, v text);
+RESET tenancy.auto_isolate;
+SELECT count(*) AS temp_records FROM tenancy.isolation_config WHERE relid::oid = 'tmp_auto'::regclass::oid;
+\c -
+SELECT id AS t3 FROM tenancy.create_tenant('PM Three', 'pm-three') \gset
+SELECT tenancy.delete_tenant(:'t3', erase => true);
+CREATE TABLE pm.after_temp (id int);
+SELECT count(*) AS stale_records FROM tenancy.isolation_config c
+ WHERE NOT EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = c.relid::oid);
+DROP TABLE pm.after_temp;
+
 DROP SCHEMA pm CASCADE;
 DROP OWNED BY regress_pm_owner;
 DROP ROLE regress_pm_owner;
+DROP OWNED BY regress_pm_admin;
+DROP ROLE regress_pm_admin;
