@@ -217,8 +217,8 @@ CheckCopyStaging(Jsonb *manifest)
 		if (!HeapTupleIsValid(tuple))
 			elog(ERROR, "cache lookup failed for relation %u", relid);
 		Form_pg_class rel = (Form_pg_class)GETSTRUCT(tuple);
-		bool plain =
-		    rel->relam == HEAP_TABLE_AM_OID && !rel->relhasrules && !rel->relrowsecurity && !rel->relforcerowsecurity;
+		bool plain = rel->relam == HEAP_TABLE_AM_OID && !rel->relhasrules && !rel->relrowsecurity &&
+		             !rel->relforcerowsecurity && !rel->relispartition;
 		ReleaseSysCache(tuple);
 		if (!plain || has_subclass(relid) || !StagingColumnsArePlain(relid) || RelationHasIndexOrStatistics(relid))
 			ereport(ERROR,
@@ -226,7 +226,7 @@ CheckCopyStaging(Jsonb *manifest)
 			         errmsg("staging table \"%s\" is not as tenancy.import_tables() made it", name),
 			         errdetail("A staging table is a heap table of an \"ord\" bigint column and text columns c1, c2, "
 			                   "... of the default collation, without rules, row-level security, child tables, "
-			                   "indexes, CHECK constraints or statistics."),
+			                   "indexes, CHECK constraints or statistics, and not a partition."),
 			         errhint("Create the staging tables with tenancy.import_tables() and only load rows into them.")));
 	}
 }

@@ -10,6 +10,7 @@ extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_proc.h"
@@ -103,6 +104,18 @@ SysCacheText(int cache, HeapTuple tuple, AttrNumber attr)
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+// The partition key expressions of partitioned table keyed, reported as relid's.
+void
+CheckPartitionKey(Oid relid, Oid keyed)
+{
+	HeapTuple tuple = SearchSysCache1(PARTRELID, ObjectIdGetDatum(keyed));
+	if (!HeapTupleIsValid(tuple))
+		return;
+	char *exprs = SysCacheText(PARTRELID, tuple, Anum_pg_partitioned_table_partexprs);
+	ReleaseSysCache(tuple);
+	CheckStoredExpression(relid, "a partition key expression", exprs);
+}
+
 void
 CheckOneRelation(Oid relid)
 {
@@ -138,14 +151,8 @@ CheckOneRelation(Oid relid)
 		ReleaseSysCache(tuple);
 		CheckStoredExpression(relid, "a statistics expression", exprs);
 	}
-	if (relkind == RELKIND_PARTITIONED_TABLE) {
-		HeapTuple tuple = SearchSysCache1(PARTRELID, ObjectIdGetDatum(relid));
-		if (HeapTupleIsValid(tuple)) {
-			char *exprs = SysCacheText(PARTRELID, tuple, Anum_pg_partitioned_table_partexprs);
-			ReleaseSysCache(tuple);
-			CheckStoredExpression(relid, "a partition key expression", exprs);
-		}
-	}
+	if (relkind == RELKIND_PARTITIONED_TABLE)
+		CheckPartitionKey(relid, relid);
 }
 
 } // namespace
@@ -164,6 +171,13 @@ RequirePlainRead(Oid relid)
 	ListCell *lc;
 	foreach (lc, rels)
 		CheckOneRelation(lfirst_oid(lc));
+	// A partition read on its own: its partition constraint comes from its ancestors' partition keys, which the
+	// planner builds (folding their expressions) under constraint_exclusion = on, a setting the caller chooses.
+	if (get_rel_relispartition(relid)) {
+		List *ancestors = get_partition_ancestors(relid);
+		foreach (lc, ancestors)
+			CheckPartitionKey(relid, lfirst_oid(lc));
+	}
 }
 
 } // namespace tenancy::pg
