@@ -491,7 +491,9 @@ GRANT EXECUTE ON FUNCTION
   tenancy._quota_set_count(uuid, text, bigint), tenancy._quota_metric_list(text[]),
   tenancy.usage_trends(uuid, interval, text[]), tenancy.set_quota_override(uuid, text, bigint),
   tenancy.reconcile_quota(text), tenancy.track_quota(regclass, text, name),
-  tenancy._quota_register_tracked(regclass, text, name)
+  tenancy._quota_register_tracked(regclass, text, name),
+  -- CREATE TRIGGER (track_quota, run with the caller's rights) needs EXECUTE on the trigger function
+  tenancy._quota_track()
 TO tenancy_admin;
 -- track_quota attaches the counting trigger as its caller (the table's owner), and CREATE TRIGGER needs EXECUTE on
 -- the function; a trigger function cannot be called directly.

@@ -3694,3 +3694,7 @@ END
 $$;
 -- ==== track_quota attaches its trigger as the table's owner: tenancy_admin needs EXECUTE on the trigger function.
 GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;
+
+-- ==== track_quota for tenancy_admin (red team): CREATE TRIGGER needs EXECUTE on the trigger function, which only
+-- superusers had, so every non-superuser admin's track_quota failed with 42501.
+GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;

@@ -92,9 +92,8 @@ SELECT count(*) AS leaves FROM tenancy.partitions('sr.keyed');
 
 -- quota recounts (track_quota, reconcile_quota) read every tenant's rows with superuser rights
 CREATE TABLE sr.projects (tenant_id uuid NOT NULL, name text);
-RESET ROLE;
+-- (a tenancy_admin member tracks its own table: the counting trigger's function is granted to tenancy_admin)
 SELECT tenancy.track_quota('sr.projects', 'projects');
-SET ROLE regress_sr_owner;
 ALTER TABLE sr.projects ADD CONSTRAINT projects_check CHECK (sr.folded(6) = 6);
 RESET ROLE;
 SELECT count(*) FROM tenancy.reconcile_quota('projects');
