@@ -14,7 +14,7 @@ namespace tenancyd {
 struct Config {
 	// listen
 	std::string listen_host = "127.0.0.1";
-	int listen_port = 8080;
+	int listen_port = 8081; // nginx (packaging/nginx/tenancyd.conf) serves users on 8080
 	int listen_threads = 16;
 	int listen_max_connections = 512;
 	int listen_keep_alive_timeout_s = 5;

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # packaging/quickstart.sh
 # The README's first command: on a fresh Debian 12 machine, as root, installs what is needed, builds, installs,
-# starts a local PostgreSQL 15 with tenancy created in database "app", starts tenancyd, prints URL and admin token.
-# Safe to re-run: it reuses the cluster, key and token it made before and restarts tenancyd.
+# starts a local PostgreSQL 15 with tenancy created in database "app", starts tenancyd on loopback and nginx in front
+# of it (packaging/nginx/tenancyd.conf, the site the Debian package ships), prints the nginx URL and the admin token.
+# Safe to re-run: it reuses the cluster, key and token it made before and restarts tenancyd and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STATE=${TENANCY_STATE_DIR:-/var/lib/tenancy-dev}
 PGPORT=${TENANCY_PGPORT:-5433}
-HTTP_PORT=${TENANCY_HTTP_PORT:-8080}
+HTTP_PORT=${TENANCY_HTTP_PORT:-8080}          # nginx: the URL users are given
+DAEMON_PORT=${TENANCY_DAEMON_PORT:-8081}      # tenancyd, on 127.0.0.1 only
+# The private nginx's directory: outside $STATE (mode 0750, postgres), which its worker processes cannot enter.
+NGINX_DIR=${TENANCY_NGINX_DIR:-$STATE-nginx}
 PG_BIN=/usr/lib/postgresql/15/bin
 
 if [ "$(id -u)" != 0 ]; then
@@ -75,7 +79,7 @@ chmod 600 "$STATE/admin-token"
 ADMIN_TOKEN=$(cat "$STATE/admin-token")
 TOKEN_SHA=$(printf '%s' "$ADMIN_TOKEN" | openssl dgst -sha256 -r | cut -d' ' -f1)
 cat > "$STATE/tenancyd.yaml" <<YAML
-listen: {host: 127.0.0.1, port: $HTTP_PORT}
+listen: {host: 127.0.0.1, port: $DAEMON_PORT}
 database: {conninfo: "host=127.0.0.1 port=$PGPORT dbname=app user=tenancy password=$DB_PASSWORD", pool_size: 8}
 auth: {admin_token_sha256: "$TOKEN_SHA"}
 log: {level: info}
@@ -90,16 +94,34 @@ fi
 nohup /usr/local/bin/tenancyd --config "$STATE/tenancyd.yaml" >>"$STATE/tenancyd.log" 2>&1 &
 echo $! > "$STATE/tenancyd.pid"
 for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$DAEMON_PORT/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$DAEMON_PORT/readyz" >/dev/null || { tail -20 "$STATE/tenancyd.log"; exit 1; }
+
+# nginx in front, as the package's site does it: a private instance (the machine's own nginx, if any, is left alone).
+echo "== nginx on 127.0.0.1:$HTTP_PORT -> tenancyd on 127.0.0.1:$DAEMON_PORT"
+bash packaging/nginx/standalone.sh "$NGINX_DIR" "127.0.0.1:$HTTP_PORT" "127.0.0.1:$DAEMON_PORT" www-data
+nginx_cmd=(nginx -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR")
+"${nginx_cmd[@]}" -t -q
+if [ -f "$NGINX_DIR/nginx.pid" ] && kill -0 "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null; then
+  "${nginx_cmd[@]}" -s reload
+  sleep 0.5
+else
+  "${nginx_cmd[@]}"
+fi
+for _ in $(seq 1 50); do
   curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || { tail -20 "$STATE/tenancyd.log"; exit 1; }
+curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || { tail -20 "$NGINX_DIR/logs/error.log"; exit 1; }
 
 cat <<INFO
 
 tenancy is running.
   PostgreSQL:  sudo -u postgres psql -h /var/run/postgresql -p $PGPORT app     (extension tenancy created)
-  tenancyd:    http://127.0.0.1:$HTTP_PORT/api/v1   (log: $STATE/tenancyd.log)
+  API URL:     http://127.0.0.1:$HTTP_PORT/api/v1   (nginx; logs: $NGINX_DIR/logs)
+  tenancyd:    127.0.0.1:$DAEMON_PORT, loopback only, behind nginx   (log: $STATE/tenancyd.log)
   admin token: $ADMIN_TOKEN
 
 Try:

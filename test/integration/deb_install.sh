@@ -110,6 +110,13 @@ case "$shell" in */nologin | */false) ;; *) fail "tenancyd has a login shell: $s
 dpkg-statoverride --list "$CONF" >/dev/null || fail "no statoverride for $CONF"
 grep -qx "$CONF" /var/lib/dpkg/info/tenancyd.conffiles || fail "$CONF is not a conffile"
 man -w tenancyd >/dev/null || fail "man tenancyd finds no page"
+# The nginx site users are given: the file transport_attacks.sh tests, a conffile, not enabled by the install.
+NGINX_SITE=/etc/nginx/sites-available/tenancyd.conf
+cmp -s "$NGINX_SITE" "$TENANCY_ROOT/packaging/nginx/tenancyd.conf" || fail "$NGINX_SITE differs from packaging/nginx/tenancyd.conf"
+grep -qx "$NGINX_SITE" /var/lib/dpkg/info/tenancyd.conffiles || fail "$NGINX_SITE is not a conffile"
+[ ! -e /etc/nginx/sites-enabled/tenancyd.conf ] || fail "the install enabled the nginx site by itself"
+grep -q "^  port: 8081 " "$CONF" && grep -q "server 127.0.0.1:8081 " "$NGINX_SITE" \
+  || fail "the shipped tenancyd port and the nginx upstream differ"
 /usr/sbin/tenancyd --version | grep -q '0\.1\.0' || fail "tenancyd --version does not say 0.1.0"
 # The unit as systemd would load it (systemd-analyze works without a running systemd).
 if command -v systemd-analyze >/dev/null; then

@@ -17,7 +17,7 @@ TEST(Config, MinimalFileGetsDefaults)
 {
 	Config c = ParseConfig(kMinimal);
 	EXPECT_EQ(c.listen_host, "127.0.0.1");
-	EXPECT_EQ(c.listen_port, 8080);
+	EXPECT_EQ(c.listen_port, 8081);
 	EXPECT_EQ(c.db_pool_size, 8);
 	EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
 	EXPECT_EQ(c.metrics_max_tenants, 100);
