@@ -36,12 +36,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 enum class State {
-	kIdle,    // between requests: waiting for the first byte (keep-alive timeout)
-	kHead,    // reading the request head (header timeout, max_header_bytes)
-	kBody,    // reading the body (body timeout, Content-Length <= max_body_bytes)
-	kQueued,  // complete request waiting for a worker
-	kWorking, // a worker runs it
-	kClosing, // refused: the answer is sent, the rest of the input is read and dropped for a moment, then closed
+	kIdle,     // between requests: waiting for the first byte (keep-alive timeout)
+	kHead,     // reading the request head (header timeout, max_header_bytes)
+	kBody,     // reading the body (body timeout, Content-Length <= max_body_bytes)
+	kQueued,   // complete request waiting for a worker
+	kWorking,  // a worker runs it
+	kClosing,  // refused: the answer is sent, the rest of the input is read and dropped for a moment, then closed
+	kFlushing, // the answer did not fit the socket buffer: the poller sends the rest (write timeout), no worker waits
 };
 
 struct Conn {
@@ -53,6 +54,8 @@ struct Conn {
 	Clock::time_point started;
 	int served = 0;
 	size_t discarded = 0;
+	std::string out; // answer bytes the socket did not take yet
+	size_t out_off = 0;
 	bool close_after = false;
 	HeadVerdict verdict;
 	std::string remote_ip, local_ip;
@@ -161,6 +164,8 @@ class Transport {
 	void WorkerLoop();
 	void AddConn(int fd);
 	void OnReadable(Conn &c);
+	void OnWritable(Conn &c);
+	void Rearm(Conn &c, Clock::time_point now);
 	void Examine(Conn &c);
 	void Dispatch(Conn &c);
 	void Refuse(Conn &c, int status, const std::string &code, const std::string &message);
@@ -204,7 +209,7 @@ class ConnStream : public httplib::Stream {
 	bool
 	is_writable() const override
 	{
-		return Wait(POLLOUT, limits_.write_timeout_ms) > 0;
+		return true; // what the socket does not take is buffered for the poller
 	}
 
 	ssize_t
@@ -231,20 +236,21 @@ class ConnStream : public httplib::Stream {
 	{
 		if (!writing_) {
 			writing_ = true;
-			write_deadline_ = Clock::now() + std::chrono::milliseconds(limits_.write_timeout_ms);
 			if (size >= 12 && std::memcmp(ptr, "HTTP/1.", 7) == 0)
 				status_ = std::atoi(std::string(ptr + 9, 3).c_str());
 		}
-		for (;;) {
+		// Sent at once when the socket takes it; the rest waits in the connection's buffer and the poller sends it,
+		// so a client that does not read its answer never holds a worker.
+		size_t sent = 0;
+		if (c_.out.empty()) {
 			ssize_t n = send(c_.fd, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (n >= 0)
-				return n;
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				return -1;
-			int left = MsLeft(write_deadline_);
-			if (left <= 0 || Poll(POLLOUT, left) <= 0)
-				return -1; // the client does not read its answer: the connection is closed
+			sent = n > 0 ? static_cast<size_t>(n) : 0;
 		}
+		if (sent < size)
+			c_.out.append(ptr + sent, size - sent);
+		return static_cast<ssize_t>(size);
 	}
 
 	void
@@ -300,7 +306,6 @@ class ConnStream : public httplib::Stream {
 	size_t off_ = 0;
 	bool writing_ = false;
 	int status_ = 0;
-	Clock::time_point write_deadline_;
 };
 
 void
@@ -456,6 +461,46 @@ Transport::OnReadable(Conn &c)
 	Examine(c);
 }
 
+// After an answer: closed, or idle again (keep-alive timeout) with any pipelined request examined at once.
+void
+Transport::Rearm(Conn &c, Clock::time_point now)
+{
+	if (c.close_after || draining_) {
+		Close(c.fd);
+		return;
+	}
+	c.state = State::kIdle;
+	c.deadline = now + std::chrono::milliseconds(limits_.keep_alive_timeout_ms);
+	epoll_event ev{};
+	ev.events = EPOLLIN | EPOLLRDHUP;
+	ev.data.fd = c.fd;
+	if (epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) != 0)
+		epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ev);
+	Examine(c); // a pipelined request may already be buffered
+}
+
+// The rest of an answer; the write timeout counts from the last progress.
+void
+Transport::OnWritable(Conn &c)
+{
+	ssize_t n = send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		Close(c.fd);
+		return;
+	}
+	if (n <= 0)
+		return;
+	c.out_off += static_cast<size_t>(n);
+	auto now = Clock::now();
+	c.deadline = now + std::chrono::milliseconds(limits_.write_timeout_ms);
+	if (c.out_off < c.out.size())
+		return;
+	c.out.clear();
+	c.out.shrink_to_fit();
+	c.out_off = 0;
+	Rearm(c, now);
+}
+
 void
 Transport::Examine(Conn &c)
 {
@@ -560,6 +605,7 @@ Transport::Tick(Clock::time_point now)
 				to_close.push_back(fd);
 			break;
 		case State::kClosing:
+		case State::kFlushing: // a client that does not take its answer
 			if (now >= c->deadline || past_drain)
 				to_close.push_back(fd);
 			break;
@@ -606,7 +652,10 @@ Transport::PollLoop()
 			Conn &c = *it->second;
 			if (c.state == State::kQueued || c.state == State::kWorking)
 				continue;
-			OnReadable(c);
+			if (c.state == State::kFlushing)
+				OnWritable(c);
+			else
+				OnReadable(c);
 		}
 		std::vector<int> adopted;
 		std::vector<Conn *> returned;
@@ -619,17 +668,16 @@ Transport::PollLoop()
 			AddConn(fd);
 		auto now = Clock::now();
 		for (Conn *c : returned) {
-			if (c->close_after || draining_) {
-				Close(c->fd);
+			if (!c->out.empty()) {
+				c->state = State::kFlushing;
+				c->deadline = now + std::chrono::milliseconds(limits_.write_timeout_ms);
+				epoll_event ev{};
+				ev.events = EPOLLOUT;
+				ev.data.fd = c->fd;
+				epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev);
 				continue;
 			}
-			c->state = State::kIdle;
-			c->deadline = now + std::chrono::milliseconds(limits_.keep_alive_timeout_ms);
-			epoll_event ev{};
-			ev.events = EPOLLIN | EPOLLRDHUP;
-			ev.data.fd = c->fd;
-			epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev);
-			Examine(*c); // a pipelined request may already be buffered
+			Rearm(*c, now);
 		}
 		if (now - last_tick >= std::chrono::milliseconds(50) || draining_) {
 			last_tick = now;

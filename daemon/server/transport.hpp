@@ -22,7 +22,7 @@ struct TransportLimits {
 	int keep_alive_max_requests = 1000; // requests per connection, then "Connection: close"
 	int header_timeout_ms = 5000;       // the whole request head must arrive within this of its first byte
 	int body_timeout_ms = 10000;        // the whole body within this of the end of the head
-	int write_timeout_ms = 10000;       // the whole response within this of its first byte
+	int write_timeout_ms = 10000;       // a client taking none of its answer for this long is disconnected
 	int drain_timeout_ms = 5000;        // SIGTERM: in-flight requests get this long, then connections are closed
 	HeadLimits head;
 };
