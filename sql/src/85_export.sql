@@ -268,6 +268,7 @@ DECLARE
   seq pg_catalog.text;
   stmt pg_catalog.text;
   owner pg_catalog.regrole;
+  entry_copy pg_catalog.regclass;
 BEGIN
   PERFORM tenancy._import_check_manifest(manifest, version);
   src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
@@ -523,7 +524,19 @@ BEGIN
       -- reads this call's rows and maps for that one statement.
       owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
                  WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
-      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (staging),
+      -- Format 1 stages every table's rows in one table, the tenant's users, keys and audit events too: the owner
+      -- reads a copy of its own table's rows (under a name no one can guess), never that table.
+      entry_copy := NULL;
+      IF version OPERATOR(pg_catalog.=) 1 THEN
+        c := 'tenancy_doc_' OPERATOR(pg_catalog.||)
+             pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_entry';
+        EXECUTE pg_catalog.format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT s.table_name, s.ord, s.row FROM %s s'
+                                  ' WHERE s.table_name OPERATOR(pg_catalog.=) %L', c, staging, con.name);
+        entry_copy := pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', c));
+        stmt := pg_catalog.replace(stmt, pg_catalog.format('FROM %s s WHERE', staging),
+                                   pg_catalog.format('FROM %s s WHERE', entry_copy));
+      END IF;
+      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (CASE WHEN version OPERATOR(pg_catalog.=) 1 THEN entry_copy END),
                    (CASE WHEN prefix IS NOT NULL THEN
                      pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
                    (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
@@ -547,6 +560,9 @@ BEGIN
             ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
                  'gives uuid primary keys and keys drawn from a sequence new values.' END;
       END;
+      IF entry_copy IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', entry_copy);
+      END IF;
     ELSE
       EXECUTE stmt;
     END IF;

@@ -3698,3 +3698,351 @@ GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;
 -- ==== track_quota for tenancy_admin (red team): CREATE TRIGGER needs EXECUTE on the trigger function, which only
 -- superusers had, so every non-superuser admin's track_quota failed with 42501.
 GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;
+
+-- ==== import, format 1 (red team): the one staging table holding every table's rows (the tenant's users, keys and
+-- audit events too) was granted to each application table's owner, whose triggers run during the import; now the
+-- owner gets a copy of its own table's rows only.
+CREATE OR REPLACE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid, prefix text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD'
+  SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
+DECLARE
+  version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
+  src pg_catalog.uuid;
+  target pg_catalog.uuid;
+  remap pg_catalog.bool;
+  e pg_catalog.jsonb;
+  i pg_catalog.int8;
+  tbl pg_catalog.regclass;
+  tc pg_catalog.text;
+  cols pg_catalog.text[];
+  c pg_catalog.text;
+  j pg_catalog.int4;
+  n pg_catalog.int8;
+  checksum pg_catalog.text;
+  foreign_rows pg_catalog.int8;
+  v_slug pg_catalog.text;
+  new_slug pg_catalog.text;
+  from_sql pg_catalog.text;
+  exprs pg_catalog.text[];
+  con record;
+  ref record;
+  seq pg_catalog.text;
+  stmt pg_catalog.text;
+  owner pg_catalog.regrole;
+  entry_copy pg_catalog.regclass;
+BEGIN
+  PERFORM tenancy._import_check_manifest(manifest, version);
+  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
+  target := coalesce(new_id, src);
+  remap := target OPERATOR(pg_catalog.<>) src;
+
+  -- The work tables below live in the session's temporary schema, which the caller writes too, under fixed names:
+  -- each is created here (never IF NOT EXISTS), so it is this role's own, without a trigger, rule, default or index
+  -- expression of the caller's that would run with this role's rights. A relation or type of one of these names
+  -- made beforehand is refused rather than reused.
+  SELECT y.typname INTO c FROM pg_catalog.pg_type y
+   WHERE y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+     AND y.typname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy_import_entries', 'tenancy_import_columns',
+                                                     'tenancy_import_id_map', 'tenancy_import_key_map']::pg_catalog.name[])
+   ORDER BY y.typname LIMIT 1;
+  IF c IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
+      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
+      DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
+      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
+  END IF;
+
+  -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
+  -- its value as the target column's type.
+  CREATE TEMP TABLE tenancy_import_entries (i pg_catalog.int8 PRIMARY KEY, name pg_catalog.text,
+    kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
+    tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
+  INSERT INTO pg_temp.tenancy_import_entries
+  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
+         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
+         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
+    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
+  IF version OPERATOR(pg_catalog.=) 1 THEN
+    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
+                   staging)
+      INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
+    IF c IS NOT NULL THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
+    END IF;
+    UPDATE pg_temp.tenancy_import_entries x SET from_sql =
+      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
+  ELSE
+    FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
+      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
+        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
+          'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
+      END IF;
+    END LOOP;
+    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
+  END IF;
+
+  -- Integrity: counts and checksums over the rows in order, and the owner of every row.
+  FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
+    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
+    IF version OPERATOR(pg_catalog.=) 1 THEN
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
+                     ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
+                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
+        INTO n, checksum, foreign_rows;
+    ELSE
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
+                     ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
+                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
+                        FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
+                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
+        INTO n, checksum, foreign_rows;
+    END IF;
+    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
+        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
+               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
+        'The export was altered or truncated after it was written; export the tenant again.');
+    END IF;
+    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
+        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
+    END IF;
+  END LOOP;
+  SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
+  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
+                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
+    INTO v_slug;
+  IF v_slug IS NULL THEN
+    PERFORM tenancy._invalid_input('the export holds no tenant row');
+  END IF;
+
+  -- Conflicts: the same tenant or slug here already.
+  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
+      HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
+    -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
+    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
+    IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
+      RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
+        CONSTRAINT = 'tenants_slug_key',
+        HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
+    END IF;
+  END IF;
+
+  -- The tables here: present, isolated alike, with every exported column, and read below (sequence catch-up)
+  -- with this function's rights, so planning a read of them must run no code of their owners'.
+  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
+    IF con.tbl IS NULL THEN
+      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
+          NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
+      END IF;
+      CONTINUE;
+    END IF;
+    PERFORM tenancy._require_plain_read(con.tbl);
+    IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
+         SELECT 1 FROM tenancy.isolation_config ic
+          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
+                                            con.tc),
+        'Imported rows are only written into tables that keep them apart from other tenants.',
+        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
+    END IF;
+    SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
+    IF c IS NOT NULL THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
+        'Every exported column must have a stored column of the same name here.');
+    END IF;
+  END LOOP;
+  -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use them and
+  -- gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
+  IF remap THEN
+    DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
+  END IF;
+  DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
+
+  -- Each imported column: its text and typed value expressions, and what it becomes in this import.
+  CREATE TEMP TABLE tenancy_import_columns (i pg_catalog.int8, tbl pg_catalog.regclass, name pg_catalog.text,
+    pos pg_catalog.int4, type pg_catalog.regtype, text_expr pg_catalog.text, typed_expr pg_catalog.text,
+    renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
+    ON COMMIT DROP;
+  INSERT INTO pg_temp.tenancy_import_columns
+  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
+         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
+         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
+                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
+         NULL, NULL, NULL
+    FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
+         pg_catalog.pg_attribute a
+   WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
+     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
+  IF remap THEN
+    -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
+    -- keys other than the tenant column.
+    UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
+             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
+             ELSE 'sequence' END
+      FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
+     WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
+       AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
+       AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
+       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
+       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
+       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
+            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
+    -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
+    UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
+      FROM pg_catalog.pg_constraint f,
+           ROWS FROM (pg_catalog.unnest(f.conkey), pg_catalog.unnest(f.confkey)) u(k, fk),
+           pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
+     WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
+       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
+       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
+       AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
+       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
+       AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
+
+    -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
+    -- each renumbered key's own sequence.
+    CREATE TEMP TABLE tenancy_import_id_map (old pg_catalog.uuid PRIMARY KEY, new pg_catalog.uuid NOT NULL)
+      ON COMMIT DROP;
+    CREATE TEMP TABLE tenancy_import_key_map (tbl pg_catalog.regclass, name pg_catalog.text, old pg_catalog.text,
+      new pg_catalog.text, PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
+    INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
+    FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
+                 JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
+                WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
+      IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
+        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
+                       ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
+                       con.text_expr, con.from_sql, con.text_expr);
+      ELSE
+        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
+                       ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
+                       ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
+                       ' GROUP BY 1 ORDER BY 2) d',
+                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
+                       con.text_expr, con.from_sql, con.text_expr);
+      END IF;
+    END LOOP;
+  END IF;
+
+  -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
+  -- other uuid of a copy through the id map; else its value.
+  UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
+      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
+      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
+        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
+        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
+      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
+           AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
+      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
+           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
+      WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
+        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
+                    ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
+                    coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
+      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
+        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
+                    ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
+      ELSE m.typed_expr END
+    FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
+  IF version OPERATOR(pg_catalog.=) 1 THEN
+    UPDATE pg_temp.tenancy_import_entries x
+       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
+     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
+  END IF;
+
+  -- The rows, table by table in manifest order (parents first), each in export order.
+  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
+    IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
+      -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
+      -- event, carrying the original with its hashes as provenance.
+      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
+                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
+                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
+                   FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
+                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
+        PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
+      END LOOP;
+      CONTINUE;
+    END IF;
+    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
+                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
+                   (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
+                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
+                   con.from_sql);
+    IF con.kind OPERATOR(pg_catalog.=) 'isolated' OR (SELECT k.relnamespace FROM pg_catalog.pg_class k
+         WHERE k.oid OPERATOR(pg_catalog.=) con.tbl) OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace THEN
+      -- An application table is written as its owner inside the target's context: its triggers, defaults, checks
+      -- and index expressions run with the owner's rights, never this function's (the superuser's). The owner
+      -- reads this call's rows and maps for that one statement.
+      owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
+                 WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
+      -- Format 1 stages every table's rows in one table, the tenant's users, keys and audit events too: the owner
+      -- reads a copy of its own table's rows (under a name no one can guess), never that table.
+      entry_copy := NULL;
+      IF version OPERATOR(pg_catalog.=) 1 THEN
+        c := 'tenancy_doc_' OPERATOR(pg_catalog.||)
+             pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_entry';
+        EXECUTE pg_catalog.format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT s.table_name, s.ord, s.row FROM %s s'
+                                  ' WHERE s.table_name OPERATOR(pg_catalog.=) %L', c, staging, con.name);
+        entry_copy := pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', c));
+        stmt := pg_catalog.replace(stmt, pg_catalog.format('FROM %s s WHERE', staging),
+                                   pg_catalog.format('FROM %s s WHERE', entry_copy));
+      END IF;
+      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (CASE WHEN version OPERATOR(pg_catalog.=) 1 THEN entry_copy END),
+                   (CASE WHEN prefix IS NOT NULL THEN
+                     pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
+                   (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
+                   (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
+                  WHERE d.rel IS NOT NULL LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', ref.rel, owner); -- regrole's text is quoted already
+      END LOOP;
+      -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
+      -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the
+      -- values to the column types with this function's rights, running the owner's domain checks and casts.)
+      BEGIN
+        PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
+      EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = c,
+          MESSAGE = pg_catalog.format('rows of table "%s" have keys that rows here hold already', con.tbl),
+          DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.', c),
+          HINT = CASE WHEN remap
+            THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
+                 'and keys drawn from a sequence get new values in a copy).'
+            ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
+                 'gives uuid primary keys and keys drawn from a sequence new values.' END;
+      END;
+      IF entry_copy IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', entry_copy);
+      END IF;
+    ELSE
+      EXECUTE stmt;
+    END IF;
+  END LOOP;
+
+  -- Sequences catch up with the values kept (same-id import into another database): the application's next
+  -- insert must not draw a value an imported row holds.
+  FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
+              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
+    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
+                   ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
+                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
+  END LOOP;
+  DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
+  IF remap THEN
+    DROP TABLE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
+  END IF;
+  RETURN target;
+END
+$$;

@@ -161,6 +161,48 @@ SELECT tenancy.set_tenant(:'t3');
 INSERT INTO sr.quoted (body) VALUES ('three');
 COMMIT;
 SELECT tenancy.import_tenant(tenancy.export_tenant(:'t3'), gen_random_uuid()) IS NOT NULL AS quoted_owner_imported;
+-- a format 1 document stages every table's rows in one table (the tenant's users and audit events too): the owner's
+-- trigger, run during the import, sees no staged table holding other tables' rows, only a copy of its own rows
+CREATE TABLE sr.seen (other_rows bigint);
+CREATE FUNCTION sr.peek() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  n bigint;
+  total bigint := 0;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+            WHERE a.attname = 'table_name' AND c.relnamespace = pg_my_temp_schema()
+              AND has_table_privilege(c.oid, 'SELECT') LOOP
+    EXECUTE format('SELECT count(*) FROM %s WHERE table_name <> %L', r.rel, 'sr.quoted') INTO n;
+    total := total + n;
+  END LOOP;
+  INSERT INTO sr.seen VALUES (total);
+  RETURN NEW;
+END $$;
+ALTER TABLE sr.seen OWNER TO "Regress SR Owner";
+ALTER FUNCTION sr.peek() OWNER TO "Regress SR Owner";
+CREATE TRIGGER peek BEFORE INSERT ON sr.quoted FOR EACH ROW EXECUTE FUNCTION sr.peek();
+CREATE FUNCTION sr_v1(d jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  e jsonb;
+  rows jsonb;
+  tables jsonb := '[]';
+  data jsonb := '{}';
+BEGIN
+  FOR e IN SELECT x.v FROM jsonb_array_elements(d -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) ORDER BY x.i LOOP
+    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(t)), ''[]'') FROM %s t WHERE t.%I = %L', e ->> 'table',
+                   e ->> 'tenant_column', d -> 'manifest' ->> 'tenant_id') INTO rows;
+    data := data || jsonb_build_object(e ->> 'table', rows);
+    tables := tables || jsonb_build_array(e || jsonb_build_object('rows', jsonb_array_length(rows), 'sha256',
+      (SELECT tenancy._sha256_agg(r.value::text ORDER BY r.i) FROM jsonb_array_elements(rows) WITH ORDINALITY r(value, i))));
+  END LOOP;
+  RETURN jsonb_build_object('format', 'tenancy-tenant-export', 'format_version', 1, 'data', data,
+    'manifest', (d -> 'manifest') - 'format_version' || jsonb_build_object('tables', tables));
+END
+$$;
+SELECT tenancy.import_tenant(sr_v1(tenancy.export_tenant(:'t3')), gen_random_uuid()) IS NOT NULL AS format1_imported;
+SELECT count(*) AS owner_writes, max(other_rows) AS other_tables_rows_seen FROM sr.seen;
+DROP FUNCTION sr_v1(jsonb);
 
 SELECT tenancy.delete_tenant(id, erase => true) FROM tenancy.tenants WHERE slug LIKE 'sr-%' ORDER BY slug;
 DELETE FROM tenancy.quota_tracked_tables WHERE table_name = 'sr.projects'::regclass;
