@@ -28,7 +28,8 @@ STATEMENTS=(
   "bare_usage|SELECT tenancy.usage(:id);"
   "admin_usage|SELECT tenancy.usage(:id::uuid);"
   "authorize_only|SELECT a.* FROM tenancy.authorize_token(:digest::bytea, :id::uuid, 'usage.read'::text) a;"
-  "tenant_usage|SELECT a.token_id, a.tenant_id, a.role, a.token_sha256, a.permitted, a.plan, a.within_quota, CASE WHEN a.within_quota THEN tenancy.usage(:id::uuid) END FROM tenancy.authorize_token(:digest::bytea, :id::uuid, 'usage.read'::text) a;"
+  "tenant_usage_no_caller|SELECT a.token_id, a.tenant_id, a.role, a.token_sha256, a.permitted, a.plan, a.within_quota, CASE WHEN a.within_quota THEN tenancy.usage(:id::uuid) END, a.tenant_active FROM tenancy.authorize_token(:digest::bytea, :id::uuid, 'usage.read'::text) a;"
+  "tenant_usage|SELECT a.token_id, a.tenant_id, a.role, a.token_sha256, a.permitted, a.plan, a.within_quota, CASE WHEN a.within_quota THEN tenancy.usage(:id::uuid) END, a.tenant_active FROM tenancy.authorize_token(:digest::bytea, :id::uuid, 'usage.read'::text, '{\"remote_addr\": \"127.0.0.1\", \"request_id\": \"0123456789abcdef\"}'::jsonb) a;"
 )
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (shared with other engineers' builds and tests)"
 declare -A lat

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <ctime>
+#include <string_view>
 
 namespace tenancyd {
 
@@ -122,15 +123,21 @@ Authorize(RequestContext &ctx, const Route &route)
 {
 	t_session_caller = SessionCaller{}; // no API caller for the audit log until one is authenticated
 	if (route.access == Access::kPublic ||
-	    (route.access == Access::kMetrics && !ctx.config->metrics_require_admin_token))
+	    (route.access == Access::kMetrics && !ctx.config->metrics_require_admin_token)) {
+		t_session_caller.keep = true; // health checks and metrics write no audit event
 		return;
+	}
 	auto token = ParseBearer(ctx.req.get_header_value("Authorization"));
 	if (!token)
 		throw Unauthorized();
 	std::string digest = Sha256(*token);
 	if (ConstantTimeEquals(digest, ctx.config->admin_token_sha256)) {
 		ctx.caller.kind = Caller::Kind::kAdmin;
-		t_session_caller = SessionCaller{NextCallerKey(), RequestClaims(ctx)};
+		// Only a request that can write an audit event (a change, or an export) pays the set_request_caller
+		// statement; the admin token's reads leave the session as it is.
+		bool writes = std::string_view(route.method) != "GET" ||
+		              (route.action && std::string_view(route.action) == "export.read");
+		t_session_caller = writes ? SessionCaller{NextCallerKey(), RequestClaims(ctx)} : SessionCaller{"", {}, true};
 		return;
 	}
 	// /metrics also takes the scrape token (metrics.token_sha256), which opens nothing else.

@@ -35,7 +35,7 @@ void
 Connection::SyncCaller()
 {
 	const SessionCaller &want = t_session_caller;
-	if (caller_key_ == want.key)
+	if (want.keep || caller_key_ == want.key)
 		return;
 	// Without the admin token's claims (no request, or a tenant token's request on a connection authorize_token did
 	// not run on) the session names no API caller rather than a stale one.

@@ -70,6 +70,7 @@ class Pool;
 struct SessionCaller {
 	std::string key;     // unique per request; empty: no API caller
 	Param admin_request; // the request's claims ({"remote_addr", "request_id"}) when the admin token calls
+	bool keep = false;   // a request that writes no audit event (a read): the session is left as it is
 };
 extern thread_local SessionCaller t_session_caller;
 
