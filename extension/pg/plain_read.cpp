@@ -158,7 +158,7 @@ CheckOneRelation(Oid relid)
 } // namespace
 
 void
-RequirePlainRead(Oid relid)
+RequirePlainRead(Oid relid, bool hold_off_ddl)
 {
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
@@ -166,7 +166,7 @@ RequirePlainRead(Oid relid)
 	// EXCLUSIVE keeps out, until the read is done, what would add an expression between this check and the
 	// planning of the read (CREATE INDEX [CONCURRENTLY], CREATE STATISTICS, ADD CONSTRAINT, ATTACH PARTITION),
 	// while reads and writes go on. A standby runs no DDL and takes no lock beyond ACCESS SHARE.
-	LOCKMODE mode = RecoveryInProgress() ? AccessShareLock : ShareUpdateExclusiveLock;
+	LOCKMODE mode = (RecoveryInProgress() || !hold_off_ddl) ? AccessShareLock : ShareUpdateExclusiveLock;
 	List *rels = find_all_inheritors(relid, mode, NULL);
 	ListCell *lc;
 	foreach (lc, rels)
@@ -180,12 +180,18 @@ RequirePlainRead(Oid relid)
 	}
 }
 
+void
+RequirePlainRead(Oid relid)
+{
+	RequirePlainRead(relid, true);
+}
+
 } // namespace tenancy::pg
 
-// tenancy._require_plain_read(regclass): RequirePlainRead for superuser-run SQL (import, quota recounts).
+// tenancy._require_plain_read(regclass, boolean): RequirePlainRead for superuser-run SQL (import, quota recounts).
 extern "C" Datum
 tenancy_require_plain_read(PG_FUNCTION_ARGS)
 {
-	tenancy::pg::RequirePlainRead(PG_GETARG_OID(0));
+	tenancy::pg::RequirePlainRead(PG_GETARG_OID(0), PG_GETARG_BOOL(1));
 	PG_RETURN_VOID();
 }

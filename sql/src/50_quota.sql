@@ -286,8 +286,9 @@ BEGIN
         USING ERRCODE = '42804',
               HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
     END IF;
-    -- Read with superuser rights: planning the count must run no code of the table's owner.
-    PERFORM tenancy._require_plain_read(tracked.table_name);
+    -- Read with superuser rights: planning the count must run no code of the table's owner. On the write path
+    -- (a counter's first load), so without holding off a VACUUM or CREATE INDEX of the table.
+    PERFORM tenancy._require_plain_read(tracked.table_name, false);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
                    tracked.table_name, tracked.tenant_column,
                    CASE WHEN tracked.status_column IS NULL THEN ''

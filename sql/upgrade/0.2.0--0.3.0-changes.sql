@@ -4046,3 +4046,41 @@ BEGIN
   RETURN target;
 END
 $$;
+
+-- ==== quota counter load (red team): the first load of a users/projects counter counts the tracked tables with
+-- superuser rights on the write path; its plain-read check takes ACCESS SHARE only, so an insert never waits behind
+-- a VACUUM or CREATE INDEX of a tracked table.
+CREATE OR REPLACE FUNCTION tenancy._quota_count_rows(tenant uuid, metric text) RETURNS bigint
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  tracked record;
+  total pg_catalog.int8 := 0;
+  n pg_catalog.int8;
+BEGIN
+  FOR tracked IN SELECT q.*, c.relkind, a.atttypid
+                   FROM tenancy.quota_tracked_tables q
+                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) q.table_name
+                   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
+                        AND a.attname OPERATOR(pg_catalog.=) q.tenant_column AND NOT a.attisdropped
+                  WHERE q.metric OPERATOR(pg_catalog.=) _quota_count_rows.metric
+                  ORDER BY q.table_name::pg_catalog.oid LOOP
+    IF NOT (tracked.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]))
+       OR tracked.atttypid IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'tracked table % no longer has a uuid column "%"', tracked.table_name, tracked.tenant_column
+        USING ERRCODE = '42804',
+              HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
+    END IF;
+    -- Read with superuser rights: planning the count must run no code of the table's owner. On the write path
+    -- (a counter's first load), so without holding off a VACUUM or CREATE INDEX of the table.
+    PERFORM tenancy._require_plain_read(tracked.table_name, false);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
+                   tracked.table_name, tracked.tenant_column,
+                   CASE WHEN tracked.status_column IS NULL THEN ''
+                        ELSE pg_catalog.format(' AND %I::pg_catalog.text OPERATOR(pg_catalog.<>) ''disabled''',
+                                               tracked.status_column) END)
+      INTO n USING tenant;
+    total := total OPERATOR(pg_catalog.+) n;
+  END LOOP;
+  RETURN total;
+END
+$$;

@@ -20,6 +20,12 @@ namespace tenancy::pg {
 // tables (or partitioned tables) whose index, partition key, CHECK and statistics expressions call only
 // superusers' code. Locks each relation in SHARE UPDATE EXCLUSIVE mode (ACCESS SHARE on a standby), held to the
 // end of the transaction, so no such expression can be added before the read is planned.
+// hold_off_ddl false: ACCESS SHARE only, for reads on a write path (the quota counter's first load) that must not
+// wait behind a VACUUM or CREATE INDEX of the table; a DDL committed between the check and the read's planning is
+// then not excluded.
+void RequirePlainRead(Oid relid, bool hold_off_ddl);
+
+// RequirePlainRead(relid, true).
 void RequirePlainRead(Oid relid);
 
 } // namespace tenancy::pg
