@@ -9,10 +9,40 @@
 #include "metrics/sla_tracker.hpp"
 #include "region/router.hpp"
 
+#include <map>
 #include <memory>
 #include <mutex>
 
 namespace tenancyd {
+
+// Bounds concurrent heavy requests (exports): per key (tenant) and in all. TryEnter never waits.
+class ConcurrencyGate {
+  public:
+	bool
+	TryEnter(const std::string &key, int per_key, int total)
+	{
+		std::lock_guard lock(mutex_);
+		auto it = running_.find(key);
+		if (all_ >= total || (it != running_.end() && it->second >= per_key))
+			return false;
+		running_[key]++;
+		all_++;
+		return true;
+	}
+	void
+	Leave(const std::string &key)
+	{
+		std::lock_guard lock(mutex_);
+		if (--running_[key] <= 0)
+			running_.erase(key);
+		all_--;
+	}
+
+  private:
+	std::mutex mutex_;
+	std::map<std::string, int> running_;
+	int all_ = 0;
+};
 
 class App {
 public:
@@ -48,6 +78,7 @@ public:
 	}
 	MetricsRegistry metrics;
 	SlaTracker sla;
+	ConcurrencyGate exports; // GET .../export: limits.max_exports_per_tenant and limits.max_exports
 };
 
 } // namespace tenancyd

@@ -164,6 +164,7 @@ Params()
 	    // required unless regions are configured (checked in CheckRegions)
 	    NonEmptyParam("database.conninfo", &Config::db_conninfo),
 	    IntParam("database.health_check_interval_s", false, &Config::db_health_check_interval_s, 1, 3600),
+	    IntParam("database.max_connections_per_tenant", false, &Config::db_max_connections_per_tenant, 0, 1000),
 	    IntParam("database.pool_size", false, &Config::db_pool_size, 1, 1000),
 	    IntParam("database.statement_timeout_ms", false, &Config::db_statement_timeout_ms, 1, 3600000),
 	    NonEmptyParam("directory.conninfo", &Config::directory_conninfo),
@@ -173,6 +174,8 @@ Params()
 	    IntParam("limits.body_timeout_ms", false, &Config::body_timeout_ms, 100, 600000),
 	    IntParam("limits.header_timeout_ms", false, &Config::header_timeout_ms, 100, 600000),
 	    IntParam("limits.max_body_bytes", false, &Config::max_body_bytes, 1, 1L << 30),
+	    IntParam("limits.max_exports", true, &Config::max_exports, 1, 1000),
+	    IntParam("limits.max_exports_per_tenant", true, &Config::max_exports_per_tenant, 1, 1000),
 	    IntParam("limits.max_header_bytes", false, &Config::max_header_bytes, 1024, 1L << 20),
 	    IntParam("limits.write_timeout_ms", false, &Config::write_timeout_ms, 100, 600000),
 	    IntParam("listen.drain_timeout_s", false, &Config::listen_drain_timeout_s, 0, 3600),

@@ -30,6 +30,7 @@ struct Config {
 	int db_connect_timeout_s = 3;
 	int db_statement_timeout_ms = 5000;
 	int db_health_check_interval_s = 10;
+	int db_max_connections_per_tenant = 0; // 0: half of each pool (at least one)
 	// pools: a second pool reserved for tenants of these plans
 	std::vector<std::string> pools_dedicated_for;
 	int pools_dedicated_size = 4;
@@ -39,6 +40,8 @@ struct Config {
 	LogLevel log_level = LogLevel::kInfo;
 	// limits
 	size_t max_body_bytes = 1024 * 1024;
+	int max_exports_per_tenant = 1; // concurrent GET .../export of one tenant; more answer 429
+	int max_exports = 2;            // concurrent exports of all tenants together
 	size_t max_header_bytes = 32768;
 	int header_timeout_ms = 5000;
 	int body_timeout_ms = 10000;

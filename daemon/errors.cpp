@@ -30,6 +30,7 @@ constexpr std::array kSqlStateTable = {
     Entry{"42501", {403, "permission_denied", true}},
     Entry{"42704", {404, "not_found", true}},
     Entry{"42883", {501, "not_implemented", false}},
+    Entry{"53400", {429, "tenant_busy", true}},             // a tenant's share of the pool is in use (db/pool.cpp)
     Entry{"54000", {413, "configuration_too_large", true}}, // update_tenant's configuration cap (issue #16)
     Entry{"55000", {503, "not_set_up", true}},
     Entry{"55006", {503, "tenant_moving", true}}, // a live move's write freeze (sql/src/88_move.sql)
@@ -69,7 +70,7 @@ ErrorFromSqlState(const std::string &sqlstate, const std::string &message, const
 		return ApiError(m.status, m.code, generic, sqlstate);
 	}
 	ApiError e(m.status, m.code, message, sqlstate, detail);
-	if (sqlstate == "55006")
+	if (sqlstate == "55006" || sqlstate == "53400")
 		e.retry_after = 1; // the write freeze of a live move lasts well under a second
 	return e;
 }

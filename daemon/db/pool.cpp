@@ -163,15 +163,29 @@ Pool::Connect(Connection &c)
 }
 
 Lease
-Pool::Acquire()
+Pool::Acquire(const std::string &tenant)
 {
 	auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.acquire_timeout_ms);
 	Connection *picked = nullptr;
+	const bool capped = !tenant.empty() && options_.max_per_tenant > 0;
 	{
 		std::unique_lock lock(mutex_);
 		while (!picked) {
 			if (closed_)
 				throw DbError("", "the connection pool is closed", "", true);
+			if (capped) {
+				auto it = held_.find(tenant);
+				if (it != held_.end() && it->second >= options_.max_per_tenant) {
+					if (available_.wait_until(lock, deadline) == std::cv_status::timeout)
+						throw DbError("53400",
+						              "the tenant's requests hold their whole share of the database connections",
+						              "At most " + std::to_string(options_.max_per_tenant) +
+						                  " connections serve one tenant at a time; retry when its running requests "
+						                  "have finished.",
+						              false);
+					continue;
+				}
+			}
 			// Prefer a connected slot so an idle broken one is not tried while a good one waits.
 			for (auto &s : slots_)
 				if (!s->in_use_ && s->conn_ && (!picked || !picked->conn_))
@@ -186,10 +200,16 @@ Pool::Acquire()
 				throw DbError("57014", "no database connection became free in time", "", false);
 		}
 		picked->in_use_ = true;
+		picked->holder_ = capped ? tenant : std::string();
+		if (capped)
+			held_[tenant]++;
 		if ((!picked->conn_ || PQstatus(picked->conn_) != CONNECTION_OK) &&
 		    std::chrono::steady_clock::now() - connect_failed_at_ < kConnectBackoff) {
 			picked->in_use_ = false;
-			available_.notify_one();
+			if (!picked->holder_.empty() && --held_[picked->holder_] <= 0)
+				held_.erase(picked->holder_);
+			picked->holder_.clear();
+			available_.notify_all();
 			throw DbError("", "database unavailable: " + connect_error_, "", true);
 		}
 	}
@@ -223,7 +243,11 @@ Pool::Release(Connection *conn)
 	std::lock_guard lock(mutex_);
 	conn->in_use_ = false;
 	conn->last_used_ = std::chrono::steady_clock::now();
-	available_.notify_one();
+	if (!conn->holder_.empty() && --held_[conn->holder_] <= 0)
+		held_.erase(conn->holder_);
+	conn->holder_.clear();
+	// Every waiter: one at its tenant's share would take a single wake-up and leave a waiter that could run asleep.
+	available_.notify_all();
 }
 
 void
@@ -261,6 +285,36 @@ Pool::Ping()
 	} catch (const DbError &) {
 		return false;
 	}
+}
+
+PoolHealth
+Pool::Probe()
+{
+	bool any_free = false;
+	{
+		std::lock_guard lock(mutex_);
+		for (auto &s : slots_)
+			any_free = any_free || !s->in_use_;
+	}
+	if (any_free)
+		return Ping() ? PoolHealth::kUp : PoolHealth::kDown;
+	std::lock_guard lock(probe_mutex_);
+	auto now = std::chrono::steady_clock::now();
+	if (now - probed_at_ < std::chrono::seconds(1))
+		return probed_;
+	Connection probe;
+	try {
+		Connect(probe);
+		probe.Exec("SELECT 1");
+		probed_ = PoolHealth::kBusy;
+	} catch (const DbError &) {
+		probed_ = PoolHealth::kDown;
+	}
+	if (probe.conn_)
+		PQfinish(probe.conn_);
+	probe.conn_ = nullptr;
+	probed_at_ = std::chrono::steady_clock::now();
+	return probed_;
 }
 
 void

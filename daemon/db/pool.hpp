@@ -22,7 +22,15 @@ struct PoolOptions {
 	int acquire_timeout_ms = 5000;
 	int connect_timeout_s = 3;
 	int statement_timeout_ms = 5000;
+	// Connections one tenant may hold at once (0: the whole pool). A tenant at its share waits like everyone else
+	// when the pool is full; when its wait times out the request is refused with 53400 (HTTP 429), so one tenant's
+	// slow requests can never hold every connection (issue #16).
+	int max_per_tenant = 0;
 };
+
+// What /readyz reports: the pool answers, every connection is busy but the database answers a fresh connection, or
+// the database does not answer.
+enum class PoolHealth { kUp, kBusy, kDown };
 
 // A failed query or connection. sqlstate is empty when libpq gave none (the connection broke).
 class DbError : public std::runtime_error {
@@ -115,6 +123,7 @@ private:
 	std::unordered_map<const char *, std::string> prepared_; // statement text -> prepared name in this session
 	std::string caller_key_; // t_session_caller.key the session was last told about ("": none, as a new session)
 	bool in_use_ = false;
+	std::string holder_; // the tenant whose request holds it ("" for none)
 	std::chrono::steady_clock::time_point last_used_{};
 };
 
@@ -138,12 +147,16 @@ class Pool {
 public:
 	explicit Pool(PoolOptions options);
 	~Pool();
-	// Waits up to acquire_timeout_ms for a free connection and (re)connects it when needed. Throws DbError.
-	Lease Acquire();
+	// Waits up to acquire_timeout_ms for a free connection and (re)connects it when needed. Throws DbError. With a
+	// tenant, at most options.max_per_tenant connections go to that tenant at once.
+	Lease Acquire(const std::string &tenant = "");
 	// Pings idle connections that were unused for at least `idle`, closing broken ones (reconnected lazily).
 	void CheckIdle(std::chrono::milliseconds idle);
 	// True when a connection answers SELECT 1 within the bounded acquire and connect time.
 	bool Ping();
+	// Ping that tells a busy pool from a database that does not answer: when no connection is free it opens one
+	// short-lived connection of its own (at most once a second; the answer is cached meanwhile).
+	PoolHealth Probe();
 	void CloseAll();
 	const PoolOptions &options() const { return options_; }
 
@@ -159,6 +172,10 @@ private:
 	std::chrono::steady_clock::time_point connect_failed_at_{};
 	std::string connect_error_;
 	bool closed_ = false;
+	std::unordered_map<std::string, int> held_; // tenant -> connections it holds now
+	std::mutex probe_mutex_;
+	std::chrono::steady_clock::time_point probed_at_{};
+	PoolHealth probed_ = PoolHealth::kUp;
 };
 
 } // namespace tenancyd

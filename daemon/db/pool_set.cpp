@@ -2,6 +2,8 @@
 // Tenants of dedicated plans never queue behind the shared pool once their plan is known.
 #include "db/pool_set.hpp"
 
+#include <algorithm>
+
 namespace tenancyd {
 
 namespace {
@@ -15,6 +17,9 @@ OptionsFrom(const Config &c, const std::string &conninfo, const std::string &nam
 	o.acquire_timeout_ms = c.db_acquire_timeout_ms;
 	o.connect_timeout_s = c.db_connect_timeout_s;
 	o.statement_timeout_ms = c.db_statement_timeout_ms;
+	// One tenant's share: database.max_connections_per_tenant, by default half the pool (at least one).
+	o.max_per_tenant =
+	    std::min(size, c.db_max_connections_per_tenant > 0 ? c.db_max_connections_per_tenant : std::max(1, size / 2));
 	return o;
 }
 } // namespace
@@ -42,9 +47,9 @@ PoolSet::AcquireFor(const std::string &tenant_id)
 			dedicated = it != tenant_is_dedicated_.end() && it->second;
 		}
 		if (dedicated)
-			return dedicated_->Acquire();
+			return dedicated_->Acquire(tenant_id);
 	}
-	return shared_.Acquire();
+	return shared_.Acquire(tenant_id);
 }
 
 void
@@ -62,6 +67,12 @@ bool
 PoolSet::Ping()
 {
 	return shared_.Ping();
+}
+
+PoolHealth
+PoolSet::Probe()
+{
+	return shared_.Probe();
 }
 
 void

@@ -24,6 +24,7 @@ class PoolSet {
 	// Records a tenant's plan, learned from a tenant document or a token lookup.
 	void RememberPlan(const std::string &tenant_id, const std::string &plan);
 	bool Ping();
+	PoolHealth Probe(); // the shared pool's (Pool::Probe)
 	void CheckIdle(std::chrono::milliseconds idle);
 	void CloseAll();
 	bool

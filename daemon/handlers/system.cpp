@@ -30,9 +30,17 @@ Readyz(RequestContext &ctx)
 			                            !directory ? "tenant directory unreachable" : "no region reachable", "")};
 		return Reply::Json(200, {{"status", "ready"}, {"directory", "ready"}, {"regions", regions}});
 	}
-	if (!ctx.app.pools.Ping())
-		return Reply{503, ErrorBody("database_unavailable", "database unreachable", "")};
-	return Reply::Json(200, {{"status", "ready"}});
+	// Every pooled connection busy is not the database down (issue #16: it answered "unreachable"): 200 with
+	// status "degraded" and detail "pool_busy" while a fresh connection still answers, 503 only when none does.
+	switch (ctx.app.pools.Probe()) {
+	case PoolHealth::kUp:
+		return Reply::Json(200, {{"status", "ready"}});
+	case PoolHealth::kBusy:
+		return Reply::Json(200, {{"status", "degraded"}, {"detail", "pool_busy"}});
+	case PoolHealth::kDown:
+		break;
+	}
+	return Reply{503, ErrorBody("database_unavailable", "database unreachable", "")};
 }
 
 // Gauges come from the database at scrape time, for the tenants that get per-tenant series only, so a scrape costs
