@@ -2,6 +2,8 @@
 # test/run-tests.sh
 # make check: installs test dependencies, builds, installs into a throw-away copy of the server, then runs the unit
 # tests (ctest), pg_regress, pg_isolation_regress and the integration scripts; ends with "N passed, M failed".
+# It leaves the machine as it found it (README: the quickstart's installation survives it); the last integration
+# check, system_unchanged, compares tenancy's system files, packages and the quickstart's processes before and after.
 #   TENANCY_SKIP_DEPS=1     do not run apt-get (a developer machine that already has everything)
 #   TENANCY_ONLY=unit,regress,isolation,integration   run only these suites
 #   TENANCY_TESTS="quota crypto"   only these regress/isolation/integration tests (names without extension)
@@ -15,6 +17,8 @@ if [ "${TENANCY_SKIP_DEPS:-0}" != 1 ]; then
 fi
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
+source test/lib/system_state.sh
+SYSTEM_BEFORE=$(system_state)
 PG_BINDIR=$($PG_CONFIG --bindir)
 PG_SHAREDIR=$($PG_CONFIG --sharedir)
 PG_PKGLIBDIR=$($PG_CONFIG --pkglibdir)
@@ -43,6 +47,10 @@ INST="$TENANCY_TMP/inst"
 mkdir -p "$INST$(dirname "$PG_BINDIR")" "$INST$(dirname "$PG_SHAREDIR")"
 cp -a "$(dirname "$PG_BINDIR")/." "$INST$(dirname "$PG_BINDIR")/"
 cp -a "$PG_SHAREDIR" "$INST$(dirname "$PG_SHAREDIR")/"
+# Whatever tenancy the system server has (the quickstart's make install, a package) is not part of the copy: only
+# this checkout's files, so no stale upgrade script or module can be picked up.
+rm -f "$INST$PG_PKGLIBDIR"/tenancy.so "$INST$PG_SHAREDIR"/extension/tenancy.control \
+  "$INST$PG_SHAREDIR"/extension/tenancy--*.sql
 make install DESTDIR="$INST" PG_CONFIG="$PG_CONFIG" >"$TENANCY_TMP/install.log" 2>&1 || {
   tail -30 "$TENANCY_TMP/install.log"; echo "0 passed, 1 failed"; exit 1; }
 export TENANCY_PGBIN="$INST$PG_BINDIR"
@@ -158,6 +166,21 @@ if want_suite integration; then
       echo "FAIL $t ($(( $(date +%s) - start )) s), last lines of its log:"; tail -40 "$TENANCY_TMP/it-$t.log"
     fi
   done
+fi
+
+# Last: the machine as we found it. Nothing above may write to the system's directories (tests use the private copy
+# of the server; deb_install installs the packages in a mount-namespace sandbox), take the quickstart's ports or stop
+# its processes; this catches any test that does.
+if want_suite integration && want_test system_unchanged; then
+  SYSTEM_AFTER=$(system_state)
+  if [ "$SYSTEM_AFTER" = "$SYSTEM_BEFORE" ]; then
+    echo "ok   system_unchanged"
+    record system_unchanged 0
+  else
+    echo "FAIL system_unchanged: the run changed tenancy's installation on this machine (< before, > after):"
+    diff <(echo "$SYSTEM_BEFORE") <(echo "$SYSTEM_AFTER")
+    record system_unchanged 1
+  fi
 fi
 
 [ ${#FAILED_NAMES[@]} -gt 0 ] && echo "failed: ${FAILED_NAMES[*]}"

@@ -3,8 +3,12 @@
 # Installs the Debian packages (built by make deb, or reused when newer than the sources) with apt-get, creates the
 # extension in a cluster run by the system server with the packaged module, starts tenancyd by its unit's ExecStart
 # line (systemd is not running here), smoke-tests the API, then purges both packages and checks nothing is left.
+# All of it happens in a sandbox (a private mount namespace with overlays over /usr, /etc, /var): the machine's own
+# files and dpkg database are never written ("The sandbox" below says why and how).
 #   TENANCY_SKIP_DEB=1     skip, exit 77 (the test installs system packages and may rebuild everything: a few minutes)
 #   TENANCY_DEB_DIR=DIR    install the .debs found in DIR (no build, no freshness check)
+#   TENANCY_DEB_SANDBOX=0  no sandbox even where one is possible: install into the machine itself, as a machine
+#                          without mount namespaces does (only when nothing of the packages is there, else skip)
 set -euo pipefail
 source "$TENANCY_ROOT/test/lib/common.sh"
 
@@ -58,10 +62,89 @@ for p in "${PACKAGES[@]}"; do
 done
 echo "packages: ${debs[*]}"
 
-# Several checkouts may run make check at once on this machine: one package install at a time (each builds its own
-# .debs first, outside the lock).
-exec 9>/run/lock/tenancy-deb-install.lock
-flock -w 600 9 || fail "another deb_install test held /run/lock/tenancy-deb-install.lock for 10 minutes"
+# --- the sandbox ---------------------------------------------------------------------------------------------------
+# make check must leave the machine as it found it. packaging/quickstart.sh `make install`s tenancy.so and the
+# extension's scripts into the system server's directories, the very paths postgresql-15-tenancy owns: installing the
+# package over them and purging it deleted the quickstart's files, and its cluster (which preloads tenancy) could not
+# restart. So the install, the smoke test and the purge run in a private mount namespace (unshare --mount) in which
+# /usr, /etc, /var and the other directories dpkg or a maintainer script could write are overlays of the real ones,
+# their upper layers on a tmpfs that exists only inside that namespace. dpkg, apt, adduser, the postinst's
+# statoverride and man-db's trigger write into the overlays; the real files are never opened for writing; other
+# processes (the quickstart's cluster, other checkouts' tests) never see the package; and everything the test
+# installed vanishes with the namespace, even when this script is killed (no purge or restore step has to run).
+# Several checkouts can run it at once: each has its own dpkg database.
+# Rejected: `dpkg --root`/`dpkg -x` into a scratch root does not run the maintainer scripts the way a real install
+# does (--root chroots them into that root, which then needs a whole Debian system: debootstrap, minutes and the
+# network); backing up and restoring what the package replaces is lost when the test is killed halfway, and races
+# with anything using those files meanwhile (the quickstart's cluster loads tenancy.so at every backend start).
+# Without mount namespaces or overlayfs (an unprivileged container) the package is installed for real, one checkout
+# at a time, and only when nothing of it is on the machine: otherwise the test is skipped, saying why.
+# Lower directories whose mounts lie beneath them (a container's /etc/hosts, /etc/resolv.conf) get those mounts back
+# on top of the overlay.
+SANDBOX_DIRS=(/etc /usr /var /opt /srv /home /root)
+for d in /bin /sbin /lib /lib32 /lib64 /libx32; do
+  [ -d "$d" ] && [ ! -L "$d" ] && SANDBOX_DIRS+=("$d") # a system without merged /usr
+done
+enter_sandbox() { # runs inside the new mount namespace, as the first thing
+  local s=$TENANCY_TMP/sandbox d m
+  local -a subs
+  mkdir -p "$s"
+  mount -t tmpfs -o mode=0755,size=4g tenancy-deb-sandbox "$s" || return 1
+  for d in "${SANDBOX_DIRS[@]}"; do
+    [ -d "$d" ] || continue
+    mapfile -t subs < <(findmnt -rn -o TARGET | awk -v d="$d/" 'index($0, d) == 1')
+    if [ ${#subs[@]} -gt 0 ]; then
+      mkdir -p "$s/orig$d" && mount --rbind "$d" "$s/orig$d" || return 1
+    fi
+    mkdir -p "$s/upper$d" "$s/work$d"
+    mount -t overlay tenancy-deb-sandbox -o "lowerdir=$d,upperdir=$s/upper$d,workdir=$s/work$d" "$d" || return 1
+    for m in "${subs[@]}"; do mount --bind "$s/orig$m" "$m" || return 1; done
+    [ "$(findmnt -n -o FSTYPE --mountpoint "$d" | tail -1)" = overlay ] || { echo "$d is not an overlay" >&2; return 1; }
+  done
+}
+sandbox_available() { # a throw-away namespace that mounts one overlay
+  unshare --mount --propagation private bash -c '
+    mkdir -p "$1" && mount -t tmpfs tmpfs "$1" && mkdir "$1/u" "$1/w" &&
+    mount -t overlay probe -o "lowerdir=/usr,upperdir=$1/u,workdir=$1/w" /usr && touch /usr/.probe &&
+    [ -e "$1/u/.probe" ]' _ "$TENANCY_TMP/sandbox-probe" >/dev/null 2>&1
+  local status=$?
+  rmdir "$TENANCY_TMP/sandbox-probe" 2>/dev/null
+  return $status
+}
+
+case "${TENANCY_DEB_SANDBOX:-}" in
+  entering) # re-executed by the branch below, inside the namespace
+    enter_sandbox || fail "could not set up the sandbox's overlays"
+    export TENANCY_DEB_SANDBOX=1
+    echo "== in a sandbox: overlays over ${SANDBOX_DIRS[*]} (upper layers on a tmpfs private to this namespace)" ;;
+  1) ;;
+  *)
+    if [ "${TENANCY_DEB_SANDBOX:-}" != 0 ] && sandbox_available; then
+      exec env TENANCY_DEB_SANDBOX=entering TENANCY_DEB_DIR="$deb_dir" \
+        unshare --mount --propagation private bash "$0" "$@"
+    fi
+    echo "no sandbox (TENANCY_DEB_SANDBOX=0, or no unshare --mount with overlayfs: it needs CAP_SYS_ADMIN):" \
+      "installing into the machine itself"
+    # For real, then, but never over anything already there (the quickstart's make install, a developer's package).
+    for p in "${PACKAGES[@]}"; do
+      if dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qv '^not-installed$'; then
+        echo "skipped: $p is installed on this machine and no sandbox is available to test the package beside it"
+        exit 77
+      fi
+    done
+    for d in "${debs[@]}"; do
+      while IFS= read -r f; do
+        if [ -e "$f" ] || [ -L "$f" ]; then
+          echo "skipped: $f exists (packaging/quickstart.sh or make install?) and no sandbox is available to test" \
+            "the package without replacing it"
+          exit 77
+        fi
+      done < <(dpkg-deb -c "$d" | awk '$1 !~ /^d/ {sub(/^\./, "", $6); print $6}')
+    done
+    # Several checkouts may run make check at once: one real package install at a time.
+    exec 9>/run/lock/tenancy-deb-install.lock
+    flock -w 600 9 || fail "another deb_install test held /run/lock/tenancy-deb-install.lock for 10 minutes" ;;
+esac
 
 # --- cleanup: whatever happens, stop what we started and purge the packages -----------------------------------
 DAEMON_PID=
@@ -75,7 +158,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A leftover install (an interrupted run, or a developer's) would hide what this install does: start from none.
+# A leftover install (a developer's; in the sandbox its purge is the sandbox's alone) would hide what this install
+# does: start from none.
 if dpkg-query -W -f='${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -qv '^not-installed$'; then
   echo "purging a previous install of ${PACKAGES[*]}"
   "${APT[@]}" purge "${PACKAGES[@]}" >/dev/null
