@@ -357,4 +357,8 @@ done
 ! getent passwd tenancyd >/dev/null || fail "the tenancyd user is left after purge"
 ! getent group tenancyd >/dev/null || fail "the tenancyd group is left after purge"
 ! dpkg-statoverride --list "$CONF" >/dev/null || fail "the statoverride is left after purge"
+if [ "${TENANCY_DEB_SANDBOX:-}" = 1 ]; then
+  echo "the sandbox's upper layers hold $(df -m --output=used "$TENANCY_TMP/sandbox" | tail -1 | tr -d ' ') MiB" \
+    "(what the install and purge wrote; the machine's own files were not written)"
+fi
 echo "deb install, smoke test and purge ok (${#files[@]} packaged files removed)"
