@@ -84,8 +84,14 @@ std::string
 RequestClaims(const RequestContext &ctx)
 {
 	nlohmann::json claims = {{"remote_addr", ctx.req.remote_addr}, {"request_id", ctx.request_id}};
-	if (ctx.req.has_header("X-Forwarded-For"))
-		claims["forwarded_for"] = ctx.req.get_header_value("X-Forwarded-For").substr(0, 200);
+	if (ctx.req.has_header("X-Forwarded-For")) {
+		// Printable ASCII only and bounded, so the claims stay far below authorize_token's 1 kB whatever is sent.
+		std::string forwarded;
+		for (unsigned char c : ctx.req.get_header_value("X-Forwarded-For"))
+			if (c >= 0x20 && c < 0x7f && forwarded.size() < 200)
+				forwarded.push_back(static_cast<char>(c));
+		claims["forwarded_for"] = forwarded;
+	}
 	return claims.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

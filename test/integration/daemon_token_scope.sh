@@ -146,6 +146,14 @@ echo "  audit _caller: $row"
 [ "$(echo "$row" | jq -r '[.actor, .token_id, .role, .tenant_id, .remote_addr, .request_id, .set_by] | join("|")')" \
   = "tenant token|$OWNER_ID|owner|$A|127.0.0.1|scope-req-42|tenancyd" ] \
   && pass "the PATCH's audit row names the token, role, tenant, remote address and request id" || fail "audit caller: $row"
+# A long X-Forwarded-For (4 kB of quotes, which JSON escapes) is recorded bounded and never fails the request.
+start=$(sql "SELECT coalesce(max(id), 0) FROM tenancy.audit_log")
+xff="$(head -c 4000 /dev/zero | tr '\0' '"')"
+st=$(curl -sS -o /dev/null -w '%{http_code}' -X PATCH "$URL/api/v1/tenants/$A" -H "Authorization: Bearer $OWNER" \
+  -H "X-Forwarded-For: 203.0.113.9, $xff" -H "Content-Type: application/json" -d '{"display_name": "Forwarded"}')
+fwd=$(sql "SELECT after -> '_caller' ->> 'forwarded_for' FROM tenancy.audit_log WHERE id > $start AND tenant_id = '$A' ORDER BY id DESC LIMIT 1")
+[ "$st" = 200 ] && [ "${fwd:0:13}" = "203.0.113.9, " ] && [ "${#fwd}" -le 200 ] \
+  && pass "X-Forwarded-For recorded as sent, bounded (${#fwd} characters)" || fail "X-Forwarded-For: $st, ${fwd:0:80}"
 # The admin token next (same pool): named as such, with the id the daemon made up and answered.
 start=$(sql "SELECT coalesce(max(id), 0) FROM tenancy.audit_log")
 api PATCH "/api/v1/tenants/$A" '{"display_name": "Audited by the operator"}'
