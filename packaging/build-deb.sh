@@ -47,6 +47,11 @@ changes=$(ls "$WORK"/*.changes)
 # Its scratch files go to $WORK, which is removed on exit.
 mkdir -p "$WORK/lintian-tmp"
 TMPDIR="$WORK/lintian-tmp" lintian --fail-on error --display-level '>=warning' "$changes" | tee "$OUT/lintian.log"
+# An info-level tag, so checked by name: tenancyd must be built with _FORTIFY_SOURCE (debian/rules passes CPPFLAGS).
+if TMPDIR="$WORK/lintian-tmp" lintian --tags hardening-no-fortify-functions "$changes" | grep .; then
+  echo "make deb: a binary is built without _FORTIFY_SOURCE" >&2
+  exit 1
+fi
 
 # Debug symbols apart, so that `apt-get install ./*.deb` in $OUT installs exactly the two packages.
 mkdir -p "$OUT/dbgsym"

@@ -202,6 +202,15 @@ grep -qx "$NGINX_SITE" /var/lib/dpkg/info/tenancyd.conffiles || fail "$NGINX_SIT
 grep -q "^  port: 8081 " "$CONF" && grep -q "server 127.0.0.1:8081 " "$NGINX_SITE" \
   || fail "the shipped tenancyd port and the nginx upstream differ"
 /usr/sbin/tenancyd --version | grep -q '0\.1\.0' || fail "tenancyd --version does not say 0.1.0"
+# The dashboard and alert rules docs/operations.md tells operators to import come with the package (issue #16).
+cmp -s /usr/share/tenancyd/grafana/tenancy-dashboard.json "$TENANCY_ROOT/packaging/grafana/tenancy-dashboard.json" \
+  || fail "the Grafana dashboard is not in the package"
+cmp -s /usr/share/tenancyd/prometheus/tenancy-alerts.yml "$TENANCY_ROOT/packaging/prometheus/tenancy-alerts.yml" \
+  || fail "the Prometheus alert rules are not in the package"
+# Built with _FORTIFY_SOURCE: the fortified variants of libc calls (__*_chk) are what it links against.
+if command -v objdump >/dev/null; then
+  objdump -T /usr/sbin/tenancyd | grep -q '__[a-z0-9_]*_chk' || fail "tenancyd is built without _FORTIFY_SOURCE"
+fi
 # The unit as systemd would load it (systemd-analyze works without a running systemd).
 if command -v systemd-analyze >/dev/null; then
   systemd-analyze verify "$UNIT" || fail "systemd-analyze verify $UNIT"

@@ -47,3 +47,21 @@ TEST(Routes, PathParametersAreNamed)
 	names.clear();
 	EXPECT_EQ(PatternToRegex("/api/v1/openapi.json", names), "/api/v1/openapi\\.json");
 }
+
+// Issue #16: response schemas had no `required` (a client could not rely on any field) and the export was an
+// untyped object.
+TEST(OpenApi, ResponseSchemasNameTheirRequiredFields)
+{
+	auto doc = nlohmann::json::parse(handlers::OpenApiDocument());
+	const auto &schemas = doc["components"]["schemas"];
+	for (const char *name : {"Tenant", "Quotas", "User", "Usage", "Trends", "TokenIssued", "Sla", "Move", "Error",
+	                         "Page", "TenantExport"}) {
+		ASSERT_TRUE(schemas.contains(name)) << name;
+		ASSERT_TRUE(schemas[name].contains("required")) << name;
+		for (const auto &field : schemas[name]["required"])
+			EXPECT_TRUE(schemas[name]["properties"].contains(field.get<std::string>())) << name << "." << field;
+	}
+	EXPECT_EQ(doc["paths"]["/api/v1/tenants/{id}/export"]["get"]["responses"]["200"]["content"]["application/json"]
+	             ["schema"]["$ref"],
+	          "#/components/schemas/TenantExport");
+}
