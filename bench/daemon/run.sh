@@ -2,7 +2,9 @@
 # bench/daemon/run.sh
 # tenancyd throughput against the SQL it wraps, in one run: wrk on GET /tenants/{id}/usage vs pgbench -M prepared
 # running SELECT tenancy.usage(:id) (16 clients each), p99 latency, POST .../users creation rate, and the RSS of
-# tenancyd sampled over a longer run. Usage: bash bench/daemon/run.sh [seconds per phase, 20] [rss seconds, 60] [rounds, 3]
+# tenancyd sampled over a longer run. GET usage is measured twice side by side: through nginx with the shipped
+# packaging/nginx/tenancyd.conf (the deployment users are given; goal p99 < 10 ms and >= 0.25x pgbench) and
+# straight to the daemon. Usage: bash bench/daemon/run.sh [seconds per phase, 20] [rss seconds, 60] [rounds, 3]
 # Each round runs pgbench and both wrk phases back to back and prints its ratios; the summary quotes the medians.
 # Run `make` first (make install here only copies). Installs tenancy into a private copy of the server, like make check.
 set -uo pipefail
@@ -15,7 +17,9 @@ source bench/lib/private_server.sh
 source bench/lib/stats.sh
 private_server tenancy-bench
 DAEMON_PID=
-trap '[ -n "$DAEMON_PID" ] && kill $DAEMON_PID; stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
+NGINX_PREFIX="$TENANCY_TMP/nginx"
+stop_nginx() { [ -f "$NGINX_PREFIX/nginx.pid" ] && kill -QUIT "$(cat "$NGINX_PREFIX/nginx.pid")" && sleep 0.5; }
+trap 'stop_nginx; [ -n "$DAEMON_PID" ] && kill $DAEMON_PID; stop_all_clusters; rm -rf "$TENANCY_TMP"' EXIT
 
 start_cluster bench "shared_buffers = 128MB" || exit 1
 cluster_psql -d postgres -c "CREATE DATABASE app" >/dev/null
@@ -26,7 +30,7 @@ cluster_psql -d app -c "SELECT tenancy.update_tenant('$T', '{\"status\": \"activ
 ADMIN_TOKEN=$(openssl rand -hex 24)
 PORT=$(free_port)
 cat > "$TENANCY_TMP/tenancyd.yaml" <<YAML
-listen: {host: 127.0.0.1, port: $PORT, threads: 24}
+listen: {host: 127.0.0.1, port: $PORT, threads: 16}
 database: {conninfo: "host=127.0.0.1 port=$CLUSTER_PORT dbname=app user=tenancyd password=pw", pool_size: 16}
 auth: {admin_token_sha256: "$(printf '%s' "$ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)"}
 log: {level: warn}
@@ -35,6 +39,11 @@ YAML
 DAEMON_PID=$!
 URL="http://127.0.0.1:$PORT"
 for _ in $(seq 50); do curl -fs "$URL/readyz" >/dev/null && break; sleep 0.1; done
+NGINX_PORT=$(free_port)
+bash packaging/nginx/standalone.sh "$NGINX_PREFIX" "127.0.0.1:$NGINX_PORT" "127.0.0.1:$PORT" >/dev/null || exit 1
+nginx -c "$NGINX_PREFIX/nginx.conf" -p "$NGINX_PREFIX" || exit 1
+NGINX_URL="http://127.0.0.1:$NGINX_PORT"
+for _ in $(seq 50); do curl -fs "$NGINX_URL/readyz" >/dev/null && break; sleep 0.1; done
 TENANT_TOKEN=$(curl -fsS -X POST "$URL/api/v1/tenants/$T/tokens" -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" -d '{"role": "viewer"}' | jq -r .token)
 
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (shared with other engineers' builds and tests)"
@@ -83,22 +92,28 @@ wrk_run() { # wrk_run NAME TOKEN [extra args]: sets NAME_RPS and NAME_P99 (ms)
 # pgbench reports tps without its connection time: warm tenancyd's pool (16 connections) the same way first.
 wrk -t2 -c16 -d3s -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage" >/dev/null 2>&1
 wrk -t2 -c16 -d2s -H "Authorization: Bearer $TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage" >/dev/null 2>&1
-sql=(); admin=(); tenant=(); ra=(); rt=(); pa=(); pt=()
+wrk -t2 -c16 -d2s -H "Authorization: Bearer $ADMIN_TOKEN" "$NGINX_URL/api/v1/tenants/$T/usage" >/dev/null 2>&1
+sql=(); admin=(); tenant=(); proxied=(); ra=(); rt=(); rn=(); pa=(); pt=(); pn=()
 for round in $(seq "$ROUNDS"); do
   echo "== round $round/$ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg)): pgbench -M prepared -c16 -j2 -T $SECS" \
-    "SELECT tenancy.usage(:id), then wrk -t2 -c16 -d${SECS}s GET /api/v1/tenants/{id}/usage (admin, tenant token)"
+    "SELECT tenancy.usage(:id), then wrk -t2 -c16 -d${SECS}s GET /api/v1/tenants/{id}/usage through nginx" \
+    "(admin token), then straight to tenancyd (admin, tenant token)"
   pgbench_run
+  wrk_run usage_nginx "$ADMIN_TOKEN" "$NGINX_URL/api/v1/tenants/$T/usage"
   wrk_run usage_admin "$ADMIN_TOKEN" "$URL/api/v1/tenants/$T/usage"
   wrk_run usage_tenant "$TENANT_TOKEN" "$URL/api/v1/tenants/$T/usage"
-  sql+=("$SQL_TPS"); admin+=("$usage_admin_RPS"); tenant+=("$usage_tenant_RPS")
-  pa+=("$usage_admin_P99"); pt+=("$usage_tenant_P99")
+  sql+=("$SQL_TPS"); admin+=("$usage_admin_RPS"); tenant+=("$usage_tenant_RPS"); proxied+=("$usage_nginx_RPS")
+  pa+=("$usage_admin_P99"); pt+=("$usage_tenant_P99"); pn+=("$usage_nginx_P99")
   ra+=("$(awk "BEGIN { printf \"%.2f\", $usage_admin_RPS / $SQL_TPS }")")
   rt+=("$(awk "BEGIN { printf \"%.2f\", $usage_tenant_RPS / $SQL_TPS }")")
-  echo "ratio daemon/SQL: admin token ${ra[-1]}, tenant token (metered) ${rt[-1]} (goal >= 0.7)"
+  rn+=("$(awk "BEGIN { printf \"%.2f\", $usage_nginx_RPS / $SQL_TPS }")")
+  echo "ratio to SQL: through nginx ${rn[-1]} (goal >= 0.25, p99 < 10 ms); direct: admin token ${ra[-1]}," \
+    "tenant token (metered) ${rt[-1]}"
 done
 echo "== medians of $ROUNDS rounds: SQL $(median "${sql[@]}") tps;" \
-  "admin token $(median "${admin[@]}") req/s, p99 $(median "${pa[@]}") ms, ratio $(median "${ra[@]}");" \
-  "tenant token $(median "${tenant[@]}") req/s, p99 $(median "${pt[@]}") ms, ratio $(median "${rt[@]}")"
+  "through nginx $(median "${proxied[@]}") req/s, p99 $(median "${pn[@]}") ms, ratio $(median "${rn[@]}");" \
+  "direct admin token $(median "${admin[@]}") req/s, p99 $(median "${pa[@]}") ms, ratio $(median "${ra[@]}");" \
+  "direct tenant token $(median "${tenant[@]}") req/s, p99 $(median "${pt[@]}") ms, ratio $(median "${rt[@]}")"
 
 echo "== wrk POST /api/v1/tenants/{id}/users (unique e-mails, enterprise tenant)"
 # Each wrk thread runs its own Lua state with the same math.random sequence: setup() numbers the threads instead,
