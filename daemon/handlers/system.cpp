@@ -43,14 +43,18 @@ Readyz(RequestContext &ctx)
 	return Reply{503, ErrorBody("database_unavailable", "database unreachable", "")};
 }
 
-// Gauges come from the database at scrape time, for the tenants that get per-tenant series only, so a scrape costs
-// at most metrics.max_tenants usage documents. A database outage leaves them out instead of failing the scrape.
+// Gauges come from the database at scrape time: for the tenants that get per-tenant request series and for the
+// metrics.max_tenants tenants nearest their quotas by the database's own counters (tenancy.quota_ranking, so a
+// tenant used only through SQL fires the quota alerts too), at most twice metrics.max_tenants usage documents. A
+// database outage leaves them out instead of failing the scrape; an extension without quota_ranking (0.2.0) gives
+// the request-series tenants only.
 Reply
 Metrics(RequestContext &ctx)
 {
 	std::vector<std::string> busiest = ctx.app.metrics.Busiest(ctx.config->metrics_max_tenants);
 	std::vector<GaugeSample> gauges;
-	if (!busiest.empty()) {
+	const std::string max_tenants = std::to_string(ctx.config->metrics_max_tenants);
+	if (ctx.config->metrics_max_tenants > 0) {
 		std::string array = "{";
 		for (size_t i = 0; i < busiest.size(); i++)
 			array += (i ? "," : "") + busiest[i]; // uuids we validated ourselves
@@ -61,9 +65,21 @@ Metrics(RequestContext &ctx)
 		for (const std::string &region : clusters)
 			try {
 				Lease lease = region.empty() ? ctx.app.pools.AcquireFor("") : ctx.app.router.AcquireIn(region);
-				Result r = lease->Exec("SELECT t.id, t.plan, tenancy.usage(t.id) FROM tenancy.tenants t "
-				                       " WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[]) ORDER BY t.id",
-				                       {array});
+				std::optional<Result> found;
+				try {
+					found.emplace(lease->Exec(
+					    "SELECT t.id, t.plan, tenancy.usage(t.id) FROM tenancy.tenants t "
+					    " WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[]) "
+					    "    OR t.id IN (SELECT q.tenant_id FROM tenancy.quota_ranking($2::int) q) ORDER BY t.id",
+					    {array, max_tenants}));
+				} catch (const DbError &e) {
+					if (e.sqlstate() != "42883")
+						throw;
+					found.emplace(lease->Exec("SELECT t.id, t.plan, tenancy.usage(t.id) FROM tenancy.tenants t "
+					                          " WHERE t.id OPERATOR(pg_catalog.=) ANY ($1::uuid[]) ORDER BY t.id",
+					                          {array}));
+				}
+				Result &r = *found;
 				for (int i = 0; i < r.rows(); i++) {
 					std::string id = r.get(i, 0), plan = r.get(i, 1);
 					auto usage = nlohmann::json::parse(r.get(i, 2), nullptr, false);

@@ -24,7 +24,14 @@ sleep 0.5
 api PATCH "/api/v1/tenants/$T" '{"display_name": "slow"}'
 [ "${STATUS:0:1}" = 5 ] && pass "a 5xx for a known tenant ($STATUS)" || fail "expected a 5xx, got $STATUS"
 wait $HOLDER
+# A tenant used only through SQL (no request to tenancyd at all) near its api_calls quota gets quota gauges from the
+# database's counters (tenancy.quota_ranking), so the quota alerts can fire for it.
+SQLONLY=$(cluster_psql -d app -tAc "SELECT id FROM tenancy.create_tenant('SQL only', 'sql-only', 'developer')")
+cluster_psql -d app -tAc "SELECT tenancy.consume('$SQLONLY', 'api_calls', (tenancy.usage('$SQLONLY') #>> '{quotas,max_api_calls_per_month}')::bigint * 95 / 100)" >/dev/null
 api GET /metrics; expect 200 "scrape" || finish
+grep -q "^tenancy_tenant_quota_utilization_percent{tenant_id=\"$SQLONLY\",quota_type=\"api_calls\"} 9[0-9]" <<<"$BODY" &&
+  pass "a tenant used only through SQL has its quota gauge (95 % api_calls)" ||
+  fail "no quota gauge for the SQL-only tenant: $(grep "$SQLONLY" <<<"$BODY" | head -3)"
 printf '%s\n' "$BODY" > "$TENANCY_TMP/scrape.txt"
 grep -q 'le="0.2"' "$TENANCY_TMP/scrape.txt" && pass "the 0.2 s bucket is exported" || fail "no le=\"0.2\" bucket"
 if "$PYTHON" "$TENANCY_ROOT/test/lib/promql_series_check.py" "$TENANCY_ROOT/packaging/grafana/tenancy-dashboard.json" \
