@@ -101,8 +101,8 @@ namespace {
 // search pg_temp first for relations and types).
 constexpr const char *kPinnedSearchPath = "pg_catalog, pg_temp";
 
-// Runs fn(arg) as role with search_path pinned. The GUC nest level is popped on return and on error (as
-// fmgr_security_definer's is by transaction abort; popping it here too keeps a caller that catches the error
+// Runs fn(arg) as role with search_path pinned and row_security on. The GUC nest level is popped on return and on error
+// (as fmgr_security_definer's is by transaction abort; popping it here too keeps a caller that catches the error
 // without a subtransaction from running on with the pinned value or a skewed nest level).
 void
 RunAsRole(Oid role, void (*fn)(void *), void *arg)
@@ -116,6 +116,10 @@ RunAsRole(Oid role, void (*fn)(void *), void *arg)
 	{
 		(void)set_config_option("search_path", kPinnedSearchPath, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
 		                        false);
+		// Policies decide what the doorway's role sees (tenancy_owner's own policy on tenancy.tenants, a table
+		// owner's forced policy inside a tenant's context), whatever the caller chose: pg_restore, for one, runs
+		// with row_security off, which would turn every such read into an error.
+		(void)set_config_option("row_security", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		fn(arg);
 	}
 	PG_FINALLY();

@@ -1,8 +1,9 @@
 -- sql/src/98_ownership.sql
--- Least privilege: the role tenancy_owner (NOLOGIN, no attributes, no members) owns schema tenancy, its tables,
--- sequences and views, and the SECURITY DEFINER functions, so that code running with the extension's rights has
--- the rights of that role, not the cluster's. Runs on every install and every update (the Makefile appends it to
--- each upgrade step), so objects added later are covered. docs/isolation.md "Privilege model" says what runs as whom.
+-- Least privilege: the role tenancy_owner (NOLOGIN, no attributes, no members) owns schema tenancy and the
+-- SECURITY DEFINER functions and may read and write the rows of the extension's tables, so that code running with
+-- the extension's rights has the rights of that role, not the cluster's. Runs on every install and every update
+-- (the Makefile appends it to each upgrade step), so objects added later are covered. docs/isolation.md
+-- "Privilege model" says what runs as whom.
 DO $owner$
 DECLARE
   r record;
@@ -34,32 +35,8 @@ ALTER SCHEMA tenancy OWNER TO tenancy_owner;
 
 DO $owned$
 DECLARE
-  c record;
   f record;
 BEGIN
-  -- Tables, partitioned tables, views, materialized views, and sequences not owned by a column (those follow
-  -- their table).
-  FOR c IN
-    SELECT k.oid::pg_catalog.regclass AS rel, k.relkind
-      FROM pg_catalog.pg_class k
-     WHERE k.relnamespace OPERATOR(pg_catalog.=) 'tenancy'::pg_catalog.regnamespace
-       AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'S']::"char"[])
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.objid OPERATOR(pg_catalog.=) k.oid
-                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[]))
-       AND k.relowner OPERATOR(pg_catalog.<>) 'tenancy_owner'::pg_catalog.regrole
-       -- Stays the installing superuser's (sql/src/89_region_connections.sql): where a live move's subscription,
-       -- created as a superuser, connects to must not be writable by code running as tenancy_owner.
-       AND k.oid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('tenancy.region_connections')::pg_catalog.oid
-     ORDER BY k.oid
-  LOOP
-    EXECUTE pg_catalog.format('ALTER %s %s OWNER TO tenancy_owner',
-                              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
-                                             WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, c.rel);
-  END LOOP;
-
   -- SECURITY DEFINER functions run as tenancy_owner, except the ones whose work needs a superuser (each says why
   -- where it is defined): reading every tenant's rows of application tables, and the live move's replication.
   FOR f IN
@@ -86,6 +63,29 @@ BEGIN
   END LOOP;
 END
 $owned$;
+
+-- Tables, views and sequences stay the installing superuser's: tenancy_owner gets the rows (DML), never the
+-- definitions. An owner could add a trigger, rule, index expression, CHECK or default to a table, and superuser-run
+-- code (imports, live moves, recounts) reads and writes these tables: whoever could act as tenancy_owner would then
+-- have code of its own run as the superuser. With DML only, a slip that hands out tenancy_owner hands out rows.
+-- region_connections gets nothing (sql/src/89_region_connections.sql: only the superuser may say where a live
+-- move's subscription connects).
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA tenancy TO tenancy_owner;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA tenancy TO tenancy_owner;
+DO $registry$
+BEGIN
+  -- tenancy.tenants has row-level security for the admin and app roles (35_registry_access.sql); the owner role
+  -- is not the table's owner any more, so it gets its own policy: every row, as the C lookups need.
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                  WHERE p.polrelid OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
+                    AND p.polname OPERATOR(pg_catalog.=) 'tenants_owner_role_all') THEN
+    CREATE POLICY tenants_owner_role_all ON tenancy.tenants FOR ALL TO tenancy_owner USING (true) WITH CHECK (true);
+  END IF;
+  IF pg_catalog.to_regclass('tenancy.region_connections') IS NOT NULL THEN
+    REVOKE ALL ON tenancy.region_connections FROM tenancy_owner;
+  END IF;
+END
+$registry$;
 
 -- The owner role runs the extension's own functions from owner-run C code and SECURITY DEFINER functions.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tenancy TO tenancy_owner;

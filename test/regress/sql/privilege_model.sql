@@ -8,13 +8,31 @@ SELECT rolname, rolsuper, rolcanlogin, rolcreaterole, rolcreatedb, rolreplicatio
 SELECT count(*) AS memberships FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.roleid, m.member)
  WHERE r.rolname = 'tenancy_owner';
 
--- it owns the schema and every table, view and sequence in it but tenancy.region_connections, which stays the
--- superuser's (sql/src/89_region_connections.sql; move_errors checks it)
+-- it owns the schema; the tables, views and sequences stay the superuser's (only the superuser can add code to
+-- them: triggers, rules, index expressions, checks, defaults), and it may read and write their rows, but those of
+-- tenancy.region_connections (sql/src/89_region_connections.sql; move_errors checks it)
 SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'tenancy';
 SELECT c.relkind, c.relowner::regrole, count(*) > 0 AS some
   FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-   AND c.oid <> 'tenancy.region_connections'::regclass
  GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT c.oid::regclass AS tables_without_owner_role_dml
+  FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT has_table_privilege('tenancy_owner', c.oid, 'SELECT, INSERT, UPDATE, DELETE') ORDER BY 1;
+SELECT count(*) AS tables_the_owner_role_may_add_code_to
+  FROM pg_class c WHERE c.relnamespace = 'tenancy'::regnamespace
+   AND (pg_has_role('tenancy_owner', c.relowner, 'USAGE')
+        OR has_table_privilege('tenancy_owner', c.oid, 'TRIGGER, REFERENCES'));
+
+-- whoever acts as tenancy_owner (a slip, or a CREATEROLE role granting it to itself) gets rows, not code that
+-- superuser-run imports, moves and recounts would run: no trigger, index or rule on the extension's tables
+SET ROLE tenancy_owner;
+CREATE FUNCTION tenancy.slip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER slip BEFORE INSERT ON tenancy.tenants FOR EACH ROW EXECUTE FUNCTION tenancy.slip();
+CREATE INDEX slip_idx ON tenancy.users ((tenancy.slip_key(email)));
+CREATE RULE slip AS ON INSERT TO tenancy.users DO ALSO NOTHING;
+ALTER TABLE tenancy.audit_log DISABLE TRIGGER USER;
+DROP FUNCTION tenancy.slip();
+RESET ROLE;
 
 -- every SECURITY DEFINER function runs as tenancy_owner, but the listed ones that need a superuser
 SELECT p.proowner = 'tenancy_owner'::regrole AS as_owner_role, count(*) > 0 AS some
