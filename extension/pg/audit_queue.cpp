@@ -313,15 +313,7 @@ WriterLoginRole(void)
 	static Oid role = InvalidOid;
 	if (looked_up)
 		return role;
-	Oid ext = get_extension_oid("tenancy", false);
-	Relation rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(ext));
-	SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	HeapTuple tuple = systable_getnext(scan);
-	Oid owner = HeapTupleIsValid(tuple) ? ((Form_pg_extension)GETSTRUCT(tuple))->extowner : InvalidOid;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	Oid owner = ExtensionCreatorId();
 	if (OidIsValid(owner)) {
 		HeapTuple r = SearchSysCache1(AUTHOID, ObjectIdGetDatum(owner));
 		if (!HeapTupleIsValid(r) || !((Form_pg_authid)GETSTRUCT(r))->rolcanlogin)

@@ -130,6 +130,8 @@ RunAsRole(Oid role, void (*fn)(void *), void *arg)
 	PG_END_TRY();
 }
 
+} // namespace
+
 // pg_extension.extowner of tenancy (PostgreSQL 15 has no syscache on pg_extension).
 Oid
 ExtensionCreatorId(void)
@@ -147,8 +149,6 @@ ExtensionCreatorId(void)
 	table_close(rel, AccessShareLock);
 	return owner;
 }
-
-} // namespace
 
 void
 RunAsExtensionOwner(void (*fn)(void *), void *arg)

@@ -29,6 +29,9 @@ void RequireAdmin(const char *what);
 // EXTENSION on a database not yet updated).
 Oid ExtensionOwnerId(void);
 
+// pg_extension.extowner: the superuser that ran CREATE EXTENSION (RunAsSuperuser's role, the audit writer's login).
+Oid ExtensionCreatorId(void);
+
 // Runs fn(arg) as the owner of schema tenancy: registry tables, counters, keys, audit. Use after every
 // authorization check on the caller is done. That role has no right on application tables.
 void RunAsExtensionOwner(void (*fn)(void *), void *arg);
