@@ -209,7 +209,9 @@ cmp -s /usr/share/tenancyd/prometheus/tenancy-alerts.yml "$TENANCY_ROOT/packagin
   || fail "the Prometheus alert rules are not in the package"
 # Built with _FORTIFY_SOURCE: the fortified variants of libc calls (__*_chk) are what it links against.
 if command -v objdump >/dev/null; then
-  objdump -T /usr/sbin/tenancyd | grep -q '__[a-z0-9_]*_chk' || fail "tenancyd is built without _FORTIFY_SOURCE"
+  # Captured first: under pipefail, grep -q leaving early kills objdump with SIGPIPE and fails the pipeline.
+  dynsyms=$(objdump -T /usr/sbin/tenancyd)
+  grep -q '__[a-z0-9_]*_chk' <<<"$dynsyms" || fail "tenancyd is built without _FORTIFY_SOURCE"
 fi
 # The unit as systemd would load it (systemd-analyze works without a running systemd).
 if command -v systemd-analyze >/dev/null; then
