@@ -19,31 +19,32 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp 
   SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
 DECLARE
   version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
-  src uuid;
-  target uuid;
-  remap boolean;
-  e jsonb;
-  i bigint;
-  tbl regclass;
-  tc text;
-  cols text[];
-  c text;
-  j integer;
-  n bigint;
-  checksum text;
-  foreign_rows bigint;
-  v_slug text;
-  new_slug text;
-  from_sql text;
-  exprs text[];
+  src pg_catalog.uuid;
+  target pg_catalog.uuid;
+  remap pg_catalog.bool;
+  e pg_catalog.jsonb;
+  i pg_catalog.int8;
+  tbl pg_catalog.regclass;
+  tc pg_catalog.text;
+  cols pg_catalog.text[];
+  c pg_catalog.text;
+  j pg_catalog.int4;
+  n pg_catalog.int8;
+  checksum pg_catalog.text;
+  foreign_rows pg_catalog.int8;
+  v_slug pg_catalog.text;
+  new_slug pg_catalog.text;
+  from_sql pg_catalog.text;
+  exprs pg_catalog.text[];
   con record;
   ref record;
-  seq text;
-  stmt text;
+  seq pg_catalog.text;
+  stmt pg_catalog.text;
   owner pg_catalog.regrole;
+  entry_copy pg_catalog.regclass;
 BEGIN
   PERFORM tenancy._import_check_manifest(manifest, version);
-  src := (manifest ->> 'tenant_id')::uuid;
+  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
   target := coalesce(new_id, src);
   remap := target OPERATOR(pg_catalog.<>) src;
 
@@ -58,9 +59,9 @@ BEGIN
    ORDER BY y.typname LIMIT 1;
   IF c IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
-      MESSAGE = format('temporary table "%s" exists already', c),
+      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
       DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
-      HINT = format('Drop pg_temp.%I before importing.', c);
+      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
   END IF;
 
   -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
@@ -69,59 +70,59 @@ BEGIN
     kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
     tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
   INSERT INTO pg_temp.tenancy_import_entries
-  SELECT x.i, x.v ->> 'table', x.v ->> 'kind', x.v ->> 'tenant_column',
-         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v -> 'columns')), (x.v ->> 'rows')::bigint,
-         x.v ->> 'sha256', pg_catalog.to_regclass(x.v ->> 'table'), NULL
-    FROM pg_catalog.jsonb_array_elements(manifest -> 'tables') WITH ORDINALITY x(v, i);
+  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
+         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
+         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
+    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
   IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
+    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
                    staging)
       INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
     IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', c));
+      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
     END IF;
     UPDATE pg_temp.tenancy_import_entries x SET from_sql =
-      format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
+      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
   ELSE
     FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
-      IF pg_catalog.to_regclass(format('pg_temp.%I', prefix || i)) IS NULL THEN
-        PERFORM tenancy._invalid_input(format('staging table "%s" does not exist', prefix || i), NULL,
+      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
+        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
           'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
       END IF;
     END LOOP;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql = format('pg_temp.%I x', prefix || x.i);
+    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
   END IF;
 
   -- Integrity: counts and checksums over the rows in order, and the owner of every row.
   FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e -> 'cols'));
+    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
     IF version OPERATOR(pg_catalog.=) 1 THEN
-      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
                      ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
-                     e ->> 'tc', src, e ->> 'from_sql')
+                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
         INTO n, checksum, foreign_rows;
     ELSE
-      EXECUTE format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
                      ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
-                     (SELECT pg_catalog.string_agg(format('x.%I', 'c' || k), ', ' ORDER BY k)
+                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
                         FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
-                     'c' || pg_catalog.array_position(cols, e ->> 'tc'), src, e ->> 'from_sql')
+                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
         INTO n, checksum, foreign_rows;
     END IF;
-    IF n OPERATOR(pg_catalog.<>) (e ->> 'rows')::bigint OR checksum OPERATOR(pg_catalog.<>) (e ->> 'sha256') THEN
-      PERFORM tenancy._invalid_input(format('checksum of table "%s" does not match the export manifest', e ->> 'name'),
-        format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
-               e ->> 'rows', e ->> 'sha256', n, checksum),
+    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
+        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
+               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
         'The export was altered or truncated after it was written; export the tenant again.');
     END IF;
-    IF foreign_rows > 0 THEN
-      PERFORM tenancy._invalid_input(format('table "%s" of the export holds rows of another tenant', e ->> 'name'),
-        format('%s rows do not belong to tenant %s.', foreign_rows, src));
+    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
+        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
     END IF;
   END LOOP;
   SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
-  EXECUTE format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
-                   ELSE format('x.%I', 'c' || pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
+  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
+                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
     INTO v_slug;
   IF v_slug IS NULL THEN
     PERFORM tenancy._invalid_input('the export holds no tenant row');
@@ -129,40 +130,42 @@ BEGIN
 
   -- Conflicts: the same tenant or slug here already.
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = format('tenant "%s" already exists', target),
+    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
       HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
   END IF;
   IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
     -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
-    new_slug := pg_catalog.left(v_slug, 54) || '-' || pg_catalog.left(target::text, 8);
+    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
     IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
       RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-        MESSAGE = format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
+        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
         CONSTRAINT = 'tenants_slug_key',
         HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
     END IF;
   END IF;
 
-  -- The tables here: present, isolated alike, with every exported column.
+  -- The tables here: present, isolated alike, with every exported column, and read below (sequence catch-up)
+  -- with this function's rights, so planning a read of them must run no code of their owners'.
   FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
     IF con.tbl IS NULL THEN
-      IF con.rows > 0 THEN
-        PERFORM tenancy._invalid_input(format('table "%s" of the export does not exist in this database', con.name),
+      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
           NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
       END IF;
       CONTINUE;
     END IF;
+    PERFORM tenancy._require_plain_read(con.tbl);
     IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
          SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::text OPERATOR(pg_catalog.=) con.tc) THEN
-      PERFORM tenancy._invalid_input(format('table "%s" is not isolated on column "%s" in this database', con.tbl,
+          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
+      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
                                             con.tc),
         'Imported rows are only written into tables that keep them apart from other tenants.',
-        format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::text, con.tc));
+        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
     END IF;
     SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
     IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
+      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
         'Every exported column must have a stored column of the same name here.');
     END IF;
   END LOOP;
@@ -179,30 +182,30 @@ BEGIN
     renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
     ON COMMIT DROP;
   INSERT INTO pg_temp.tenancy_import_columns
-  SELECT x.i, x.tbl, c2.name, c2.pos::integer, a.atttypid::regtype,
-         CASE version WHEN 1 THEN format('(x.row ->> %L)', c2.name) ELSE format('x.%I', 'c' || c2.pos) END,
-         CASE version WHEN 1 THEN format('r.%I', c2.name)
-                      ELSE format('(x.%I)::%s', 'c' || c2.pos, a.atttypid::regtype) END,
+  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
+         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
+         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
+                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
          NULL, NULL, NULL
     FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
          pg_catalog.pg_attribute a
    WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
-     AND a.attname::text OPERATOR(pg_catalog.=) c2.name;
+     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
   IF remap THEN
     -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
     -- keys other than the tenant column.
     UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
-             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
+             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
              ELSE 'sequence' END
       FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
      WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
        AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
        AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
        AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       AND a.attname::text OPERATOR(pg_catalog.=) m.name
-       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
-            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::text, m.name) IS NOT NULL));
+       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
+       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
+            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
     -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
     UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
       FROM pg_catalog.pg_constraint f,
@@ -210,9 +213,9 @@ BEGIN
            pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
      WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
        AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
-       AND a.attname::text OPERATOR(pg_catalog.=) m.name
+       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
        AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
-       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::text
+       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
        AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
 
     -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
@@ -226,15 +229,15 @@ BEGIN
                  JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
                 WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
       IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
-        EXECUTE format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
+        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
                        ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
                        con.text_expr, con.from_sql, con.text_expr);
       ELSE
-        EXECUTE format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
+        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
                        ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
                        ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
                        ' GROUP BY 1 ORDER BY 2) d',
-                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::text, con.name),
+                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
                        con.text_expr, con.from_sql, con.text_expr);
       END IF;
     END LOOP;
@@ -243,79 +246,46 @@ BEGIN
   -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
   -- other uuid of a copy through the id map; else its value.
   UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
-      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN format('%L::%s', target, m.type)
-      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
+      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
+      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
         -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        THEN format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
-      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
+        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
+      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
            AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
-      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::regclass
-           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN format('%L::%s', new_slug, m.type)
+      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
+           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
       WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
-        THEN format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
+        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
                     ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
                     coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
-      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::regtype
-        THEN format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
+      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
+        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
                     ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
       ELSE m.typed_expr END
     FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
   IF version OPERATOR(pg_catalog.=) 1 THEN
     UPDATE pg_temp.tenancy_import_entries x
-       SET from_sql = x.from_sql || format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
+       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
      WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
   END IF;
-
-  -- Unique keys the import keeps (not renumbered, no tenant column, no reference that follows a renumbered key)
-  -- must be free here, or the insert would fail half way: refused up front, naming the key.
-  FOR con IN
-    SELECT x.from_sql, x.tbl, k.conname,
-           pg_catalog.string_agg(format('t.%I OPERATOR(pg_catalog.=) %s', m.name, m.typed_expr), ' AND ') AS cond
-      FROM pg_temp.tenancy_import_entries x
-      JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) x.tbl
-                                     AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl
-                                    AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey)
-      LEFT JOIN pg_temp.tenancy_import_columns m ON m.i OPERATOR(pg_catalog.=) x.i
-                                               AND m.name OPERATOR(pg_catalog.=) a.attname::text
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit'
-     GROUP BY x.i, x.from_sql, x.tbl, x.tc, k.conname
-    HAVING pg_catalog.bool_and(m.name IS NOT NULL AND m.name OPERATOR(pg_catalog.<>) x.tc
-                               AND m.renumber IS NULL AND m.ref_tbl IS NULL
-                               AND NOT (remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::regtype))
-  LOOP
-    EXECUTE format('SELECT pg_catalog.count(*) FROM %s WHERE EXISTS (SELECT 1 FROM %s t WHERE %s)',
-                   con.from_sql, con.tbl, con.cond) INTO n;
-    IF n > 0 THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = con.conname,
-        MESSAGE = format('%s rows of table "%s" have keys that rows here hold already', n, con.tbl),
-        DETAIL = format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.',
-                        con.conname),
-        HINT = CASE WHEN remap
-          THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
-               'and keys drawn from a sequence get new values in a copy).'
-          ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
-               'gives uuid primary keys and keys drawn from a sequence new values.' END;
-    END IF;
-  END LOOP;
 
   -- The rows, table by table in manifest order (parents first), each in export order.
   FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
     IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
       -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
       -- event, carrying the original with its hashes as provenance.
-      FOR e IN EXECUTE format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE format(
-                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(format('%L, (x.%I)::%s',
-                   c2.name, 'c' || c2.pos, a.atttypid::regtype), ', ' ORDER BY c2.pos)
+      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
+                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
+                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
                    FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::regclass
-                    AND a.attname::text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
+                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
         PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
       END LOOP;
       CONTINUE;
     END IF;
-    stmt := format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
-                   (SELECT pg_catalog.string_agg(format('%I', m.name), ', ' ORDER BY m.pos)
+    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
                       FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
                    (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
                       FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
@@ -327,15 +297,45 @@ BEGIN
       -- reads this call's rows and maps for that one statement.
       owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
                  WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
-      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (staging),
+      -- Format 1 stages every table's rows in one table, the tenant's users, keys and audit events too: the owner
+      -- reads a copy of its own table's rows (under a name no one can guess), never that table.
+      entry_copy := NULL;
+      IF version OPERATOR(pg_catalog.=) 1 THEN
+        c := 'tenancy_doc_' OPERATOR(pg_catalog.||)
+             pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_entry';
+        EXECUTE pg_catalog.format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT s.table_name, s.ord, s.row FROM %s s'
+                                  ' WHERE s.table_name OPERATOR(pg_catalog.=) %L', c, staging, con.name);
+        entry_copy := pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', c));
+        stmt := pg_catalog.replace(stmt, pg_catalog.format('FROM %s s WHERE', staging),
+                                   pg_catalog.format('FROM %s s WHERE', entry_copy));
+      END IF;
+      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (CASE WHEN version OPERATOR(pg_catalog.=) 1 THEN entry_copy END),
                    (CASE WHEN prefix IS NOT NULL THEN
                      pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
                    (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
                    (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
                   WHERE d.rel IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', ref.rel, owner);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', ref.rel, owner); -- regrole's text is quoted already
       END LOOP;
-      PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
+      -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
+      -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the
+      -- values to the column types with this function's rights, running the owner's domain checks and casts.)
+      BEGIN
+        PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
+      EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = c,
+          MESSAGE = pg_catalog.format('rows of table "%s" have keys that rows here hold already', con.tbl),
+          DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.', c),
+          HINT = CASE WHEN remap
+            THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
+                 'and keys drawn from a sequence get new values in a copy).'
+            ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
+                 'gives uuid primary keys and keys drawn from a sequence new values.' END;
+      END;
+      IF entry_copy IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', entry_copy);
+      END IF;
     ELSE
       EXECUTE stmt;
     END IF;
@@ -344,12 +344,12 @@ BEGIN
   -- Sequences catch up with the values kept (same-id import into another database): the application's next
   -- insert must not draw a value an imported row holds.
   FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
-              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::text, m.name) IS NOT NULL LOOP
-    seq := pg_catalog.pg_get_serial_sequence(con.tbl::text, con.name);
-    EXECUTE format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
+              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
+                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
+    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
+    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
                    ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   seq, con.name, con.tbl, seq::regclass);
+                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
   END LOOP;
   DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
   IF remap THEN
@@ -364,72 +364,72 @@ COMMENT ON FUNCTION tenancy._import_staged(jsonb, regclass, uuid, text) IS
 CREATE OR REPLACE FUNCTION tenancy._import_tenant(doc jsonb, new_id uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  id uuid;
-  version integer;
+  id pg_catalog.uuid;
+  version pg_catalog.int4;
   e record;
-  stray text;
-  prefix text;
+  stray pg_catalog.text;
+  prefix pg_catalog.text;
 BEGIN
   IF pg_catalog.jsonb_typeof(doc) IS DISTINCT FROM 'object'
-     OR doc ->> 'format' IS DISTINCT FROM 'tenancy-tenant-export'
-     OR pg_catalog.jsonb_typeof(doc -> 'data') IS DISTINCT FROM 'object'
-     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(doc -> 'data') d
+     OR doc OPERATOR(pg_catalog.->>) 'format' IS DISTINCT FROM 'tenancy-tenant-export'
+     OR pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'data') IS DISTINCT FROM 'object'
+     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(doc OPERATOR(pg_catalog.->) 'data') d
                  WHERE pg_catalog.jsonb_typeof(d.value) OPERATOR(pg_catalog.<>) 'array') THEN
     PERFORM tenancy._invalid_input('invalid export document',
       'An export document is an object with format "tenancy-tenant-export", a manifest and the data of each table.',
       'Import a document written by tenancy.export_tenant().');
   END IF;
-  IF NOT coalesce(doc ->> 'format_version', '') OPERATOR(pg_catalog.=) ANY (ARRAY['1', '2']) THEN
-    PERFORM tenancy._invalid_input(format('unsupported export format version %s', doc -> 'format_version'),
+  IF NOT coalesce(doc OPERATOR(pg_catalog.->>) 'format_version', '') OPERATOR(pg_catalog.=) ANY (ARRAY['1', '2']) THEN
+    PERFORM tenancy._invalid_input(pg_catalog.format('unsupported export format version %s', doc OPERATOR(pg_catalog.->) 'format_version'),
       'This version of tenancy reads format versions 1 and 2.');
   END IF;
-  version := (doc ->> 'format_version')::integer;
+  version := (doc OPERATOR(pg_catalog.->>) 'format_version')::pg_catalog.int4;
   -- The staging tables get a name of their own for this call (the caller shares the temporary schema and could
   -- prepare any fixed name with a trigger of its own), created without IF NOT EXISTS: they are this role's own.
   prefix := 'tenancy_doc_' OPERATOR(pg_catalog.||)
             pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_';
   IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE format('CREATE TEMP TABLE %I (table_name pg_catalog.text, row pg_catalog.jsonb, ord pg_catalog.int8)'
-                   ' ON COMMIT DROP', prefix || 'rows');
-    EXECUTE format('INSERT INTO pg_temp.%I SELECT d.key, r.value, r.ord FROM pg_catalog.jsonb_each($1 -> ''data'') d,'
-                   ' pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord)', prefix || 'rows')
+    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (table_name pg_catalog.text, row pg_catalog.jsonb, ord pg_catalog.int8)'
+                   ' ON COMMIT DROP', prefix OPERATOR(pg_catalog.||) 'rows');
+    EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I SELECT d.key, r.value, r.ord FROM pg_catalog.jsonb_each($1 -> ''data'') d,'
+                   ' pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord)', prefix OPERATOR(pg_catalog.||) 'rows')
       USING doc;
-    id := tenancy._import_staged(doc -> 'manifest', pg_catalog.to_regclass(format('pg_temp.%I', prefix || 'rows')),
+    id := tenancy._import_staged(doc OPERATOR(pg_catalog.->) 'manifest', pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) 'rows')),
                                  new_id, NULL);
-    EXECUTE format('DROP TABLE pg_temp.%I', prefix || 'rows');
+    EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', prefix OPERATOR(pg_catalog.||) 'rows');
     RETURN id;
   END IF;
-  PERFORM tenancy._import_check_manifest(doc -> 'manifest', 2);
-  SELECT d.key INTO stray FROM pg_catalog.jsonb_each(doc -> 'data') d
+  PERFORM tenancy._import_check_manifest(doc OPERATOR(pg_catalog.->) 'manifest', 2);
+  SELECT d.key INTO stray FROM pg_catalog.jsonb_each(doc OPERATOR(pg_catalog.->) 'data') d
    WHERE NOT d.key OPERATOR(pg_catalog.=) ANY (ARRAY(
-           SELECT x.value ->> 'table' FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') x))
+           SELECT x.value OPERATOR(pg_catalog.->>) 'table' FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') x))
    LIMIT 1;
   IF stray IS NOT NULL THEN
-    PERFORM tenancy._invalid_input(format('rows of table "%s" are not listed in the export manifest', stray));
+    PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', stray));
   END IF;
   -- Format 2: each table's rows are COPY text lines; their values go into one text staging table per entry.
-  FOR e IN SELECT x.i, x.v ->> 'table' AS name, pg_catalog.jsonb_array_length(x.v -> 'columns') AS ncols,
-                  coalesce(doc -> 'data' -> (x.v ->> 'table'), '[]') AS rows
-             FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
+  FOR e IN SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table' AS name, pg_catalog.jsonb_array_length(x.v OPERATOR(pg_catalog.->) 'columns') AS ncols,
+                  coalesce(doc OPERATOR(pg_catalog.->) 'data' OPERATOR(pg_catalog.->) (x.v OPERATOR(pg_catalog.->>) 'table'), '[]') AS rows
+             FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
     IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e.rows) r
                 WHERE pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'string') THEN
       PERFORM tenancy._invalid_input('invalid export document',
-        format('Each row of table "%s" must be a string (its COPY text line).', e.name));
+        pg_catalog.format('Each row of table "%s" must be a string (its COPY text line).', e.name));
     END IF;
-    EXECUTE format('CREATE TEMP TABLE %I (ord pg_catalog.int8, %s) ON COMMIT DROP', prefix || e.i,
-                   (SELECT pg_catalog.string_agg(format('%I pg_catalog.text', 'c' || k), ', ' ORDER BY k)
+    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (ord pg_catalog.int8, %s) ON COMMIT DROP', prefix OPERATOR(pg_catalog.||) e.i,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I pg_catalog.text', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k));
-    EXECUTE format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
+    EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
                    ' WITH ORDINALITY r(line, i), LATERAL tenancy._copy_fields(r.line) f(v)'
                    ' WHERE tenancy._import_field_count(f.v, $2, $3)',
-                   prefix || e.i,
-                   (SELECT pg_catalog.string_agg(format('f.v[%s]', k), ', ' ORDER BY k)
+                   prefix OPERATOR(pg_catalog.||) e.i,
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('f.v[%s]', k), ', ' ORDER BY k)
                       FROM pg_catalog.generate_series(1, e.ncols) k))
       USING e.rows, e.ncols, e.name;
   END LOOP;
-  id := tenancy._import_staged(doc -> 'manifest', NULL, new_id, prefix);
-  FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc -> 'manifest' -> 'tables') WITH ORDINALITY x(v, i) LOOP
-    EXECUTE format('DROP TABLE pg_temp.%I', prefix || e.i);
+  id := tenancy._import_staged(doc OPERATOR(pg_catalog.->) 'manifest', NULL, new_id, prefix);
+  FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
+    EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', prefix OPERATOR(pg_catalog.||) e.i);
   END LOOP;
   RETURN id;
 END
@@ -627,6 +627,9 @@ BEGIN
         USING ERRCODE = '42804',
               HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
     END IF;
+    -- Read with superuser rights: planning the count must run no code of the table's owner. On the write path
+    -- (a counter's first load), so without holding off a VACUUM or CREATE INDEX of the table.
+    PERFORM tenancy._require_plain_read(tracked.table_name, false);
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
                    tracked.table_name, tracked.tenant_column,
                    CASE WHEN tracked.status_column IS NULL THEN ''
@@ -648,8 +651,8 @@ $$;
 CREATE OR REPLACE FUNCTION tenancy._export_select(tbl oid, tenant_column name) RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  order_by text;
-  only_kw text := CASE WHEN (SELECT k.relkind FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl)
+  order_by pg_catalog.text;
+  only_kw pg_catalog.text := CASE WHEN (SELECT k.relkind FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl)
                             OPERATOR(pg_catalog.=) 'p' THEN '' ELSE 'ONLY ' END;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class k JOIN pg_catalog.pg_attribute a
@@ -762,19 +765,17 @@ COMMENT ON FUNCTION tenancy.move_guard(uuid) IS
 
 CREATE OR REPLACE FUNCTION tenancy._move_set_guards(enable boolean) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  g record;
 BEGIN
-  FOR g IN SELECT * FROM tenancy._move_guarded_tables() ORDER BY relid::text LOOP
-    IF enable AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
-                               WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::oid
-                                 AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard') THEN
-      EXECUTE format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
-                     ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column);
-    ELSIF NOT enable THEN
-      EXECUTE format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid);
-    END IF;
-  END LOOP;
+  PERFORM tenancy._move_ddl(ARRAY(
+    SELECT CASE WHEN enable
+             THEN pg_catalog.format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
+                                    ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column)
+             ELSE pg_catalog.format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid) END
+      FROM tenancy._move_guarded_tables() g
+     WHERE NOT enable OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+                                      WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::pg_catalog.oid
+                                        AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard')
+     ORDER BY g.relid::pg_catalog.text));
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_set_guards(boolean) IS 'internal: installs or removes the move guard triggers';
@@ -795,6 +796,7 @@ CREATE OR REPLACE FUNCTION tenancy._move_widen_identities() RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r record;
+  stmts pg_catalog.text[] := '{}';
 BEGIN
   FOR r IN
     SELECT p.rel, t.tenant_column, k.relreplident,
@@ -817,8 +819,9 @@ BEGIN
         AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
     INSERT INTO tenancy.move_replica_identities VALUES (r.rel, r.relreplident, r.ident_index)
       ON CONFLICT (relid) DO NOTHING;
-    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
+    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
   END LOOP;
+  PERFORM tenancy._move_ddl(stmts);
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_widen_identities() IS
@@ -828,13 +831,15 @@ CREATE OR REPLACE FUNCTION tenancy._move_restore_identities() RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r tenancy.move_replica_identities;
+  stmts pg_catalog.text[] := '{}';
 BEGIN
   FOR r IN DELETE FROM tenancy.move_replica_identities RETURNING * LOOP
     CONTINUE WHEN pg_catalog.to_regclass(r.relid::pg_catalog.text) IS NULL;
-    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
+    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
                    CASE r.identity WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
                                    ELSE pg_catalog.format('USING INDEX %I', r.index_name) END);
   END LOOP;
+  PERFORM tenancy._move_ddl(stmts);
 END
 $$;
 COMMENT ON FUNCTION tenancy._move_restore_identities() IS 'internal: restores the replica identities moves widened';
@@ -847,6 +852,16 @@ DECLARE
   out pg_catalog.jsonb := '[]';
 BEGIN
   FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::pg_catalog.text LOOP
+    -- counted with superuser rights (move_source_prepare): planning the count must run no code of the owner's,
+    -- nor may a tenant column of the owner's type bring its cast to uuid into the comparison
+    PERFORM tenancy._require_plain_read(t.relid);
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
+        t.tenant_column USING ERRCODE = '42804',
+        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+    END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
                    t.tenant_column) INTO n USING tenant;
     out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
@@ -1238,6 +1253,15 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
       MESSAGE = pg_catalog.format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
   END IF;
+  stray := tenancy._move_apply_hazards();
+  IF stray IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('the tables of the move of tenant "%s" would run code of other roles as a superuser',
+                                  tenant_id),
+      DETAIL = pg_catalog.format('The subscription writes them as its owner, a superuser (PostgreSQL 15): %s.', stray),
+      HINT = 'Disable those triggers for replica mode (ALTER TABLE ... ENABLE TRIGGER), or have a superuser own '
+             'the functions, before moving a tenant here.';
+  END IF;
   SELECT c.conninfo INTO source_conninfo FROM tenancy.region_connections c
    WHERE c.region OPERATOR(pg_catalog.=) m.source_region;
   IF source_conninfo IS NULL THEN
@@ -1318,6 +1342,16 @@ BEGIN
                   (SELECT r.srsubstate FROM pg_catalog.pg_subscription_rel r
                     WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::pg_catalog.oid) AS state
              FROM tenancy._move_tables() x ORDER BY x.relid::pg_catalog.text LOOP
+    -- counted with superuser rights: planning the count must run no code of the owner's, nor may a
+    -- tenant column of the owner's type bring its cast to uuid into the comparison
+    PERFORM tenancy._require_plain_read(t.relid);
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
+           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
+      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
+        t.tenant_column USING ERRCODE = '42804',
+        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
+    END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
                    t.tenant_column) INTO n USING tenant_id;
     tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
@@ -1517,35 +1551,6 @@ GRANT EXECUTE ON FUNCTION tenancy.move_target_subscribe(uuid) TO tenancy_admin;
 -- importmove (3): issue #15 (importmove): the owner-run functions of 85_export.sql qualify every type, operator and
 -- function (pg_catalog.*), as the SECURITY DEFINER ones of 88_move.sql do.
 
-CREATE OR REPLACE FUNCTION tenancy._export_select(tbl oid, tenant_column name) RETURNS text
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  order_by pg_catalog.text;
-  only_kw pg_catalog.text := CASE WHEN (SELECT k.relkind FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl)
-                            OPERATOR(pg_catalog.=) 'p' THEN '' ELSE 'ONLY ' END;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class k JOIN pg_catalog.pg_attribute a
-                     ON a.attrelid OPERATOR(pg_catalog.=) k.oid AND a.attname OPERATOR(pg_catalog.=) tenant_column
-                    AND NOT a.attisdropped
-                  WHERE k.oid OPERATOR(pg_catalog.=) tbl
-                    AND k.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
-                    AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype) THEN
-    RAISE EXCEPTION 'cannot export %: it is no longer a table with a uuid column "%"', tbl::pg_catalog.regclass,
-                    tenant_column
-      USING ERRCODE = '42804',
-            HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
-  END IF;
-  SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n) INTO order_by
-    FROM pg_catalog.pg_constraint c, pg_catalog.unnest(c.conkey) WITH ORDINALITY k(attnum, n),
-         pg_catalog.pg_attribute a
-   WHERE c.conrelid OPERATOR(pg_catalog.=) tbl AND c.contype OPERATOR(pg_catalog.=) 'p'
-     AND a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.=) k.attnum;
-  RETURN pg_catalog.format('SELECT %s FROM %s%s t WHERE t.%I OPERATOR(pg_catalog.=) $1 ORDER BY %s',
-                (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c.name), ', ' ORDER BY c.i)
-                   FROM pg_catalog.unnest(tenancy._export_columns(tbl)) WITH ORDINALITY c(name, i)),
-                only_kw, tbl::pg_catalog.regclass, tenant_column, coalesce(order_by, 't::pg_catalog.text'));
-END
-$$;
 COMMENT ON FUNCTION tenancy._export_select(oid, name) IS 'internal: the query reading a table''s rows of one tenant';
 
 CREATE OR REPLACE FUNCTION tenancy._export_plan()
@@ -1691,350 +1696,6 @@ END
 $$;
 COMMENT ON FUNCTION tenancy._import_check_manifest(jsonb, integer) IS 'internal: refuses a malformed export manifest';
 
-CREATE OR REPLACE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid, prefix text) RETURNS uuid
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD'
-  SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
-DECLARE
-  version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
-  src pg_catalog.uuid;
-  target pg_catalog.uuid;
-  remap pg_catalog.bool;
-  e pg_catalog.jsonb;
-  i pg_catalog.int8;
-  tbl pg_catalog.regclass;
-  tc pg_catalog.text;
-  cols pg_catalog.text[];
-  c pg_catalog.text;
-  j pg_catalog.int4;
-  n pg_catalog.int8;
-  checksum pg_catalog.text;
-  foreign_rows pg_catalog.int8;
-  v_slug pg_catalog.text;
-  new_slug pg_catalog.text;
-  from_sql pg_catalog.text;
-  exprs pg_catalog.text[];
-  con record;
-  ref record;
-  seq pg_catalog.text;
-  stmt pg_catalog.text;
-  owner pg_catalog.regrole;
-BEGIN
-  PERFORM tenancy._import_check_manifest(manifest, version);
-  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
-  target := coalesce(new_id, src);
-  remap := target OPERATOR(pg_catalog.<>) src;
-
-  -- The work tables below live in the session's temporary schema, which the caller writes too, under fixed names:
-  -- each is created here (never IF NOT EXISTS), so it is this role's own, without a trigger, rule, default or index
-  -- expression of the caller's that would run with this role's rights. A relation or type of one of these names
-  -- made beforehand is refused rather than reused.
-  SELECT y.typname INTO c FROM pg_catalog.pg_type y
-   WHERE y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-     AND y.typname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy_import_entries', 'tenancy_import_columns',
-                                                     'tenancy_import_id_map', 'tenancy_import_key_map']::pg_catalog.name[])
-   ORDER BY y.typname LIMIT 1;
-  IF c IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
-      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
-      DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
-      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
-  END IF;
-
-  -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
-  -- its value as the target column's type.
-  CREATE TEMP TABLE tenancy_import_entries (i pg_catalog.int8 PRIMARY KEY, name pg_catalog.text,
-    kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
-    tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_entries
-  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
-         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
-         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
-    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
-                   staging)
-      INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
-    END IF;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql =
-      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
-  ELSE
-    FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
-      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
-          'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
-      END IF;
-    END LOOP;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
-  END IF;
-
-  -- Integrity: counts and checksums over the rows in order, and the owner of every row.
-  FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
-    IF version OPERATOR(pg_catalog.=) 1 THEN
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
-                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    ELSE
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
-                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
-                        FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
-                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    END IF;
-    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
-               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
-        'The export was altered or truncated after it was written; export the tenant again.');
-    END IF;
-    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
-    END IF;
-  END LOOP;
-  SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
-  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
-                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
-    INTO v_slug;
-  IF v_slug IS NULL THEN
-    PERFORM tenancy._invalid_input('the export holds no tenant row');
-  END IF;
-
-  -- Conflicts: the same tenant or slug here already.
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
-      HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
-    -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
-    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
-    IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
-        CONSTRAINT = 'tenants_slug_key',
-        HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
-    END IF;
-  END IF;
-
-  -- The tables here: present, isolated alike, with every exported column.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
-    IF con.tbl IS NULL THEN
-      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
-          NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
-      END IF;
-      CONTINUE;
-    END IF;
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
-         SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
-                                            con.tc),
-        'Imported rows are only written into tables that keep them apart from other tenants.',
-        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
-    END IF;
-    SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
-        'Every exported column must have a stored column of the same name here.');
-    END IF;
-  END LOOP;
-  -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use them and
-  -- gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
-  IF remap THEN
-    DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
-  END IF;
-  DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
-
-  -- Each imported column: its text and typed value expressions, and what it becomes in this import.
-  CREATE TEMP TABLE tenancy_import_columns (i pg_catalog.int8, tbl pg_catalog.regclass, name pg_catalog.text,
-    pos pg_catalog.int4, type pg_catalog.regtype, text_expr pg_catalog.text, typed_expr pg_catalog.text,
-    renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
-    ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_columns
-  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
-         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
-         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
-                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
-         NULL, NULL, NULL
-    FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
-         pg_catalog.pg_attribute a
-   WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
-     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
-  IF remap THEN
-    -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
-    -- keys other than the tenant column.
-    UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
-             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
-             ELSE 'sequence' END
-      FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
-     WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
-       AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-       AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
-            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
-    -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
-    UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
-      FROM pg_catalog.pg_constraint f,
-           ROWS FROM (pg_catalog.unnest(f.conkey), pg_catalog.unnest(f.confkey)) u(k, fk),
-           pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
-     WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
-       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
-       AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
-
-    -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
-    -- each renumbered key's own sequence.
-    CREATE TEMP TABLE tenancy_import_id_map (old pg_catalog.uuid PRIMARY KEY, new pg_catalog.uuid NOT NULL)
-      ON COMMIT DROP;
-    CREATE TEMP TABLE tenancy_import_key_map (tbl pg_catalog.regclass, name pg_catalog.text, old pg_catalog.text,
-      new pg_catalog.text, PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
-    INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
-    FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
-                 JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
-                WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
-      IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
-                       ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
-                       con.text_expr, con.from_sql, con.text_expr);
-      ELSE
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
-                       ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
-                       ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
-                       ' GROUP BY 1 ORDER BY 2) d',
-                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
-                       con.text_expr, con.from_sql, con.text_expr);
-      END IF;
-    END LOOP;
-  END IF;
-
-  -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
-  -- other uuid of a copy through the id map; else its value.
-  UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
-      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
-      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
-        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
-      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
-      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
-      WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
-        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
-                    ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
-                    coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
-      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
-        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
-                    ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
-      ELSE m.typed_expr END
-    FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    UPDATE pg_temp.tenancy_import_entries x
-       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
-  END IF;
-
-  -- Unique keys the import keeps (not renumbered, no tenant column, no reference that follows a renumbered key)
-  -- must be free here, or the insert would fail half way: refused up front, naming the key.
-  FOR con IN
-    SELECT x.from_sql, x.tbl, k.conname,
-           pg_catalog.string_agg(pg_catalog.format('t.%I OPERATOR(pg_catalog.=) %s', m.name, m.typed_expr), ' AND ') AS cond
-      FROM pg_temp.tenancy_import_entries x
-      JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) x.tbl
-                                     AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) x.tbl
-                                    AND a.attnum OPERATOR(pg_catalog.=) ANY (k.conkey)
-      LEFT JOIN pg_temp.tenancy_import_columns m ON m.i OPERATOR(pg_catalog.=) x.i
-                                               AND m.name OPERATOR(pg_catalog.=) a.attname::pg_catalog.text
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit'
-     GROUP BY x.i, x.from_sql, x.tbl, x.tc, k.conname
-    HAVING pg_catalog.bool_and(m.name IS NOT NULL AND m.name OPERATOR(pg_catalog.<>) x.tc
-                               AND m.renumber IS NULL AND m.ref_tbl IS NULL
-                               AND NOT (remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype))
-  LOOP
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE EXISTS (SELECT 1 FROM %s t WHERE %s)',
-                   con.from_sql, con.tbl, con.cond) INTO n;
-    IF n OPERATOR(pg_catalog.>) 0 THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = con.conname,
-        MESSAGE = pg_catalog.format('%s rows of table "%s" have keys that rows here hold already', n, con.tbl),
-        DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.',
-                        con.conname),
-        HINT = CASE WHEN remap
-          THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
-               'and keys drawn from a sequence get new values in a copy).'
-          ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
-               'gives uuid primary keys and keys drawn from a sequence new values.' END;
-    END IF;
-  END LOOP;
-
-  -- The rows, table by table in manifest order (parents first), each in export order.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
-      -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
-      -- event, carrying the original with its hashes as provenance.
-      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
-                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
-                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
-                   FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
-                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
-        PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
-      END LOOP;
-      CONTINUE;
-    END IF;
-    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
-                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   con.from_sql);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' OR (SELECT k.relnamespace FROM pg_catalog.pg_class k
-         WHERE k.oid OPERATOR(pg_catalog.=) con.tbl) OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace THEN
-      -- An application table is written as its owner inside the target's context: its triggers, defaults, checks
-      -- and index expressions run with the owner's rights, never this function's (the superuser's). The owner
-      -- reads this call's rows and maps for that one statement.
-      owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
-                 WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
-      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (staging),
-                   (CASE WHEN prefix IS NOT NULL THEN
-                     pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
-                  WHERE d.rel IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', ref.rel, owner);
-      END LOOP;
-      PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
-    ELSE
-      EXECUTE stmt;
-    END IF;
-  END LOOP;
-
-  -- Sequences catch up with the values kept (same-id import into another database): the application's next
-  -- insert must not draw a value an imported row holds.
-  FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
-              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
-    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
-                   ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
-  END LOOP;
-  DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
-  IF remap THEN
-    DROP TABLE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
-  END IF;
-  RETURN target;
-END
-$$;
 COMMENT ON FUNCTION tenancy._import_staged(jsonb, regclass, uuid, text) IS
   'internal (import_tenant, import_tenant_copied as the extension owner): verifies and restores staged export rows';
 
@@ -2052,79 +1713,6 @@ $$;
 COMMENT ON FUNCTION tenancy._import_field_count(text[], integer, text) IS
   'internal: refuses a row of an export document with the wrong number of values';
 
-CREATE OR REPLACE FUNCTION tenancy._import_tenant(doc jsonb, new_id uuid) RETURNS uuid
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  id pg_catalog.uuid;
-  version pg_catalog.int4;
-  e record;
-  stray pg_catalog.text;
-  prefix pg_catalog.text;
-BEGIN
-  IF pg_catalog.jsonb_typeof(doc) IS DISTINCT FROM 'object'
-     OR doc OPERATOR(pg_catalog.->>) 'format' IS DISTINCT FROM 'tenancy-tenant-export'
-     OR pg_catalog.jsonb_typeof(doc OPERATOR(pg_catalog.->) 'data') IS DISTINCT FROM 'object'
-     OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(doc OPERATOR(pg_catalog.->) 'data') d
-                 WHERE pg_catalog.jsonb_typeof(d.value) OPERATOR(pg_catalog.<>) 'array') THEN
-    PERFORM tenancy._invalid_input('invalid export document',
-      'An export document is an object with format "tenancy-tenant-export", a manifest and the data of each table.',
-      'Import a document written by tenancy.export_tenant().');
-  END IF;
-  IF NOT coalesce(doc OPERATOR(pg_catalog.->>) 'format_version', '') OPERATOR(pg_catalog.=) ANY (ARRAY['1', '2']) THEN
-    PERFORM tenancy._invalid_input(pg_catalog.format('unsupported export format version %s', doc OPERATOR(pg_catalog.->) 'format_version'),
-      'This version of tenancy reads format versions 1 and 2.');
-  END IF;
-  version := (doc OPERATOR(pg_catalog.->>) 'format_version')::pg_catalog.int4;
-  -- The staging tables get a name of their own for this call (the caller shares the temporary schema and could
-  -- prepare any fixed name with a trigger of its own), created without IF NOT EXISTS: they are this role's own.
-  prefix := 'tenancy_doc_' OPERATOR(pg_catalog.||)
-            pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_';
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (table_name pg_catalog.text, row pg_catalog.jsonb, ord pg_catalog.int8)'
-                   ' ON COMMIT DROP', prefix OPERATOR(pg_catalog.||) 'rows');
-    EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I SELECT d.key, r.value, r.ord FROM pg_catalog.jsonb_each($1 -> ''data'') d,'
-                   ' pg_catalog.jsonb_array_elements(d.value) WITH ORDINALITY r(value, ord)', prefix OPERATOR(pg_catalog.||) 'rows')
-      USING doc;
-    id := tenancy._import_staged(doc OPERATOR(pg_catalog.->) 'manifest', pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) 'rows')),
-                                 new_id, NULL);
-    EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', prefix OPERATOR(pg_catalog.||) 'rows');
-    RETURN id;
-  END IF;
-  PERFORM tenancy._import_check_manifest(doc OPERATOR(pg_catalog.->) 'manifest', 2);
-  SELECT d.key INTO stray FROM pg_catalog.jsonb_each(doc OPERATOR(pg_catalog.->) 'data') d
-   WHERE NOT d.key OPERATOR(pg_catalog.=) ANY (ARRAY(
-           SELECT x.value OPERATOR(pg_catalog.->>) 'table' FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') x))
-   LIMIT 1;
-  IF stray IS NOT NULL THEN
-    PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', stray));
-  END IF;
-  -- Format 2: each table's rows are COPY text lines; their values go into one text staging table per entry.
-  FOR e IN SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table' AS name, pg_catalog.jsonb_array_length(x.v OPERATOR(pg_catalog.->) 'columns') AS ncols,
-                  coalesce(doc OPERATOR(pg_catalog.->) 'data' OPERATOR(pg_catalog.->) (x.v OPERATOR(pg_catalog.->>) 'table'), '[]') AS rows
-             FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
-    IF EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(e.rows) r
-                WHERE pg_catalog.jsonb_typeof(r) OPERATOR(pg_catalog.<>) 'string') THEN
-      PERFORM tenancy._invalid_input('invalid export document',
-        pg_catalog.format('Each row of table "%s" must be a string (its COPY text line).', e.name));
-    END IF;
-    EXECUTE pg_catalog.format('CREATE TEMP TABLE %I (ord pg_catalog.int8, %s) ON COMMIT DROP', prefix OPERATOR(pg_catalog.||) e.i,
-                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I pg_catalog.text', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
-                      FROM pg_catalog.generate_series(1, e.ncols) k));
-    EXECUTE pg_catalog.format('INSERT INTO pg_temp.%I SELECT r.i, %s FROM pg_catalog.jsonb_array_elements_text($1)'
-                   ' WITH ORDINALITY r(line, i), LATERAL tenancy._copy_fields(r.line) f(v)'
-                   ' WHERE tenancy._import_field_count(f.v, $2, $3)',
-                   prefix OPERATOR(pg_catalog.||) e.i,
-                   (SELECT pg_catalog.string_agg(pg_catalog.format('f.v[%s]', k), ', ' ORDER BY k)
-                      FROM pg_catalog.generate_series(1, e.ncols) k))
-      USING e.rows, e.ncols, e.name;
-  END LOOP;
-  id := tenancy._import_staged(doc OPERATOR(pg_catalog.->) 'manifest', NULL, new_id, prefix);
-  FOR e IN SELECT x.i FROM pg_catalog.jsonb_array_elements(doc OPERATOR(pg_catalog.->) 'manifest' OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i) LOOP
-    EXECUTE pg_catalog.format('DROP TABLE pg_temp.%I', prefix OPERATOR(pg_catalog.||) e.i);
-  END LOOP;
-  RETURN id;
-END
-$$;
 COMMENT ON FUNCTION tenancy._import_tenant(jsonb, uuid) IS
   'internal (import_tenant as the extension owner): stages a document''s rows and imports them';
 
@@ -2171,418 +1759,7 @@ COMMENT ON FUNCTION tenancy.import_tables(jsonb) IS
 -- planner's identity (tenancy._require_plain_read refuses those of non-superusers, new in 36_plain_read.sql); the
 -- import no longer converts staged values to the column types as the superuser (its unique-key pre-check cast them,
 -- running the owner's domain checks and casts): a kept key that is taken fails the owner's insert instead.
-CREATE OR REPLACE FUNCTION tenancy._quota_count_rows(tenant uuid, metric text) RETURNS bigint
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  tracked record;
-  total pg_catalog.int8 := 0;
-  n pg_catalog.int8;
-BEGIN
-  FOR tracked IN SELECT q.*, c.relkind, a.atttypid
-                   FROM tenancy.quota_tracked_tables q
-                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) q.table_name
-                   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
-                        AND a.attname OPERATOR(pg_catalog.=) q.tenant_column AND NOT a.attisdropped
-                  WHERE q.metric OPERATOR(pg_catalog.=) _quota_count_rows.metric
-                  ORDER BY q.table_name::pg_catalog.oid LOOP
-    IF NOT (tracked.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]))
-       OR tracked.atttypid IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
-      RAISE EXCEPTION 'tracked table % no longer has a uuid column "%"', tracked.table_name, tracked.tenant_column
-        USING ERRCODE = '42804',
-              HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
-    END IF;
-    -- Read with superuser rights: planning the count must run no code of the table's owner.
-    PERFORM tenancy._require_plain_read(tracked.table_name);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
-                   tracked.table_name, tracked.tenant_column,
-                   CASE WHEN tracked.status_column IS NULL THEN ''
-                        ELSE pg_catalog.format(' AND %I::pg_catalog.text OPERATOR(pg_catalog.<>) ''disabled''',
-                                               tracked.status_column) END)
-      INTO n USING tenant;
-    total := total OPERATOR(pg_catalog.+) n;
-  END LOOP;
-  RETURN total;
-END
-$$;
 
-CREATE OR REPLACE FUNCTION tenancy.reconcile_quota(metric text DEFAULT NULL)
-RETURNS TABLE (tenant_id uuid, metric_name text, previous bigint, counted bigint)
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  m text;
-  tracked record;
-  counts jsonb;
-  r record;
-BEGIN
-  IF metric IS NOT NULL AND NOT metric OPERATOR(pg_catalog.=) ANY (ARRAY['users', 'projects']) THEN
-    PERFORM tenancy._invalid_input(format('cannot reconcile metric "%s"', metric),
-      'Only the row counts users and projects are recounted.');
-  END IF;
-  -- tables dropped since they were tracked are forgotten
-  DELETE FROM tenancy.quota_tracked_tables q
-   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) q.table_name);
-  FOREACH m IN ARRAY coalesce(ARRAY[metric], ARRAY['users', 'projects']) LOOP
-    counts := '{}';
-    FOR tracked IN SELECT * FROM tenancy.quota_tracked_tables q WHERE q.metric OPERATOR(pg_catalog.=) m
-                    ORDER BY q.table_name::oid LOOP
-      EXECUTE format('LOCK TABLE %s IN SHARE MODE', tracked.table_name);
-      -- Read with superuser rights: planning the count must run no code of the table's owner.
-      PERFORM tenancy._require_plain_read(tracked.table_name);
-      FOR r IN EXECUTE format('SELECT %I AS t, pg_catalog.count(*) AS n FROM %s WHERE %I IS NOT NULL%s GROUP BY 1',
-                              tracked.tenant_column, tracked.table_name, tracked.tenant_column,
-                              CASE WHEN tracked.status_column IS NULL THEN ''
-                                   ELSE format(' AND %I::text OPERATOR(pg_catalog.<>) ''disabled''',
-                                               tracked.status_column) END) LOOP
-        counts := counts OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(r.t::text,
-                    coalesce((counts ->> r.t::text)::bigint, 0) OPERATOR(pg_catalog.+) r.n);
-      END LOOP;
-    END LOOP;
-    FOR r IN SELECT t.id, coalesce((counts ->> t.id::text)::bigint, 0) AS n FROM tenancy.tenants t ORDER BY t.id LOOP
-      tenant_id := r.id;
-      metric_name := m;
-      previous := (tenancy._quota_state(r.id, m)).used;
-      counted := r.n;
-      IF previous OPERATOR(pg_catalog.<>) counted THEN
-        PERFORM tenancy._quota_set_count(r.id, m, r.n);
-        RETURN NEXT;
-      END IF;
-    END LOOP;
-  END LOOP;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid, prefix text) RETURNS uuid
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD'
-  SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
-DECLARE
-  version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
-  src pg_catalog.uuid;
-  target pg_catalog.uuid;
-  remap pg_catalog.bool;
-  e pg_catalog.jsonb;
-  i pg_catalog.int8;
-  tbl pg_catalog.regclass;
-  tc pg_catalog.text;
-  cols pg_catalog.text[];
-  c pg_catalog.text;
-  j pg_catalog.int4;
-  n pg_catalog.int8;
-  checksum pg_catalog.text;
-  foreign_rows pg_catalog.int8;
-  v_slug pg_catalog.text;
-  new_slug pg_catalog.text;
-  from_sql pg_catalog.text;
-  exprs pg_catalog.text[];
-  con record;
-  ref record;
-  seq pg_catalog.text;
-  stmt pg_catalog.text;
-  owner pg_catalog.regrole;
-BEGIN
-  PERFORM tenancy._import_check_manifest(manifest, version);
-  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
-  target := coalesce(new_id, src);
-  remap := target OPERATOR(pg_catalog.<>) src;
-
-  -- The work tables below live in the session's temporary schema, which the caller writes too, under fixed names:
-  -- each is created here (never IF NOT EXISTS), so it is this role's own, without a trigger, rule, default or index
-  -- expression of the caller's that would run with this role's rights. A relation or type of one of these names
-  -- made beforehand is refused rather than reused.
-  SELECT y.typname INTO c FROM pg_catalog.pg_type y
-   WHERE y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-     AND y.typname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy_import_entries', 'tenancy_import_columns',
-                                                     'tenancy_import_id_map', 'tenancy_import_key_map']::pg_catalog.name[])
-   ORDER BY y.typname LIMIT 1;
-  IF c IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
-      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
-      DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
-      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
-  END IF;
-
-  -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
-  -- its value as the target column's type.
-  CREATE TEMP TABLE tenancy_import_entries (i pg_catalog.int8 PRIMARY KEY, name pg_catalog.text,
-    kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
-    tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_entries
-  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
-         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
-         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
-    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
-                   staging)
-      INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
-    END IF;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql =
-      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
-  ELSE
-    FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
-      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
-          'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
-      END IF;
-    END LOOP;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
-  END IF;
-
-  -- Integrity: counts and checksums over the rows in order, and the owner of every row.
-  FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
-    IF version OPERATOR(pg_catalog.=) 1 THEN
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
-                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    ELSE
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
-                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
-                        FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
-                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    END IF;
-    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
-               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
-        'The export was altered or truncated after it was written; export the tenant again.');
-    END IF;
-    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
-    END IF;
-  END LOOP;
-  SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
-  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
-                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
-    INTO v_slug;
-  IF v_slug IS NULL THEN
-    PERFORM tenancy._invalid_input('the export holds no tenant row');
-  END IF;
-
-  -- Conflicts: the same tenant or slug here already.
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
-      HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
-    -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
-    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
-    IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
-        CONSTRAINT = 'tenants_slug_key',
-        HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
-    END IF;
-  END IF;
-
-  -- The tables here: present, isolated alike, with every exported column, and read below (sequence catch-up)
-  -- with this function's rights, so planning a read of them must run no code of their owners'.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
-    IF con.tbl IS NULL THEN
-      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
-          NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
-      END IF;
-      CONTINUE;
-    END IF;
-    PERFORM tenancy._require_plain_read(con.tbl);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
-         SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
-                                            con.tc),
-        'Imported rows are only written into tables that keep them apart from other tenants.',
-        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
-    END IF;
-    SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
-        'Every exported column must have a stored column of the same name here.');
-    END IF;
-  END LOOP;
-  -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use them and
-  -- gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
-  IF remap THEN
-    DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
-  END IF;
-  DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
-
-  -- Each imported column: its text and typed value expressions, and what it becomes in this import.
-  CREATE TEMP TABLE tenancy_import_columns (i pg_catalog.int8, tbl pg_catalog.regclass, name pg_catalog.text,
-    pos pg_catalog.int4, type pg_catalog.regtype, text_expr pg_catalog.text, typed_expr pg_catalog.text,
-    renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
-    ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_columns
-  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
-         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
-         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
-                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
-         NULL, NULL, NULL
-    FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
-         pg_catalog.pg_attribute a
-   WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
-     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
-  IF remap THEN
-    -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
-    -- keys other than the tenant column.
-    UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
-             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
-             ELSE 'sequence' END
-      FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
-     WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
-       AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-       AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
-            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
-    -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
-    UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
-      FROM pg_catalog.pg_constraint f,
-           ROWS FROM (pg_catalog.unnest(f.conkey), pg_catalog.unnest(f.confkey)) u(k, fk),
-           pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
-     WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
-       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
-       AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
-
-    -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
-    -- each renumbered key's own sequence.
-    CREATE TEMP TABLE tenancy_import_id_map (old pg_catalog.uuid PRIMARY KEY, new pg_catalog.uuid NOT NULL)
-      ON COMMIT DROP;
-    CREATE TEMP TABLE tenancy_import_key_map (tbl pg_catalog.regclass, name pg_catalog.text, old pg_catalog.text,
-      new pg_catalog.text, PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
-    INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
-    FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
-                 JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
-                WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
-      IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
-                       ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
-                       con.text_expr, con.from_sql, con.text_expr);
-      ELSE
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
-                       ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
-                       ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
-                       ' GROUP BY 1 ORDER BY 2) d',
-                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
-                       con.text_expr, con.from_sql, con.text_expr);
-      END IF;
-    END LOOP;
-  END IF;
-
-  -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
-  -- other uuid of a copy through the id map; else its value.
-  UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
-      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
-      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
-        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
-      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
-      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
-      WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
-        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
-                    ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
-                    coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
-      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
-        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
-                    ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
-      ELSE m.typed_expr END
-    FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    UPDATE pg_temp.tenancy_import_entries x
-       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
-  END IF;
-
-  -- The rows, table by table in manifest order (parents first), each in export order.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
-      -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
-      -- event, carrying the original with its hashes as provenance.
-      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
-                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
-                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
-                   FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
-                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
-        PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
-      END LOOP;
-      CONTINUE;
-    END IF;
-    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
-                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   con.from_sql);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' OR (SELECT k.relnamespace FROM pg_catalog.pg_class k
-         WHERE k.oid OPERATOR(pg_catalog.=) con.tbl) OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace THEN
-      -- An application table is written as its owner inside the target's context: its triggers, defaults, checks
-      -- and index expressions run with the owner's rights, never this function's (the superuser's). The owner
-      -- reads this call's rows and maps for that one statement.
-      owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
-                 WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
-      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (staging),
-                   (CASE WHEN prefix IS NOT NULL THEN
-                     pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
-                  WHERE d.rel IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', ref.rel, owner);
-      END LOOP;
-      -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
-      -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the
-      -- values to the column types with this function's rights, running the owner's domain checks and casts.)
-      BEGIN
-        PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
-      EXCEPTION WHEN unique_violation THEN
-        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = c,
-          MESSAGE = pg_catalog.format('rows of table "%s" have keys that rows here hold already', con.tbl),
-          DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.', c),
-          HINT = CASE WHEN remap
-            THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
-                 'and keys drawn from a sequence get new values in a copy).'
-            ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
-                 'gives uuid primary keys and keys drawn from a sequence new values.' END;
-      END;
-    ELSE
-      EXECUTE stmt;
-    END IF;
-  END LOOP;
-
-  -- Sequences catch up with the values kept (same-id import into another database): the application's next
-  -- insert must not draw a value an imported row holds.
-  FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
-              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
-    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
-                   ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
-  END LOOP;
-  DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
-  IF remap THEN
-    DROP TABLE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
-  END IF;
-  RETURN target;
-END
-$$;
-
--- ==== quota recounts (issue #15, red team): _quota_register_tracked, SECURITY DEFINER and granted to tenancy_admin,
--- recorded any relation and column, and reconcile_quota cast that column to text as the superuser (a cast function
--- of the caller's own type ran with superuser rights). Both now require a table with a uuid tenant column.
 CREATE OR REPLACE FUNCTION tenancy.reconcile_quota(metric text DEFAULT NULL)
 RETURNS TABLE (tenant_id uuid, metric_name text, previous bigint, counted bigint)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -2640,6 +1817,11 @@ BEGIN
   END LOOP;
 END
 $$;
+
+
+-- ==== quota recounts (issue #15, red team): _quota_register_tracked, SECURITY DEFINER and granted to tenancy_admin,
+-- recorded any relation and column, and reconcile_quota cast that column to text as the superuser (a cast function
+-- of the caller's own type ran with superuser rights). Both now require a table with a uuid tenant column.
 
 CREATE OR REPLACE FUNCTION tenancy._quota_register_tracked(tbl regclass, metric text, tenant_column name) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -2728,64 +1910,6 @@ $$;
 COMMENT ON FUNCTION tenancy._move_apply_hazards() IS
   'internal: code of others that a move''s subscription would run as the superuser on the move''s tables, or NULL';
 
-CREATE OR REPLACE FUNCTION tenancy.move_target_subscribe(tenant_id uuid) RETURNS oid
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  m tenancy.tenant_moves := tenancy._move_record(tenant_id, 'target');
-  sub pg_catalog.name := tenancy._move_name(tenant_id);
-  source_conninfo pg_catalog.text;
-  subid pg_catalog.oid;
-  stray pg_catalog.text;
-BEGIN
-  IF m.phase OPERATOR(pg_catalog.<>) 'copying' THEN
-    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = pg_catalog.format('the move of tenant "%s" cannot subscribe in phase %s', tenant_id, m.phase);
-  END IF;
-  stray := tenancy._move_apply_hazards();
-  IF stray IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-      MESSAGE = pg_catalog.format('the tables of the move of tenant "%s" would run code of other roles as a superuser',
-                                  tenant_id),
-      DETAIL = pg_catalog.format('The subscription writes them as its owner, a superuser (PostgreSQL 15): %s.', stray),
-      HINT = 'Disable those triggers for replica mode (ALTER TABLE ... ENABLE TRIGGER), or have a superuser own '
-             'the functions, before moving a tenant here.';
-  END IF;
-  SELECT c.conninfo INTO source_conninfo FROM tenancy.region_connections c
-   WHERE c.region OPERATOR(pg_catalog.=) m.source_region;
-  IF source_conninfo IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-      MESSAGE = pg_catalog.format('region "%s" has no registered connection', m.source_region),
-      DETAIL = 'A move into this cluster subscribes to the source region''s cluster with the connection string a '
-               'superuser registered for that region in tenancy.region_connections.',
-      HINT = pg_catalog.format('As a superuser: INSERT INTO tenancy.region_connections (region, conninfo) VALUES '
-                               '(%L, ''host=... dbname=... user=...'').', m.source_region);
-  END IF;
-  EXECUTE pg_catalog.format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false,'
-                            ' slot_name = %L, copy_data = true, enabled = false, disable_on_error = true)',
-                            sub, source_conninfo, sub, sub);
-  SELECT s.oid INTO subid FROM pg_catalog.pg_subscription s WHERE s.subname OPERATOR(pg_catalog.=) sub
-     AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
-                                            WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
-  SELECT pg_catalog.string_agg(r.srrelid::pg_catalog.regclass::pg_catalog.text, ', '
-                               ORDER BY r.srrelid::pg_catalog.regclass::pg_catalog.text)
-    INTO stray FROM pg_catalog.pg_subscription_rel r
-   WHERE r.srsubid OPERATOR(pg_catalog.=) subid
-     AND NOT r.srrelid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t.relid::pg_catalog.oid FROM tenancy._move_tables() t));
-  IF stray IS NOT NULL THEN
-    -- Raised in the transaction that created it: the subscription is gone with it, nothing was applied.
-    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-      MESSAGE = pg_catalog.format('the publication of the move of tenant "%s" lists tables that are not the move''s',
-                                  tenant_id),
-      DETAIL = pg_catalog.format('Tables here that it would write: %s.', stray),
-      HINT = 'A move replicates only the isolated tables and the per-tenant registry tables '
-             '(tenancy.move_source_prepare publishes exactly those).';
-  END IF;
-  EXECUTE pg_catalog.format('ALTER SUBSCRIPTION %I ENABLE', sub);
-  PERFORM tenancy._audit('tenant_move_subscribed', tenant_id, NULL, pg_catalog.jsonb_build_object(
-    'subscription', sub, 'source_region', m.source_region, 'by', session_user));
-  RETURN subid;
-END
-$$;
 COMMENT ON FUNCTION tenancy.move_target_subscribe(uuid) IS
   'live move, target: subscribes to the source region''s publication (its registered connection; initial copy, '
   'then streaming), only the move''s tables; returns its oid';
@@ -2956,334 +2080,6 @@ COMMENT ON FUNCTION tenancy.update_tenant(uuid, jsonb) IS
 
 -- ==== import grants (red team): the staged rows were granted to format('%I', owner) of a regrole, quoting the
 -- already quoted name: a table owner whose name needs quotes failed every import.
-CREATE OR REPLACE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid, prefix text) RETURNS uuid
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD'
-  SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
-DECLARE
-  version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
-  src pg_catalog.uuid;
-  target pg_catalog.uuid;
-  remap pg_catalog.bool;
-  e pg_catalog.jsonb;
-  i pg_catalog.int8;
-  tbl pg_catalog.regclass;
-  tc pg_catalog.text;
-  cols pg_catalog.text[];
-  c pg_catalog.text;
-  j pg_catalog.int4;
-  n pg_catalog.int8;
-  checksum pg_catalog.text;
-  foreign_rows pg_catalog.int8;
-  v_slug pg_catalog.text;
-  new_slug pg_catalog.text;
-  from_sql pg_catalog.text;
-  exprs pg_catalog.text[];
-  con record;
-  ref record;
-  seq pg_catalog.text;
-  stmt pg_catalog.text;
-  owner pg_catalog.regrole;
-BEGIN
-  PERFORM tenancy._import_check_manifest(manifest, version);
-  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
-  target := coalesce(new_id, src);
-  remap := target OPERATOR(pg_catalog.<>) src;
-
-  -- The work tables below live in the session's temporary schema, which the caller writes too, under fixed names:
-  -- each is created here (never IF NOT EXISTS), so it is this role's own, without a trigger, rule, default or index
-  -- expression of the caller's that would run with this role's rights. A relation or type of one of these names
-  -- made beforehand is refused rather than reused.
-  SELECT y.typname INTO c FROM pg_catalog.pg_type y
-   WHERE y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-     AND y.typname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy_import_entries', 'tenancy_import_columns',
-                                                     'tenancy_import_id_map', 'tenancy_import_key_map']::pg_catalog.name[])
-   ORDER BY y.typname LIMIT 1;
-  IF c IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
-      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
-      DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
-      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
-  END IF;
-
-  -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
-  -- its value as the target column's type.
-  CREATE TEMP TABLE tenancy_import_entries (i pg_catalog.int8 PRIMARY KEY, name pg_catalog.text,
-    kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
-    tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_entries
-  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
-         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
-         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
-    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
-                   staging)
-      INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
-    END IF;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql =
-      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
-  ELSE
-    FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
-      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
-          'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
-      END IF;
-    END LOOP;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
-  END IF;
-
-  -- Integrity: counts and checksums over the rows in order, and the owner of every row.
-  FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
-    IF version OPERATOR(pg_catalog.=) 1 THEN
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
-                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    ELSE
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
-                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
-                        FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
-                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    END IF;
-    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
-               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
-        'The export was altered or truncated after it was written; export the tenant again.');
-    END IF;
-    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
-    END IF;
-  END LOOP;
-  SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
-  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
-                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
-    INTO v_slug;
-  IF v_slug IS NULL THEN
-    PERFORM tenancy._invalid_input('the export holds no tenant row');
-  END IF;
-
-  -- Conflicts: the same tenant or slug here already.
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
-      HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
-    -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
-    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
-    IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
-        CONSTRAINT = 'tenants_slug_key',
-        HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
-    END IF;
-  END IF;
-
-  -- The tables here: present, isolated alike, with every exported column, and read below (sequence catch-up)
-  -- with this function's rights, so planning a read of them must run no code of their owners'.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
-    IF con.tbl IS NULL THEN
-      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
-          NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
-      END IF;
-      CONTINUE;
-    END IF;
-    PERFORM tenancy._require_plain_read(con.tbl);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
-         SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
-                                            con.tc),
-        'Imported rows are only written into tables that keep them apart from other tenants.',
-        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
-    END IF;
-    SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
-        'Every exported column must have a stored column of the same name here.');
-    END IF;
-  END LOOP;
-  -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use them and
-  -- gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
-  IF remap THEN
-    DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
-  END IF;
-  DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
-
-  -- Each imported column: its text and typed value expressions, and what it becomes in this import.
-  CREATE TEMP TABLE tenancy_import_columns (i pg_catalog.int8, tbl pg_catalog.regclass, name pg_catalog.text,
-    pos pg_catalog.int4, type pg_catalog.regtype, text_expr pg_catalog.text, typed_expr pg_catalog.text,
-    renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
-    ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_columns
-  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
-         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
-         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
-                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
-         NULL, NULL, NULL
-    FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
-         pg_catalog.pg_attribute a
-   WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
-     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
-  IF remap THEN
-    -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
-    -- keys other than the tenant column.
-    UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
-             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
-             ELSE 'sequence' END
-      FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
-     WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
-       AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-       AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
-            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
-    -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
-    UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
-      FROM pg_catalog.pg_constraint f,
-           ROWS FROM (pg_catalog.unnest(f.conkey), pg_catalog.unnest(f.confkey)) u(k, fk),
-           pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
-     WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
-       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
-       AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
-
-    -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
-    -- each renumbered key's own sequence.
-    CREATE TEMP TABLE tenancy_import_id_map (old pg_catalog.uuid PRIMARY KEY, new pg_catalog.uuid NOT NULL)
-      ON COMMIT DROP;
-    CREATE TEMP TABLE tenancy_import_key_map (tbl pg_catalog.regclass, name pg_catalog.text, old pg_catalog.text,
-      new pg_catalog.text, PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
-    INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
-    FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
-                 JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
-                WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
-      IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
-                       ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
-                       con.text_expr, con.from_sql, con.text_expr);
-      ELSE
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
-                       ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
-                       ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
-                       ' GROUP BY 1 ORDER BY 2) d',
-                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
-                       con.text_expr, con.from_sql, con.text_expr);
-      END IF;
-    END LOOP;
-  END IF;
-
-  -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
-  -- other uuid of a copy through the id map; else its value.
-  UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
-      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
-      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
-        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
-      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
-      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
-      WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
-        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
-                    ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
-                    coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
-      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
-        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
-                    ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
-      ELSE m.typed_expr END
-    FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    UPDATE pg_temp.tenancy_import_entries x
-       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
-  END IF;
-
-  -- The rows, table by table in manifest order (parents first), each in export order.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
-      -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
-      -- event, carrying the original with its hashes as provenance.
-      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
-                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
-                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
-                   FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
-                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
-        PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
-      END LOOP;
-      CONTINUE;
-    END IF;
-    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
-                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   con.from_sql);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' OR (SELECT k.relnamespace FROM pg_catalog.pg_class k
-         WHERE k.oid OPERATOR(pg_catalog.=) con.tbl) OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace THEN
-      -- An application table is written as its owner inside the target's context: its triggers, defaults, checks
-      -- and index expressions run with the owner's rights, never this function's (the superuser's). The owner
-      -- reads this call's rows and maps for that one statement.
-      owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
-                 WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
-      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (staging),
-                   (CASE WHEN prefix IS NOT NULL THEN
-                     pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
-                  WHERE d.rel IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', ref.rel, owner); -- regrole's text is quoted already
-      END LOOP;
-      -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
-      -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the
-      -- values to the column types with this function's rights, running the owner's domain checks and casts.)
-      BEGIN
-        PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
-      EXCEPTION WHEN unique_violation THEN
-        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = c,
-          MESSAGE = pg_catalog.format('rows of table "%s" have keys that rows here hold already', con.tbl),
-          DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.', c),
-          HINT = CASE WHEN remap
-            THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
-                 'and keys drawn from a sequence get new values in a copy).'
-            ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
-                 'gives uuid primary keys and keys drawn from a sequence new values.' END;
-      END;
-    ELSE
-      EXECUTE stmt;
-    END IF;
-  END LOOP;
-
-  -- Sequences catch up with the values kept (same-id import into another database): the application's next
-  -- insert must not draw a value an imported row holds.
-  FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
-              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
-    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
-                   ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
-  END LOOP;
-  DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
-  IF remap THEN
-    DROP TABLE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
-  END IF;
-  RETURN target;
-END
-$$;
 
 -- importmove (5): issue #15 (importmove): the live move's DDL on application-written tables (guard triggers,
 -- replica identities) retries on lock timeouts instead of deadlocking with a writer (tenancy._move_ddl); two
@@ -3322,73 +2118,11 @@ $$;
 COMMENT ON FUNCTION tenancy._move_ddl(text[]) IS
   'internal: runs a move''s DDL on application-written tables, retried on lock timeouts (no deadlock with writers)';
 
-CREATE OR REPLACE FUNCTION tenancy._move_set_guards(enable boolean) RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  PERFORM tenancy._move_ddl(ARRAY(
-    SELECT CASE WHEN enable
-             THEN pg_catalog.format('CREATE TRIGGER tenancy_move_guard BEFORE INSERT OR UPDATE OR DELETE ON %s'
-                                    ' FOR EACH ROW EXECUTE FUNCTION tenancy._move_guard(%L)', g.relid, g.tenant_column)
-             ELSE pg_catalog.format('DROP TRIGGER IF EXISTS tenancy_move_guard ON %s', g.relid) END
-      FROM tenancy._move_guarded_tables() g
-     WHERE NOT enable OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
-                                      WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid::pg_catalog.oid
-                                        AND tg.tgname OPERATOR(pg_catalog.=) 'tenancy_move_guard')
-     ORDER BY g.relid::pg_catalog.text));
-END
-$$;
 COMMENT ON FUNCTION tenancy._move_set_guards(boolean) IS 'internal: installs or removes the move guard triggers';
 
-CREATE OR REPLACE FUNCTION tenancy._move_widen_identities() RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r record;
-  stmts pg_catalog.text[] := '{}';
-BEGIN
-  FOR r IN
-    SELECT p.rel, t.tenant_column, k.relreplident,
-           (SELECT ic.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
-             WHERE i.indrelid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid AND i.indisreplident) AS ident_index,
-           (SELECT a.attnum FROM pg_catalog.pg_attribute a
-             WHERE a.attrelid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column) AS col
-      FROM tenancy._move_tables() t,
-           -- pg_partition_tree lists nothing for a table that is not partitioned: the table itself, then its tree.
-           LATERAL (SELECT t.relid AS rel UNION SELECT pt.relid FROM pg_catalog.pg_partition_tree(t.relid) pt) p
-      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.rel::pg_catalog.oid
-     WHERE k.relkind OPERATOR(pg_catalog.=) 'r'
-  LOOP
-    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'f';
-    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'd' AND EXISTS (
-      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::pg_catalog.oid AND i.indisprimary
-        AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
-    CONTINUE WHEN r.relreplident OPERATOR(pg_catalog.=) 'i' AND EXISTS (
-      SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) r.rel::pg_catalog.oid AND i.indisreplident
-        AND r.col OPERATOR(pg_catalog.=) ANY (i.indkey::int2[]));
-    INSERT INTO tenancy.move_replica_identities VALUES (r.rel, r.relreplident, r.ident_index)
-      ON CONFLICT (relid) DO NOTHING;
-    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', r.rel);
-  END LOOP;
-  PERFORM tenancy._move_ddl(stmts);
-END
-$$;
 COMMENT ON FUNCTION tenancy._move_widen_identities() IS
   'internal: REPLICA IDENTITY FULL where a move''s row filter column is outside the replica identity';
 
-CREATE OR REPLACE FUNCTION tenancy._move_restore_identities() RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  r tenancy.move_replica_identities;
-  stmts pg_catalog.text[] := '{}';
-BEGIN
-  FOR r IN DELETE FROM tenancy.move_replica_identities RETURNING * LOOP
-    CONTINUE WHEN pg_catalog.to_regclass(r.relid::pg_catalog.text) IS NULL;
-    stmts := stmts OPERATOR(pg_catalog.||) pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY %s', r.relid,
-                   CASE r.identity WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING'
-                                   ELSE pg_catalog.format('USING INDEX %I', r.index_name) END);
-  END LOOP;
-  PERFORM tenancy._move_ddl(stmts);
-END
-$$;
 COMMENT ON FUNCTION tenancy._move_restore_identities() IS 'internal: restores the replica identities moves widened';
 
 REVOKE ALL ON FUNCTION tenancy._move_ddl(text[]) FROM PUBLIC;
@@ -3617,81 +2351,7 @@ GRANT EXECUTE ON FUNCTION tenancy.set_request_caller(jsonb) TO tenancy_admin;
 -- ==== live move counts (red team): _move_table_list and move_target_progress count the move's tables with
 -- superuser rights; like the export they now refuse tables whose planning would run the owner's code
 -- (tenancy._require_plain_read) or whose tenant column is no longer uuid.
-CREATE OR REPLACE FUNCTION tenancy._move_table_list(tenant uuid) RETURNS jsonb
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  t record;
-  n pg_catalog.int8;
-  out pg_catalog.jsonb := '[]';
-BEGIN
-  FOR t IN SELECT * FROM tenancy._move_tables() ORDER BY kind DESC, relid::pg_catalog.text LOOP
-    -- counted with superuser rights (move_source_prepare): planning the count must run no code of the owner's,
-    -- nor may a tenant column of the owner's type bring its cast to uuid into the comparison
-    PERFORM tenancy._require_plain_read(t.relid);
-    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
-           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
-      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
-        t.tenant_column USING ERRCODE = '42804',
-        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
-    END IF;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
-                   t.tenant_column) INTO n USING tenant;
-    out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-      'table', t.relid::pg_catalog.text, 'kind', t.kind, 'tenant_column', t.tenant_column, 'rows', n));
-  END LOOP;
-  RETURN out;
-END
-$$;
 
-CREATE OR REPLACE FUNCTION tenancy.move_target_progress(tenant_id uuid) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  m tenancy.tenant_moves;
-  sub record;
-  t record;
-  n pg_catalog.int8;
-  tables pg_catalog.jsonb := '[]';
-  copied pg_catalog.int8 := 0;
-  ready pg_catalog.bool := true;
-BEGIN
-  SELECT * INTO m FROM tenancy.tenant_moves mv WHERE mv.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id
-     AND mv.side OPERATOR(pg_catalog.=) 'target';
-  IF NOT FOUND THEN
-    RETURN NULL;
-  END IF;
-  SELECT s.oid, s.subenabled INTO sub FROM pg_catalog.pg_subscription s
-   WHERE s.subname OPERATOR(pg_catalog.=) m.subscription_name;
-  FOR t IN SELECT x.relid, x.tenant_column,
-                  (SELECT r.srsubstate FROM pg_catalog.pg_subscription_rel r
-                    WHERE r.srsubid OPERATOR(pg_catalog.=) sub.oid AND r.srrelid OPERATOR(pg_catalog.=) x.relid::pg_catalog.oid) AS state
-             FROM tenancy._move_tables() x ORDER BY x.relid::pg_catalog.text LOOP
-    -- counted with superuser rights: planning the count must run no code of the owner's, nor may a
-    -- tenant column of the owner's type bring its cast to uuid into the comparison
-    PERFORM tenancy._require_plain_read(t.relid);
-    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.tenant_column
-           AND NOT a.attisdropped) IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
-      RAISE EXCEPTION 'cannot move % of a tenant: it is no longer a table with a uuid column "%"', t.relid,
-        t.tenant_column USING ERRCODE = '42804',
-        HINT = 'Restore the table and its tenant column, or disable isolation of it with tenancy.disable_isolation().';
-    END IF;
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1', t.relid,
-                   t.tenant_column) INTO n USING tenant_id;
-    tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-      'table', t.relid::pg_catalog.text, 'state', t.state, 'rows', n));
-    copied := copied OPERATOR(pg_catalog.+) n;
-    ready := ready AND coalesce(t.state OPERATOR(pg_catalog.=) 'r', false);
-  END LOOP;
-  RETURN pg_catalog.jsonb_build_object(
-    'phase', m.phase, 'subscribed', sub.oid IS NOT NULL, 'subscription_oid', sub.oid,
-    'subscription_enabled', coalesce(sub.subenabled, false), 'all_ready', ready AND sub.oid IS NOT NULL,
-    'rows_copied', copied, 'tables', tables,
-    'marker_epoch', (SELECT k.epoch FROM tenancy.move_markers k WHERE k.tenant_id OPERATOR(pg_catalog.=) move_target_progress.tenant_id),
-    'received_lsn', (SELECT st.latest_end_lsn::pg_catalog.text FROM pg_catalog.pg_stat_subscription st
-                      WHERE st.subid OPERATOR(pg_catalog.=) sub.oid AND st.relid IS NULL));
-END
-$$;
 -- ==== track_quota attaches its trigger as the table's owner: tenancy_admin needs EXECUTE on the trigger function.
 GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;
 
@@ -3702,385 +2362,7 @@ GRANT EXECUTE ON FUNCTION tenancy._quota_track() TO tenancy_admin;
 -- ==== import, format 1 (red team): the one staging table holding every table's rows (the tenant's users, keys and
 -- audit events too) was granted to each application table's owner, whose triggers run during the import; now the
 -- owner gets a copy of its own table's rows only.
-CREATE OR REPLACE FUNCTION tenancy._import_staged(manifest jsonb, staging regclass, new_id uuid, prefix text) RETURNS uuid
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET DateStyle = 'ISO, YMD'
-  SET IntervalStyle = 'postgres' SET lc_monetary = 'C' AS $$
-DECLARE
-  version constant integer := CASE WHEN staging IS NULL THEN 2 ELSE 1 END;
-  src pg_catalog.uuid;
-  target pg_catalog.uuid;
-  remap pg_catalog.bool;
-  e pg_catalog.jsonb;
-  i pg_catalog.int8;
-  tbl pg_catalog.regclass;
-  tc pg_catalog.text;
-  cols pg_catalog.text[];
-  c pg_catalog.text;
-  j pg_catalog.int4;
-  n pg_catalog.int8;
-  checksum pg_catalog.text;
-  foreign_rows pg_catalog.int8;
-  v_slug pg_catalog.text;
-  new_slug pg_catalog.text;
-  from_sql pg_catalog.text;
-  exprs pg_catalog.text[];
-  con record;
-  ref record;
-  seq pg_catalog.text;
-  stmt pg_catalog.text;
-  owner pg_catalog.regrole;
-  entry_copy pg_catalog.regclass;
-BEGIN
-  PERFORM tenancy._import_check_manifest(manifest, version);
-  src := (manifest OPERATOR(pg_catalog.->>) 'tenant_id')::pg_catalog.uuid;
-  target := coalesce(new_id, src);
-  remap := target OPERATOR(pg_catalog.<>) src;
-
-  -- The work tables below live in the session's temporary schema, which the caller writes too, under fixed names:
-  -- each is created here (never IF NOT EXISTS), so it is this role's own, without a trigger, rule, default or index
-  -- expression of the caller's that would run with this role's rights. A relation or type of one of these names
-  -- made beforehand is refused rather than reused.
-  SELECT y.typname INTO c FROM pg_catalog.pg_type y
-   WHERE y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-     AND y.typname OPERATOR(pg_catalog.=) ANY (ARRAY['tenancy_import_entries', 'tenancy_import_columns',
-                                                     'tenancy_import_id_map', 'tenancy_import_key_map']::pg_catalog.name[])
-   ORDER BY y.typname LIMIT 1;
-  IF c IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'duplicate_table',
-      MESSAGE = pg_catalog.format('temporary table "%s" exists already', c),
-      DETAIL = 'An import creates its own work tables of this name in the session''s temporary schema.',
-      HINT = pg_catalog.format('Drop pg_temp.%I before importing.', c);
-  END IF;
-
-  -- Where each entry's rows are: "x" in from_sql, with x.ord; _import_text gives a column's text, _import_typed
-  -- its value as the target column's type.
-  CREATE TEMP TABLE tenancy_import_entries (i pg_catalog.int8 PRIMARY KEY, name pg_catalog.text,
-    kind pg_catalog.text, tc pg_catalog.text, cols pg_catalog.text[], rows pg_catalog.int8, sha256 pg_catalog.text,
-    tbl pg_catalog.regclass, from_sql pg_catalog.text) ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_entries
-  SELECT x.i, x.v OPERATOR(pg_catalog.->>) 'table', x.v OPERATOR(pg_catalog.->>) 'kind', x.v OPERATOR(pg_catalog.->>) 'tenant_column',
-         ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.v OPERATOR(pg_catalog.->) 'columns')), (x.v OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8,
-         x.v OPERATOR(pg_catalog.->>) 'sha256', pg_catalog.to_regclass(x.v OPERATOR(pg_catalog.->>) 'table'), NULL
-    FROM pg_catalog.jsonb_array_elements(manifest OPERATOR(pg_catalog.->) 'tables') WITH ORDINALITY x(v, i);
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    EXECUTE pg_catalog.format('SELECT s.table_name FROM %s s WHERE NOT s.table_name OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1',
-                   staging)
-      INTO c USING ARRAY(SELECT x.name FROM pg_temp.tenancy_import_entries x);
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('rows of table "%s" are not listed in the export manifest', c));
-    END IF;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql =
-      pg_catalog.format('(SELECT s.ord, s.row FROM %s s WHERE s.table_name OPERATOR(pg_catalog.=) %L) x', staging, x.name);
-  ELSE
-    FOR i IN SELECT x.i FROM pg_temp.tenancy_import_entries x LOOP
-      IF pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) i)) IS NULL THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('staging table "%s" does not exist', prefix OPERATOR(pg_catalog.||) i), NULL,
-          'Run tenancy.import_tables(manifest) and load each table''s COPY file in the same transaction first.');
-      END IF;
-    END LOOP;
-    UPDATE pg_temp.tenancy_import_entries x SET from_sql = pg_catalog.format('pg_temp.%I x', prefix OPERATOR(pg_catalog.||) x.i);
-  END IF;
-
-  -- Integrity: counts and checksums over the rows in order, and the owner of every row.
-  FOR e IN SELECT pg_catalog.to_jsonb(x) FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    cols := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e OPERATOR(pg_catalog.->) 'cols'));
-    IF version OPERATOR(pg_catalog.=) 1 THEN
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(x.row::text ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.row ->> %L IS DISTINCT FROM %L) FROM %s',
-                     e OPERATOR(pg_catalog.->>) 'tc', src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    ELSE
-      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*), tenancy._sha256_agg(tenancy._copy_line(ARRAY[%s]) ORDER BY x.ord),'
-                     ' pg_catalog.count(*) FILTER (WHERE x.%I IS DISTINCT FROM %L) FROM %s',
-                     (SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) k), ', ' ORDER BY k)
-                        FROM pg_catalog.generate_series(1, pg_catalog.cardinality(cols)) k),
-                     'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(cols, e OPERATOR(pg_catalog.->>) 'tc'), src, e OPERATOR(pg_catalog.->>) 'from_sql')
-        INTO n, checksum, foreign_rows;
-    END IF;
-    IF n OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'rows')::pg_catalog.int8 OR checksum OPERATOR(pg_catalog.<>) (e OPERATOR(pg_catalog.->>) 'sha256') THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('checksum of table "%s" does not match the export manifest', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('The manifest promises %s rows with SHA-256 %s; the export holds %s rows with SHA-256 %s.',
-               e OPERATOR(pg_catalog.->>) 'rows', e OPERATOR(pg_catalog.->>) 'sha256', n, checksum),
-        'The export was altered or truncated after it was written; export the tenant again.');
-    END IF;
-    IF foreign_rows OPERATOR(pg_catalog.>) 0 THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export holds rows of another tenant', e OPERATOR(pg_catalog.->>) 'name'),
-        pg_catalog.format('%s rows do not belong to tenant %s.', foreign_rows, src));
-    END IF;
-  END LOOP;
-  SELECT x.* INTO con FROM pg_temp.tenancy_import_entries x WHERE x.name OPERATOR(pg_catalog.=) 'tenancy.tenants';
-  EXECUTE pg_catalog.format('SELECT %s FROM %s LIMIT 1', CASE version WHEN 1 THEN 'x.row ->> ''slug'''
-                   ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) pg_catalog.array_position(con.cols, 'slug')) END, con.from_sql)
-    INTO v_slug;
-  IF v_slug IS NULL THEN
-    PERFORM tenancy._invalid_input('the export holds no tenant row');
-  END IF;
-
-  -- Conflicts: the same tenant or slug here already.
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) target) THEN
-    RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = pg_catalog.format('tenant "%s" already exists', target),
-      HINT = 'Import with new_id => gen_random_uuid() for a copy, or erase the tenant first.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) v_slug) THEN
-    -- A copy beside its original gets a slug of its own: the old one followed by the start of its new id.
-    new_slug := pg_catalog.left(v_slug, 54) OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) pg_catalog.left(target::pg_catalog.text, 8);
-    IF NOT remap OR EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.slug OPERATOR(pg_catalog.=) new_slug) THEN
-      RAISE EXCEPTION USING ERRCODE = 'unique_violation',
-        MESSAGE = pg_catalog.format('tenant with slug "%s" already exists', CASE WHEN remap THEN new_slug ELSE v_slug END),
-        CONSTRAINT = 'tenants_slug_key',
-        HINT = 'Erase the tenant with this slug first, or import a copy under a new id (new_id).';
-    END IF;
-  END IF;
-
-  -- The tables here: present, isolated alike, with every exported column, and read below (sequence catch-up)
-  -- with this function's rights, so planning a read of them must run no code of their owners'.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' ORDER BY x.i LOOP
-    IF con.tbl IS NULL THEN
-      IF con.rows OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" of the export does not exist in this database', con.name),
-          NULL, 'Create the application''s tables (and isolate them) before importing a tenant.');
-      END IF;
-      CONTINUE;
-    END IF;
-    PERFORM tenancy._require_plain_read(con.tbl);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' AND NOT EXISTS (
-         SELECT 1 FROM tenancy.isolation_config ic
-          WHERE ic.relid OPERATOR(pg_catalog.=) con.tbl AND ic.tenant_column::pg_catalog.text OPERATOR(pg_catalog.=) con.tc) THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('table "%s" is not isolated on column "%s" in this database', con.tbl,
-                                            con.tc),
-        'Imported rows are only written into tables that keep them apart from other tenants.',
-        pg_catalog.format('Run SELECT tenancy.enable_isolation(%L, %L) first.', con.tbl::pg_catalog.text, con.tc));
-    END IF;
-    SELECT c2 INTO c FROM pg_catalog.unnest(con.cols) c2 WHERE NOT c2 OPERATOR(pg_catalog.=) ANY (tenancy._export_columns(con.tbl)) LIMIT 1;
-    IF c IS NOT NULL THEN
-      PERFORM tenancy._invalid_input(pg_catalog.format('column "%s" of table "%s" does not exist in this database', c, con.tbl),
-        'Every exported column must have a stored column of the same name here.');
-    END IF;
-  END LOOP;
-  -- Wrapped data keys are bound to their tenant id (and ciphertexts to it): a copy under a new id cannot use them and
-  -- gets a fresh key from the crypto part's insert trigger instead (encryption_key_id left NULL).
-  IF remap THEN
-    DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass('tenancy.tenant_keys');
-  END IF;
-  DELETE FROM pg_temp.tenancy_import_entries x WHERE x.tbl IS NULL AND x.kind OPERATOR(pg_catalog.<>) 'audit';
-
-  -- Each imported column: its text and typed value expressions, and what it becomes in this import.
-  CREATE TEMP TABLE tenancy_import_columns (i pg_catalog.int8, tbl pg_catalog.regclass, name pg_catalog.text,
-    pos pg_catalog.int4, type pg_catalog.regtype, text_expr pg_catalog.text, typed_expr pg_catalog.text,
-    renumber pg_catalog.text, ref_tbl pg_catalog.regclass, ref_name pg_catalog.text, PRIMARY KEY (i, name))
-    ON COMMIT DROP;
-  INSERT INTO pg_temp.tenancy_import_columns
-  SELECT x.i, x.tbl, c2.name, c2.pos::pg_catalog.int4, a.atttypid::pg_catalog.regtype,
-         CASE version WHEN 1 THEN pg_catalog.format('(x.row ->> %L)', c2.name) ELSE pg_catalog.format('x.%I', 'c' OPERATOR(pg_catalog.||) c2.pos) END,
-         CASE version WHEN 1 THEN pg_catalog.format('r.%I', c2.name)
-                      ELSE pg_catalog.format('(x.%I)::%s', 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype) END,
-         NULL, NULL, NULL
-    FROM pg_temp.tenancy_import_entries x, pg_catalog.unnest(x.cols) WITH ORDINALITY c2(name, pos),
-         pg_catalog.pg_attribute a
-   WHERE x.kind OPERATOR(pg_catalog.<>) 'audit' AND a.attrelid OPERATOR(pg_catalog.=) x.tbl
-     AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name;
-  IF remap THEN
-    -- Renumbered keys: single-column primary (uuid, or drawn from a sequence) and unique (drawn from a sequence)
-    -- keys other than the tenant column.
-    UPDATE pg_temp.tenancy_import_columns m SET renumber = CASE
-             WHEN m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p' THEN 'uuid'
-             ELSE 'sequence' END
-      FROM pg_temp.tenancy_import_entries x, pg_catalog.pg_constraint k, pg_catalog.pg_attribute a
-     WHERE x.i OPERATOR(pg_catalog.=) m.i AND m.name OPERATOR(pg_catalog.<>) x.tc
-       AND k.conrelid OPERATOR(pg_catalog.=) m.tbl AND k.contype OPERATOR(pg_catalog.=) ANY (ARRAY['p', 'u']::"char"[])
-       AND pg_catalog.cardinality(k.conkey) OPERATOR(pg_catalog.=) 1
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ((m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype AND k.contype OPERATOR(pg_catalog.=) 'p')
-            OR (m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL));
-    -- Foreign keys referencing a renumbered key follow it (single- or multi-column, by position).
-    UPDATE pg_temp.tenancy_import_columns m SET ref_tbl = r.tbl, ref_name = r.name
-      FROM pg_catalog.pg_constraint f,
-           ROWS FROM (pg_catalog.unnest(f.conkey), pg_catalog.unnest(f.confkey)) u(k, fk),
-           pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra, pg_temp.tenancy_import_columns r
-     WHERE f.conrelid OPERATOR(pg_catalog.=) m.tbl AND f.contype OPERATOR(pg_catalog.=) 'f'
-       AND a.attrelid OPERATOR(pg_catalog.=) m.tbl AND a.attnum OPERATOR(pg_catalog.=) u.k
-       AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) m.name
-       AND ra.attrelid OPERATOR(pg_catalog.=) f.confrelid AND ra.attnum OPERATOR(pg_catalog.=) u.fk
-       AND r.tbl OPERATOR(pg_catalog.=) f.confrelid AND r.name OPERATOR(pg_catalog.=) ra.attname::pg_catalog.text
-       AND r.renumber OPERATOR(pg_catalog.=) 'sequence';
-
-    -- New ids: the tenant, every uuid primary key (any uuid column holding one follows), and fresh values from
-    -- each renumbered key's own sequence.
-    CREATE TEMP TABLE tenancy_import_id_map (old pg_catalog.uuid PRIMARY KEY, new pg_catalog.uuid NOT NULL)
-      ON COMMIT DROP;
-    CREATE TEMP TABLE tenancy_import_key_map (tbl pg_catalog.regclass, name pg_catalog.text, old pg_catalog.text,
-      new pg_catalog.text, PRIMARY KEY (tbl, name, old)) ON COMMIT DROP;
-    INSERT INTO pg_temp.tenancy_import_id_map VALUES (src, target);
-    FOR con IN SELECT m.*, x.from_sql FROM pg_temp.tenancy_import_columns m
-                 JOIN pg_temp.tenancy_import_entries x ON x.i OPERATOR(pg_catalog.=) m.i
-                WHERE m.renumber IS NOT NULL ORDER BY m.i, m.pos LOOP
-      IF con.renumber OPERATOR(pg_catalog.=) 'uuid' THEN
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_id_map SELECT DISTINCT (%s)::uuid,'
-                       ' pg_catalog.gen_random_uuid() FROM %s WHERE %s IS NOT NULL ON CONFLICT DO NOTHING',
-                       con.text_expr, con.from_sql, con.text_expr);
-      ELSE
-        EXECUTE pg_catalog.format('INSERT INTO pg_temp.tenancy_import_key_map SELECT %L, %L, d.v,'
-                       ' pg_catalog.nextval(%L::pg_catalog.regclass)::text'
-                       ' FROM (SELECT %s AS v, pg_catalog.min(x.ord) AS first FROM %s WHERE %s IS NOT NULL'
-                       ' GROUP BY 1 ORDER BY 2) d',
-                       con.tbl, con.name, pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name),
-                       con.text_expr, con.from_sql, con.text_expr);
-      END IF;
-    END LOOP;
-  END IF;
-
-  -- What each column becomes: the tenant id; a renumbered key or a reference to one through the key map; any
-  -- other uuid of a copy through the id map; else its value.
-  UPDATE pg_temp.tenancy_import_columns m SET typed_expr = CASE
-      WHEN m.name OPERATOR(pg_catalog.=) x.tc THEN pg_catalog.format('%L::%s', target, m.type)
-      WHEN m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass AND m.name OPERATOR(pg_catalog.=) 'parent_tenant_id'
-        -- A parent that is not here (another cluster) is dropped: the tenant becomes a root.
-        THEN pg_catalog.format('(SELECT p.id FROM tenancy.tenants p WHERE p.id OPERATOR(pg_catalog.=) %s)', m.typed_expr)
-      WHEN remap AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'encryption_key_id' THEN 'NULL::text'
-      WHEN new_slug IS NOT NULL AND m.tbl OPERATOR(pg_catalog.=) 'tenancy.tenants'::pg_catalog.regclass
-           AND m.name OPERATOR(pg_catalog.=) 'slug' THEN pg_catalog.format('%L::%s', new_slug, m.type)
-      WHEN remap AND (m.renumber OPERATOR(pg_catalog.=) 'sequence' OR m.ref_tbl IS NOT NULL)
-        THEN pg_catalog.format('coalesce((SELECT k.new FROM pg_temp.tenancy_import_key_map k WHERE k.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
-                    ' AND k.name OPERATOR(pg_catalog.=) %L AND k.old OPERATOR(pg_catalog.=) %s)::%s, %s)',
-                    coalesce(m.ref_tbl, m.tbl), coalesce(m.ref_name, m.name), m.text_expr, m.type, m.typed_expr)
-      WHEN remap AND m.type OPERATOR(pg_catalog.=) 'uuid'::pg_catalog.regtype
-        THEN pg_catalog.format('coalesce((SELECT d.new FROM pg_temp.tenancy_import_id_map d'
-                    ' WHERE d.old OPERATOR(pg_catalog.=) %s), %s)', m.typed_expr, m.typed_expr)
-      ELSE m.typed_expr END
-    FROM pg_temp.tenancy_import_entries x WHERE x.i OPERATOR(pg_catalog.=) m.i;
-  IF version OPERATOR(pg_catalog.=) 1 THEN
-    UPDATE pg_temp.tenancy_import_entries x
-       SET from_sql = x.from_sql OPERATOR(pg_catalog.||) pg_catalog.format(', LATERAL pg_catalog.jsonb_populate_record(NULL::%s, x.row) r', x.tbl)
-     WHERE x.kind OPERATOR(pg_catalog.<>) 'audit';
-  END IF;
-
-  -- The rows, table by table in manifest order (parents first), each in export order.
-  FOR con IN SELECT x.* FROM pg_temp.tenancy_import_entries x ORDER BY x.i LOOP
-    IF con.kind OPERATOR(pg_catalog.=) 'audit' THEN
-      -- History is re-appended to this cluster's own chain (its links cannot be copied): one event per exported
-      -- event, carrying the original with its hashes as provenance.
-      FOR e IN EXECUTE pg_catalog.format('SELECT %s FROM %s ORDER BY x.ord', CASE version WHEN 1 THEN 'x.row' ELSE pg_catalog.format(
-                 'pg_catalog.jsonb_build_object(%s)', (SELECT pg_catalog.string_agg(pg_catalog.format('%L, (x.%I)::%s',
-                   c2.name, 'c' OPERATOR(pg_catalog.||) c2.pos, a.atttypid::pg_catalog.regtype), ', ' ORDER BY c2.pos)
-                   FROM pg_catalog.unnest(con.cols) WITH ORDINALITY c2(name, pos), pg_catalog.pg_attribute a
-                  WHERE a.attrelid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass
-                    AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) c2.name)) END, con.from_sql) LOOP
-        PERFORM tenancy._audit('audit_event_imported', target, NULL, e);
-      END LOOP;
-      CONTINUE;
-    END IF;
-    stmt := pg_catalog.format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s ORDER BY x.ord', con.tbl,
-                   (SELECT pg_catalog.string_agg(pg_catalog.format('%I', m.name), ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   (SELECT pg_catalog.string_agg(m.typed_expr, ', ' ORDER BY m.pos)
-                      FROM pg_temp.tenancy_import_columns m WHERE m.i OPERATOR(pg_catalog.=) con.i),
-                   con.from_sql);
-    IF con.kind OPERATOR(pg_catalog.=) 'isolated' OR (SELECT k.relnamespace FROM pg_catalog.pg_class k
-         WHERE k.oid OPERATOR(pg_catalog.=) con.tbl) OPERATOR(pg_catalog.<>) 'tenancy'::pg_catalog.regnamespace THEN
-      -- An application table is written as its owner inside the target's context: its triggers, defaults, checks
-      -- and index expressions run with the owner's rights, never this function's (the superuser's). The owner
-      -- reads this call's rows and maps for that one statement.
-      owner := (SELECT k.relowner::pg_catalog.regrole FROM pg_catalog.pg_class k
-                 WHERE k.oid OPERATOR(pg_catalog.=) con.tbl);
-      -- Format 1 stages every table's rows in one table, the tenant's users, keys and audit events too: the owner
-      -- reads a copy of its own table's rows (under a name no one can guess), never that table.
-      entry_copy := NULL;
-      IF version OPERATOR(pg_catalog.=) 1 THEN
-        c := 'tenancy_doc_' OPERATOR(pg_catalog.||)
-             pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '') OPERATOR(pg_catalog.||) '_entry';
-        EXECUTE pg_catalog.format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT s.table_name, s.ord, s.row FROM %s s'
-                                  ' WHERE s.table_name OPERATOR(pg_catalog.=) %L', c, staging, con.name);
-        entry_copy := pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', c));
-        stmt := pg_catalog.replace(stmt, pg_catalog.format('FROM %s s WHERE', staging),
-                                   pg_catalog.format('FROM %s s WHERE', entry_copy));
-      END IF;
-      FOR ref IN SELECT DISTINCT d.rel FROM (VALUES (CASE WHEN version OPERATOR(pg_catalog.=) 1 THEN entry_copy END),
-                   (CASE WHEN prefix IS NOT NULL THEN
-                     pg_catalog.to_regclass(pg_catalog.format('pg_temp.%I', prefix OPERATOR(pg_catalog.||) con.i)) END),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_id_map')),
-                   (pg_catalog.to_regclass('pg_temp.tenancy_import_key_map'))) d(rel)
-                  WHERE d.rel IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %s', ref.rel, owner); -- regrole's text is quoted already
-      END LOOP;
-      -- A key the import keeps that a row here holds already (of any tenant) fails the owner's insert: reported
-      -- naming the key. (Checked by the insert itself: a check before it, as this function, would convert the
-      -- values to the column types with this function's rights, running the owner's domain checks and casts.)
-      BEGIN
-        PERFORM tenancy._write_as_table_owner(con.tbl, target, stmt);
-      EXCEPTION WHEN unique_violation THEN
-        GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
-        RAISE EXCEPTION USING ERRCODE = 'unique_violation', CONSTRAINT = c,
-          MESSAGE = pg_catalog.format('rows of table "%s" have keys that rows here hold already', con.tbl),
-          DETAIL = pg_catalog.format('Key "%s" of the imported rows is kept as it is, and it is not free in this database.', c),
-          HINT = CASE WHEN remap
-            THEN 'Import into another database, or make the key start with the tenant column (only uuid primary keys '
-                 'and keys drawn from a sequence get new values in a copy).'
-            ELSE 'Import into a database where these keys are free, or import a copy under a new id (new_id), which '
-                 'gives uuid primary keys and keys drawn from a sequence new values.' END;
-      END;
-      IF entry_copy IS NOT NULL THEN
-        EXECUTE pg_catalog.format('DROP TABLE %s', entry_copy);
-      END IF;
-    ELSE
-      EXECUTE stmt;
-    END IF;
-  END LOOP;
-
-  -- Sequences catch up with the values kept (same-id import into another database): the application's next
-  -- insert must not draw a value an imported row holds.
-  FOR con IN SELECT m.tbl, m.name FROM pg_temp.tenancy_import_columns m
-              WHERE m.type OPERATOR(pg_catalog.=) ANY (ARRAY['smallint', 'integer', 'bigint']::pg_catalog.regtype[])
-                AND pg_catalog.pg_get_serial_sequence(m.tbl::pg_catalog.text, m.name) IS NOT NULL LOOP
-    seq := pg_catalog.pg_get_serial_sequence(con.tbl::pg_catalog.text, con.name);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.setval(%L::pg_catalog.regclass, m.v) FROM (SELECT pg_catalog.max(t.%I) AS v'
-                   ' FROM %s t) m, %s s WHERE m.v >= CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END',
-                   seq, con.name, con.tbl, seq::pg_catalog.regclass);
-  END LOOP;
-  DROP TABLE pg_temp.tenancy_import_entries, pg_temp.tenancy_import_columns;
-  IF remap THEN
-    DROP TABLE pg_temp.tenancy_import_id_map, pg_temp.tenancy_import_key_map;
-  END IF;
-  RETURN target;
-END
-$$;
 
 -- ==== quota counter load (red team): the first load of a users/projects counter counts the tracked tables with
 -- superuser rights on the write path; its plain-read check takes ACCESS SHARE only, so an insert never waits behind
 -- a VACUUM or CREATE INDEX of a tracked table.
-CREATE OR REPLACE FUNCTION tenancy._quota_count_rows(tenant uuid, metric text) RETURNS bigint
-LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  tracked record;
-  total pg_catalog.int8 := 0;
-  n pg_catalog.int8;
-BEGIN
-  FOR tracked IN SELECT q.*, c.relkind, a.atttypid
-                   FROM tenancy.quota_tracked_tables q
-                   JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) q.table_name
-                   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
-                        AND a.attname OPERATOR(pg_catalog.=) q.tenant_column AND NOT a.attisdropped
-                  WHERE q.metric OPERATOR(pg_catalog.=) _quota_count_rows.metric
-                  ORDER BY q.table_name::pg_catalog.oid LOOP
-    IF NOT (tracked.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]))
-       OR tracked.atttypid IS DISTINCT FROM 'pg_catalog.uuid'::pg_catalog.regtype THEN
-      RAISE EXCEPTION 'tracked table % no longer has a uuid column "%"', tracked.table_name, tracked.tenant_column
-        USING ERRCODE = '42804',
-              HINT = 'Restore the table and its tenant column, or run tenancy.track_quota() on a table that has one.';
-    END IF;
-    -- Read with superuser rights: planning the count must run no code of the table's owner. On the write path
-    -- (a counter's first load), so without holding off a VACUUM or CREATE INDEX of the table.
-    PERFORM tenancy._require_plain_read(tracked.table_name, false);
-    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.=) $1%s',
-                   tracked.table_name, tracked.tenant_column,
-                   CASE WHEN tracked.status_column IS NULL THEN ''
-                        ELSE pg_catalog.format(' AND %I::pg_catalog.text OPERATOR(pg_catalog.<>) ''disabled''',
-                                               tracked.status_column) END)
-      INTO n USING tenant;
-    total := total OPERATOR(pg_catalog.+) n;
-  END LOOP;
-  RETURN total;
-END
-$$;
